@@ -1,0 +1,1 @@
+"""Scenes, preprocessing, patches and splits."""

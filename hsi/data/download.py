@@ -1,0 +1,47 @@
+"""Fetch a file into the cache with a progress bar, a checksum check and an atomic rename."""
+import hashlib
+import os
+import tempfile
+import urllib.request
+from pathlib import Path
+
+from ..errors import DataError
+
+
+def cache_dir():
+    """Where downloaded scenes live: ``$HSI_CACHE_DIR`` or ``~/.cache/hsi``."""
+    return Path(os.environ.get("HSI_CACHE_DIR") or Path.home() / ".cache" / "hsi")
+
+
+def sha256_of(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download(url, dest, sha256=None, *, progress=True):
+    """Download ``url`` to ``dest``; nothing is left at ``dest`` unless the whole file arrived and matches."""
+    from tqdm.auto import tqdm
+
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress) as bar:
+                for block in iter(lambda: response.read(1 << 16), b""):
+                    out.write(block)
+                    bar.update(len(block))
+        if sha256 and sha256_of(tmp) != sha256:
+            raise DataError(f"{url}: downloaded file does not match its sha256 {sha256}")
+        os.replace(tmp, dest)
+    except DataError:
+        os.unlink(tmp)
+        raise
+    except OSError as exc:
+        os.unlink(tmp)
+        raise DataError(f"{url}: download failed ({exc}); fetch the file by hand into {dest.parent}") from None
+    return dest

@@ -1,0 +1,118 @@
+"""Read cubes and label maps from .mat (v5 and v7.3), ENVI .hdr/.img and .npy files."""
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+
+_KINDS = {"cube": "3-D numeric array (rows, cols, bands)", "labels": "2-D integer label map (rows, cols)"}
+
+
+def read_array(path, key=None, kind="cube"):
+    """Return ``(array, wavelengths)`` read from ``path``; ``wavelengths`` is None unless the file has them.
+
+    ``kind`` is ``"cube"`` or ``"labels"``. Without ``key`` the file must hold exactly one array of that kind.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found (expected a {_KINDS[kind]})")
+    suffix = path.suffix.lower()
+    if suffix == ".mat":
+        arrays, wavelengths = _read_mat(path), None
+    elif suffix in (".hdr", ".img", ".raw", ".dat"):
+        arrays, wavelengths = _read_envi(path)
+    elif suffix == ".npy":
+        arrays, wavelengths = {"": _read_npy(path)}, None
+    else:
+        raise DataError(f"{path}: unsupported file type {suffix!r} (expected .mat, .hdr/.img or .npy)")
+    array = _pick(path, arrays, key, kind)
+    if kind == "labels" and array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    return array, wavelengths
+
+
+def _read_mat(path):
+    import h5py
+    import scipy.io
+
+    if h5py.is_hdf5(path):  # MATLAB v7.3
+        return _read_mat73(path)
+    try:
+        data = scipy.io.loadmat(path)
+    except Exception as exc:  # scipy raises many types for damaged files
+        raise DataError(f"{path}: unreadable or truncated .mat file ({_reason(exc)})") from None
+    return {k: v for k, v in data.items() if not k.startswith("__") and isinstance(v, np.ndarray)}
+
+
+def _read_mat73(path):
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            # MATLAB writes column-major, so h5py sees every array with its axes reversed.
+            return {k: np.asarray(v).T for k, v in f.items() if isinstance(v, h5py.Dataset)}
+    except (OSError, KeyError) as exc:
+        raise DataError(f"{path}: unreadable or truncated .mat v7.3 file ({_reason(exc)})") from None
+
+
+def _read_envi(path):
+    import spectral.io.envi as envi
+
+    hdr = path if path.suffix.lower() == ".hdr" else path.with_suffix(".hdr")
+    if not hdr.is_file():
+        raise DataError(f"{path}: ENVI header {hdr.name} not found beside it")
+    try:
+        image = envi.open(str(hdr))
+        array = np.asarray(image.load())
+    except Exception as exc:
+        raise DataError(f"{hdr}: unreadable ENVI image ({_reason(exc)})") from None
+    wavelengths = image.metadata.get("wavelength")
+    if wavelengths is not None:
+        try:
+            wavelengths = np.asarray(wavelengths, dtype=np.float64)
+        except ValueError:
+            wavelengths = None
+    return {"": array}, wavelengths
+
+
+def _read_npy(path):
+    try:
+        return np.load(path, allow_pickle=False)
+    except Exception as exc:
+        raise DataError(f"{path}: unreadable or truncated .npy file ({_reason(exc)})") from None
+
+
+def _pick(path, arrays, key, kind):
+    if key is not None:
+        if key not in arrays:
+            raise DataError(f"{path}: no array named {key!r}; the file holds {sorted(arrays)}")
+        array = arrays[key]
+        if not _fits(array, kind):
+            raise DataError(f"{path}: array {key!r} has shape {array.shape} and dtype {array.dtype}, "
+                            f"expected a {_KINDS[kind]}")
+        return array
+    candidates = [k for k, v in arrays.items() if _fits(v, kind)]
+    if not candidates:
+        found = ", ".join(f"{k or 'array'} {v.shape}" for k, v in arrays.items()) or "nothing"
+        raise DataError(f"{path}: no {_KINDS[kind]} found (the file holds {found})")
+    if len(candidates) > 1:
+        raise DataError(f"{path}: several arrays could be the {kind}: {sorted(candidates)}; "
+                        f"name one with the key option")
+    return arrays[candidates[0]]
+
+
+def _fits(array, kind):
+    if array.dtype.kind not in "uif" or array.size == 0:
+        return False
+    if kind == "cube":
+        return array.ndim == 3 and array.shape[2] > 1
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim != 2:
+        return False
+    return array.dtype.kind in "ui" or bool(np.all(np.isfinite(array)) and np.all(array == np.round(array)))
+
+
+def _reason(exc):
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

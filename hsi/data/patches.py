@@ -1,0 +1,87 @@
+"""Square windows around pixels as lazy views into one padded cube."""
+import numpy as np
+import torch
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ..errors import ConfigError
+
+PADDING_MODES = ("zero", "reflect")
+
+
+def check_patch_size(patch_size, shape=None):
+    """Patch sizes are odd and positive; reflect padding also needs the scene to be larger than the margin."""
+    if not isinstance(patch_size, (int, np.integer)) or patch_size < 1 or patch_size % 2 == 0:
+        raise ConfigError(f"patch size must be a positive odd number, got {patch_size}")
+    if shape is not None and patch_size > 2 * min(shape[:2]) - 1:
+        raise ConfigError(f"patch size {patch_size} is too large for a {shape[0]}x{shape[1]} scene "
+                          f"(at most {2 * min(shape[:2]) - 1})")
+
+
+def pad_cube(cube, patch_size, mode="zero"):
+    """Pad (rows, cols, bands) by ``patch_size // 2`` on each side so every pixel has a full window."""
+    check_patch_size(patch_size, cube.shape)
+    if mode not in PADDING_MODES:
+        raise ConfigError(f"padding must be one of {PADDING_MODES}, got {mode!r}")
+    margin = patch_size // 2
+    width = ((margin, margin), (margin, margin), (0, 0))
+    padded = np.pad(cube, width, mode="constant") if mode == "zero" else np.pad(cube, width, mode="reflect")
+    return np.ascontiguousarray(padded, dtype=np.float32)
+
+
+def collate_batch(batch):
+    """DataLoader ``collate_fn`` for :class:`PatchDataset`, whose ``__getitems__`` already builds the batch."""
+    return batch
+
+
+class PatchDataset(torch.utils.data.Dataset):
+    """Windows of ``padded`` centred on ``coords`` (pixel coordinates of the unpadded scene).
+
+    Items are ``(window, label)``: the window is ``(1, bands, size, size)`` float32 (``(bands, size, size)``
+    with ``spectral_channel=False``). Nothing is copied until a batch is asked for: the windows are a strided
+    view of the one padded array. ``augment`` adds random flips and quarter turns (use it for training only),
+    drawn from ``generator`` so runs are reproducible.
+    """
+
+    def __init__(self, padded, coords, labels=None, patch_size=25, *, spectral_channel=True, augment=False,
+                 generator=None):
+        coords = np.asarray(coords, dtype=np.int64).reshape(-1, 2)
+        self.padded = padded
+        self.patch_size = patch_size
+        # (rows, cols, bands, size, size): window of pixel (r, c) is windows[r, c]; a view, no copy.
+        self.windows = sliding_window_view(padded, (patch_size, patch_size), axis=(0, 1))
+        if coords.size and (coords.min() < 0 or (coords >= self.windows.shape[:2]).any()):
+            raise ConfigError(f"pixel coordinates must lie inside the {self.windows.shape[0]}x"
+                              f"{self.windows.shape[1]} scene")
+        self.coords = coords
+        self.labels = None if labels is None else np.asarray(labels, dtype=np.int64)
+        self.spectral_channel = spectral_channel
+        self.augment = augment
+        self.generator = generator
+
+    def __len__(self):
+        return len(self.coords)
+
+    def __getitem__(self, index):
+        x, y = self.__getitems__([index])
+        return x[0], y[0]
+
+    def __getitems__(self, indices):
+        """A whole batch in one vectorised gather: ``(windows (B, 1, bands, s, s), labels (B,))``."""
+        rows, cols = self.coords[indices].T
+        x = torch.from_numpy(np.ascontiguousarray(self.windows[rows, cols]))
+        if self.augment:
+            x = self._augment(x)
+        if self.spectral_channel:
+            x = x.unsqueeze(1)
+        y = torch.from_numpy(self.labels[indices]) if self.labels is not None else torch.full((len(x),), -1)
+        return x, y
+
+    def _augment(self, x):
+        flips = torch.randint(0, 2, (len(x),), generator=self.generator).bool()
+        turns = torch.randint(0, 4, (len(x),), generator=self.generator)
+        x = torch.where(flips[:, None, None, None], x.flip(-1), x)
+        for k in (1, 2, 3):
+            chosen = turns == k
+            if chosen.any():
+                x[chosen] = torch.rot90(x[chosen], k, dims=(-2, -1))
+        return x

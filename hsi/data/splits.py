@@ -1,0 +1,210 @@
+"""Train / validation / test splits of the labelled pixels, as label maps (-1 outside the subset)."""
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.ndimage import maximum_filter
+
+from ..errors import SplitError
+
+SPLIT_MODES = ("random", "fixed", "disjoint")
+
+
+@dataclass
+class Split:
+    """Three (rows, cols) maps holding the class of each pixel in that subset and -1 elsewhere."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    mode: str
+    info: dict = field(default_factory=dict)
+
+    def coords(self, subset):
+        """(N, 2) row/col coordinates and (N,) classes of a subset, in raster order."""
+        labels = getattr(self, subset)
+        rows, cols = np.nonzero(labels >= 0)
+        return np.stack([rows, cols], axis=1), labels[rows, cols]
+
+    def counts(self, n_classes):
+        """Pixels per class in each subset."""
+        return {name: np.bincount(getattr(self, name)[getattr(self, name) >= 0], minlength=n_classes).tolist()
+                for name in ("train", "val", "test")}
+
+    def save(self, path):
+        from ..atomic import atomic_path
+
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez_compressed(f, train=self.train, val=self.val, test=self.test, mode=self.mode)
+
+    @classmethod
+    def load(cls, path):
+        with np.load(path, allow_pickle=False) as data:
+            return cls(data["train"], data["val"], data["test"], str(data["mode"]))
+
+
+def make_split(labels, mode="random", *, train_ratio=None, train_per_class=None, val_ratio=0.1,
+               patch_size=25, min_per_class=1, max_fraction=0.5, seed=0):
+    """Split ``labels`` (classes 0..K-1, -1 unlabelled) by ``mode``; deterministic for a seed."""
+    if mode not in SPLIT_MODES:
+        raise SplitError(f"split mode must be one of {SPLIT_MODES}, got {mode!r}")
+    if not 0 <= val_ratio < 1:
+        raise SplitError(f"validation ratio must be in [0, 1), got {val_ratio}")
+    rng = np.random.default_rng(seed)
+    if mode == "fixed":
+        if train_per_class is None:
+            raise SplitError("the fixed split needs a number of training pixels per class")
+        return fixed_split(labels, train_per_class, val_ratio=val_ratio, max_fraction=max_fraction, rng=rng)
+    if train_ratio is None and train_per_class is None:
+        train_ratio = 0.1
+    if mode == "disjoint":
+        if train_ratio is None:
+            raise SplitError("the disjoint split takes a train ratio, not a count per class")
+        return disjoint_split(labels, train_ratio, patch_size=patch_size, val_ratio=val_ratio, rng=rng)
+    return random_split(labels, train_ratio=train_ratio, train_per_class=train_per_class, val_ratio=val_ratio,
+                        min_per_class=min_per_class, rng=rng)
+
+
+def random_split(labels, *, train_ratio=None, train_per_class=None, val_ratio=0.1, min_per_class=1, rng=None):
+    """Stratified random split: per class a ratio (or count) of pixels for training, the rest for testing."""
+    if train_ratio is not None and not 0 < train_ratio < 1:
+        raise SplitError(f"train ratio must be between 0 and 1, got {train_ratio}")
+    rng = rng or np.random.default_rng(0)
+    train = np.full(labels.shape, -1, dtype=np.int64)
+    test = train.copy()
+    for k, pixels in _class_pixels(labels, rng):
+        n = len(pixels)
+        wanted = train_per_class if train_per_class is not None else int(round(train_ratio * n))
+        n_train = max(wanted, min_per_class)
+        if n_train >= n:
+            raise SplitError(f"class {k} has {n} labelled pixels, too few for {n_train} training pixels and at "
+                             f"least one test pixel; lower the train ratio or count")
+        _put(train, pixels[:n_train], k)
+        _put(test, pixels[n_train:], k)
+    train, val = _carve_val(train, val_ratio, rng)
+    return Split(train, val, test, "random")
+
+
+def fixed_split(labels, per_class, *, val_ratio=0.1, max_fraction=0.5, rng=None):
+    """``per_class`` training pixels per class; a small class gives at most ``max_fraction`` of its pixels."""
+    if per_class < 1:
+        raise SplitError(f"training pixels per class must be at least 1, got {per_class}")
+    rng = rng or np.random.default_rng(0)
+    train = np.full(labels.shape, -1, dtype=np.int64)
+    test = train.copy()
+    capped = []
+    for k, pixels in _class_pixels(labels, rng):
+        n_train = min(per_class, int(max_fraction * len(pixels)))
+        if n_train < 1:
+            raise SplitError(f"class {k} has only {len(pixels)} labelled pixels, too few to split")
+        if n_train < per_class:
+            capped.append(f"class {k}: {n_train} of {len(pixels)}")
+        _put(train, pixels[:n_train], k)
+        _put(test, pixels[n_train:], k)
+    if capped:
+        warnings.warn(f"small classes capped at {max_fraction:.0%} of their pixels for training: "
+                      + "; ".join(capped), stacklevel=2)
+    train, val = _carve_val(train, val_ratio, rng)
+    return Split(train, val, test, "fixed")
+
+
+def disjoint_split(labels, train_ratio, *, patch_size=25, val_ratio=0.1, rng=None, tries=32):
+    """Spatially disjoint split: no test window (``patch_size`` wide) holds a training or validation pixel.
+
+    Per class, training takes whole parcels (8-connected regions) or, when that misses the ratio, a
+    stripe from the top, bottom, left or right: whichever candidate is closest to the ratio while losing
+    the fewest test pixels. Validation is the part of each class's training region farthest along the
+    same order (a separate region, not a buffered one). Labelled pixels within ``patch_size // 2`` of
+    training or validation pixels belong to no subset (the buffer).
+    """
+    if not 0 < train_ratio < 1:
+        raise SplitError(f"train ratio must be between 0 and 1, got {train_ratio}")
+    rng = rng or np.random.default_rng(0)
+    labelled = labels >= 0
+    size = 2 * (patch_size // 2) + 1
+    n_classes = int(labels.max(initial=-1)) + 1
+    held = np.zeros(labels.shape, dtype=bool)         # pixels given to training or validation so far
+    train = np.full(labels.shape, -1, dtype=np.int64)
+    val = train.copy()
+    totals = np.bincount(labels[labelled], minlength=n_classes)
+    for k in np.argsort(totals, kind="stable"):      # small classes choose first, while there is room
+        pixels = np.argwhere(labels == k)
+        if len(pixels) < 2:
+            continue
+        target = max(1, int(round(train_ratio * len(pixels))))
+        best = None
+        for chosen in _region_candidates(labels == k, pixels, target, rng, tries):
+            trial = held.copy()
+            trial[chosen[:, 0], chosen[:, 1]] = True
+            lost = labelled & ~trial & maximum_filter(trial, size=size)
+            # each class's lost test pixels count as a fraction of that class, so small classes survive
+            score = abs(len(chosen) - target) / target + (np.bincount(labels[lost], minlength=n_classes)
+                                                          / np.maximum(totals, 1)).sum()
+            if best is None or score < best[0]:
+                best = (score, chosen)
+        chosen = best[1]
+        n_val = min(int(round(val_ratio * len(chosen))), len(chosen) - 1)
+        _put(train, chosen[:len(chosen) - n_val], k)
+        _put(val, chosen[len(chosen) - n_val:], k)
+        held[chosen[:, 0], chosen[:, 1]] = True
+    test = np.where(labelled & ~maximum_filter(held, size=size), labels, -1)
+    split = Split(train, val, test, "disjoint")
+    counts = split.counts(n_classes)
+    split.info = {"buffer": patch_size // 2, "buffer_pixels": int((labelled & ~held & (test < 0)).sum()),
+                  "achieved_train_ratio": [round(float((a + b) / t), 4) if t else 0.0
+                                           for a, b, t in zip(counts["train"], counts["val"], totals)]}
+    missing = [k for k in range(n_classes) if totals[k] and (counts["train"][k] == 0 or counts["test"][k] == 0)]
+    if missing:
+        warnings.warn(f"disjoint split: classes {missing} have no training or no test pixels left after the "
+                      f"{patch_size // 2}-pixel buffer (too few or too compact pixels)", stacklevel=2)
+    return split
+
+
+def _region_candidates(mask, pixels, target, rng, tries):
+    """Candidate training regions of one class, each as (n, 2) coordinates ordered so that the tail is the
+    part to give to validation: unions of whole parcels, and stripes from each side."""
+    from scipy.ndimage import label as connected
+
+    parcels, n_parcels = connected(mask, structure=np.ones((3, 3)))
+    ids = parcels[pixels[:, 0], pixels[:, 1]]
+    sizes = np.bincount(ids, minlength=n_parcels + 1)
+    if n_parcels > 1:
+        seen = set()
+        for _ in range(tries):
+            picked, total = [], 0
+            for p in rng.permutation(np.arange(1, n_parcels + 1)):
+                if abs(total + sizes[p] - target) < abs(total - target):
+                    picked.append(int(p))
+                    total += sizes[p]
+            if picked and tuple(sorted(picked)) not in seen:
+                seen.add(tuple(sorted(picked)))
+                yield np.concatenate([pixels[ids == p] for p in picked])
+    for axis in (0, 1):
+        for sign in (1, -1):
+            order = np.lexsort((pixels[:, 1 - axis], sign * pixels[:, axis]))
+            yield pixels[order[:target]]
+
+
+def _class_pixels(labels, rng):
+    """(class, shuffled (n, 2) coordinates) for every class present."""
+    for k in range(int(labels.max(initial=-1)) + 1):
+        pixels = np.argwhere(labels == k)
+        if len(pixels):
+            yield k, pixels[rng.permutation(len(pixels))]
+
+
+def _put(target, pixels, k):
+    target[pixels[:, 0], pixels[:, 1]] = k
+
+
+def _carve_val(train, val_ratio, rng):
+    """Move ``val_ratio`` of each class's training pixels (keeping at least one for training) to validation."""
+    val = np.full(train.shape, -1, dtype=np.int64)
+    if val_ratio == 0:
+        return train, val
+    for k, pixels in _class_pixels(train, rng):
+        n_val = min(int(round(val_ratio * len(pixels))), len(pixels) - 1)
+        _put(val, pixels[:n_val], k)
+        train[pixels[:n_val, 0], pixels[:n_val, 1]] = -1
+    return train, val

@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+from numpy.lib.stride_tricks import sliding_window_view
+
+import hsi
+from hsi.data.splits import Split, make_split
+
+
+def _covers_all_labelled_once(split, labels):
+    owners = (split.train >= 0).astype(int) + (split.val >= 0) + (split.test >= 0)
+    assert owners.max() <= 1
+    for part in (split.train, split.val, split.test):
+        assert np.array_equal(part[part >= 0], labels[part >= 0])
+
+
+def test_random_split_is_stratified_and_seeded(indian_pines):
+    labels = indian_pines.labels
+    a = make_split(labels, "random", train_ratio=0.3, val_ratio=0.1, seed=0)
+    b = make_split(labels, "random", train_ratio=0.3, val_ratio=0.1, seed=0)
+    c = make_split(labels, "random", train_ratio=0.3, val_ratio=0.1, seed=1)
+    assert np.array_equal(a.train, b.train) and not np.array_equal(a.train, c.train)
+    _covers_all_labelled_once(a, labels)
+    counts, totals = a.counts(16), indian_pines.class_counts()
+    taken = np.add(counts["train"], counts["val"])
+    np.testing.assert_array_equal(taken, np.round(0.3 * totals).astype(int))
+    assert (taken + counts["test"] == totals).all()
+
+
+def test_random_split_too_small_class_is_named(indian_pines):
+    with pytest.raises(hsi.SplitError, match="class 8 has 20 labelled pixels"):
+        make_split(indian_pines.labels, "random", train_per_class=20)
+
+
+def test_fixed_split_caps_small_classes_with_warning(indian_pines):
+    with pytest.warns(UserWarning, match="class 8: 10 of 20"):
+        split = make_split(indian_pines.labels, "fixed", train_per_class=50, val_ratio=0)
+    assert split.counts(16)["train"][8] == 10 and split.counts(16)["train"][1] == 50
+
+
+def test_disjoint_split_no_test_window_holds_a_training_pixel(indian_pines):
+    labels = indian_pines.labels
+    with pytest.warns(UserWarning, match="no training or no test"):
+        split = make_split(labels, "disjoint", train_ratio=0.1, patch_size=25, seed=0)
+    _covers_all_labelled_once(split, labels)
+    held = np.pad((split.train >= 0) | (split.val >= 0), 12)
+    windows = sliding_window_view(held, (25, 25))          # exhaustive: every test pixel's 25x25 window
+    rows, cols = np.nonzero(split.test >= 0)
+    assert len(rows) > 3000
+    assert not windows[rows, cols].any()
+    counts, totals = split.counts(16), indian_pines.class_counts()
+    enough = totals >= 200                                  # compact classes of under 200 pixels cannot survive
+    assert all(counts["train"][k] > 0 and counts["test"][k] > 0 for k in np.nonzero(enough)[0])
+    ratio = np.array(split.info["achieved_train_ratio"])
+    print("achieved train ratio per class:", ratio.tolist())
+    assert np.abs(ratio - 0.1).max() < 0.02
+
+
+def test_split_save_load(tmp_path, salinas_a):
+    split = make_split(salinas_a.labels, "random", train_ratio=0.1, seed=3)
+    split.save(tmp_path / "split.npz")
+    again = Split.load(tmp_path / "split.npz")
+    assert again.mode == "random"
+    for name in ("train", "val", "test"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(split, name))
+    assert [p.name for p in tmp_path.iterdir()] == ["split.npz"]
