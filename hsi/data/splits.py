@@ -45,8 +45,11 @@ class Split:
 
 
 def make_split(labels, mode="random", *, train_ratio=None, train_per_class=None, val_ratio=0.1,
-               patch_size=25, min_per_class=1, max_fraction=0.5, seed=0):
-    """Split ``labels`` (classes 0..K-1, -1 unlabelled) by ``mode``; deterministic for a seed."""
+               patch_size=25, min_per_class=1, max_fraction=0.5, seed=0, class_names=None):
+    """Split ``labels`` (classes 0..K-1, -1 unlabelled) by ``mode``; deterministic for a seed.
+
+    ``class_names`` only serve the error and warning messages.
+    """
     if mode not in SPLIT_MODES:
         raise SplitError(f"split mode must be one of {SPLIT_MODES}, got {mode!r}")
     if not 0 <= val_ratio < 1:
@@ -55,7 +58,8 @@ def make_split(labels, mode="random", *, train_ratio=None, train_per_class=None,
     if mode == "fixed":
         if train_per_class is None:
             raise SplitError("the fixed split needs a number of training pixels per class")
-        return fixed_split(labels, train_per_class, val_ratio=val_ratio, max_fraction=max_fraction, rng=rng)
+        return fixed_split(labels, train_per_class, val_ratio=val_ratio, max_fraction=max_fraction, rng=rng,
+                           class_names=class_names)
     if train_ratio is None and train_per_class is None:
         train_ratio = 0.1
     if mode == "disjoint":
@@ -63,10 +67,11 @@ def make_split(labels, mode="random", *, train_ratio=None, train_per_class=None,
             raise SplitError("the disjoint split takes a train ratio, not a count per class")
         return disjoint_split(labels, train_ratio, patch_size=patch_size, val_ratio=val_ratio, rng=rng)
     return random_split(labels, train_ratio=train_ratio, train_per_class=train_per_class, val_ratio=val_ratio,
-                        min_per_class=min_per_class, rng=rng)
+                        min_per_class=min_per_class, rng=rng, class_names=class_names)
 
 
-def random_split(labels, *, train_ratio=None, train_per_class=None, val_ratio=0.1, min_per_class=1, rng=None):
+def random_split(labels, *, train_ratio=None, train_per_class=None, val_ratio=0.1, min_per_class=1, rng=None,
+                 class_names=None):
     """Stratified random split: per class a ratio (or count) of pixels for training, the rest for testing."""
     if train_ratio is not None and not 0 < train_ratio < 1:
         raise SplitError(f"train ratio must be between 0 and 1, got {train_ratio}")
@@ -78,7 +83,8 @@ def random_split(labels, *, train_ratio=None, train_per_class=None, val_ratio=0.
         wanted = train_per_class if train_per_class is not None else int(round(train_ratio * n))
         n_train = max(wanted, min_per_class)
         if n_train >= n:
-            raise SplitError(f"class {k} has {n} labelled pixels, too few for {n_train} training pixels and at "
+            raise SplitError(f"{_describe(k, class_names)} has {n} labelled pixels, too few for {n_train} training "
+                             f"pixels and at "
                              f"least one test pixel; lower the train ratio or count")
         _put(train, pixels[:n_train], k)
         _put(test, pixels[n_train:], k)
@@ -86,7 +92,7 @@ def random_split(labels, *, train_ratio=None, train_per_class=None, val_ratio=0.
     return Split(train, val, test, "random")
 
 
-def fixed_split(labels, per_class, *, val_ratio=0.1, max_fraction=0.5, rng=None):
+def fixed_split(labels, per_class, *, val_ratio=0.1, max_fraction=0.5, rng=None, class_names=None):
     """``per_class`` training pixels per class; a small class gives at most ``max_fraction`` of its pixels."""
     if per_class < 1:
         raise SplitError(f"training pixels per class must be at least 1, got {per_class}")
@@ -97,9 +103,9 @@ def fixed_split(labels, per_class, *, val_ratio=0.1, max_fraction=0.5, rng=None)
     for k, pixels in _class_pixels(labels, rng):
         n_train = min(per_class, int(max_fraction * len(pixels)))
         if n_train < 1:
-            raise SplitError(f"class {k} has only {len(pixels)} labelled pixels, too few to split")
+            raise SplitError(f"{_describe(k, class_names)} has only {len(pixels)} labelled pixels, too few to split")
         if n_train < per_class:
-            capped.append(f"class {k}: {n_train} of {len(pixels)}")
+            capped.append(f"{_describe(k, class_names)}: {n_train} of {len(pixels)}")
         _put(train, pixels[:n_train], k)
         _put(test, pixels[n_train:], k)
     if capped:
@@ -184,6 +190,10 @@ def _region_candidates(mask, pixels, target, rng, tries):
         for sign in (1, -1):
             order = np.lexsort((pixels[:, 1 - axis], sign * pixels[:, axis]))
             yield pixels[order[:target]]
+
+
+def _describe(k, class_names):
+    return f"class {k}" if class_names is None else f"class {k} ({class_names[k]})"
 
 
 def _class_pixels(labels, rng):
