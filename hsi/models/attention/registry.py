@@ -1,0 +1,123 @@
+"""Attention blocks chosen by a short name: ``create_attention("cbam", channels)``.
+
+Every block is built as ``Block(channels, **kw)`` and maps ``(N, C, H, W)`` to the same shape. Built-in
+blocks register themselves with :func:`register_attention`; installed packages add blocks through the
+``hsi.attention`` entry-point group (name = block name, value = class or factory), read at first use.
+"""
+import numbers
+import warnings
+from importlib.metadata import entry_points
+
+from torch import nn
+
+from ...errors import ConfigError
+
+ENTRY_POINT_GROUP = "hsi.attention"
+_registered = {}        # lower-case name -> class or factory registered in code (built-ins first)
+_entry_points = None    # lower-case name -> class or factory from installed packages; None until first use
+
+
+def check_positive(name, value):
+    """``value`` as an int >= 1, or a ConfigError naming the argument."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def check_positive_tuple(name, values):
+    """``values`` as a non-empty tuple of ints >= 1, or a ConfigError naming the argument."""
+    values = tuple(check_positive(f"each of {name}", value) for value in values)
+    if not values:
+        raise ConfigError(f"{name} must list at least one value, got an empty sequence")
+    return values
+
+
+def hidden_width(channels, reduction, min_hidden):
+    """Bottleneck width ``max(channels // reduction, min_hidden)``, with every argument checked."""
+    channels = check_positive("channels", channels)
+    return max(channels // check_positive("reduction", reduction), check_positive("min_hidden", min_hidden))
+
+
+def _key(name):
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"an attention block name must be a non-empty string, got {name!r}")
+    key = name.strip().lower()
+    if key == "none":
+        raise ConfigError("'none' means no attention block and cannot be registered")
+    return key
+
+
+def register_attention(name):
+    """Decorator registering a class or factory ``f(channels, **kw) -> nn.Module`` under ``name``."""
+    key = _key(name)
+
+    def decorator(block):
+        if key in _registered and _registered[key] is not block:
+            raise ConfigError(f"attention block {key!r} is already registered as {_registered[key]!r}")
+        _registered[key] = block
+        return block
+
+    return decorator
+
+
+def _load_entry_points(force=False):
+    """Blocks offered by installed packages, read once (again with ``force=True``); broken ones are skipped."""
+    global _entry_points
+    if _entry_points is not None and not force:
+        return _entry_points
+    found = {}
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        key = entry.name.strip().lower()
+        if key in _registered or key in found:
+            owner = "a built-in block" if key in _registered else "another entry point"
+            warnings.warn(f"attention entry point {entry.name!r} = {entry.value!r} ignored: {owner} already "
+                          f"has that name", RuntimeWarning, stacklevel=3)
+            continue
+        try:
+            block = entry.load()
+        except Exception as error:  # a broken plug-in must not take the built-in blocks down with it
+            warnings.warn(f"attention entry point {entry.name!r} = {entry.value!r} skipped: it failed to load "
+                          f"({type(error).__name__}: {error})", RuntimeWarning, stacklevel=3)
+            continue
+        if not callable(block):
+            warnings.warn(f"attention entry point {entry.name!r} = {entry.value!r} skipped: it is not a class "
+                          f"or factory", RuntimeWarning, stacklevel=3)
+            continue
+        found[key] = block
+    _entry_points = found
+    return _entry_points
+
+
+def reload_entry_points():
+    """Read the ``hsi.attention`` entry points again (after installing a package or changing ``sys.path``)."""
+    _load_entry_points(force=True)
+
+
+def list_attention():
+    """Sorted names of every known block: built-in, registered in code, or offered by an installed package."""
+    return sorted({*_registered, *_load_entry_points()})
+
+
+def create_attention(spec, channels, **kw):
+    """The block ``spec`` for ``channels`` channels, or None for ``spec`` None / ``"none"``.
+
+    ``spec`` is a registered name (any case), an ``nn.Module`` subclass or a factory; classes and factories
+    are called as ``spec(channels, **kw)``.
+    """
+    if spec is None or (isinstance(spec, str) and spec.strip().lower() == "none"):
+        return None
+    channels = check_positive("channels", channels)
+    if isinstance(spec, str):
+        key = spec.strip().lower()
+        factory = _registered.get(key) or _load_entry_points().get(key)
+        if factory is None:
+            raise ConfigError(f"unknown attention block {spec!r}; known blocks: {', '.join(list_attention())}")
+    elif callable(spec):
+        factory = spec
+    else:
+        raise ConfigError(f"attention must be None, a block name, an nn.Module class or a factory, "
+                          f"got {type(spec).__name__} {spec!r}")
+    block = factory(channels, **kw)
+    if not isinstance(block, nn.Module):
+        raise ConfigError(f"attention block {spec!r} built a {type(block).__name__}, expected an nn.Module")
+    return block

@@ -1,0 +1,30 @@
+"""Strip pooling (SPNet, Hou et al., CVPR 2020)."""
+import torch
+from torch import nn
+
+from ...errors import ConfigError
+from .registry import check_positive, register_attention
+
+
+@register_attention("strip_pool")
+class StripPooling(nn.Module):
+    """SPNet strip pooling module: a sigmoid gate built from long, narrow pooling windows.
+
+    The input is averaged over each row (an H x 1 strip) and over each column (1 x W); a 1-D conv of
+    ``kernel_size`` runs along each strip, both are broadcast back to H x W, summed, passed through ReLU and
+    a 1x1 conv, and the sigmoid of that scales ``x``.
+    """
+
+    def __init__(self, channels, *, kernel_size=3):
+        super().__init__()
+        channels = check_positive("channels", channels)
+        if check_positive("kernel_size", kernel_size) % 2 == 0:
+            raise ConfigError(f"kernel_size must be odd, got {kernel_size}")
+        self.vertical = nn.Conv2d(channels, channels, (kernel_size, 1), padding=(kernel_size // 2, 0))
+        self.horizontal = nn.Conv2d(channels, channels, (1, kernel_size), padding=(0, kernel_size // 2))
+        self.fuse = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x):
+        vertical = self.vertical(x.mean(3, keepdim=True))        # (N, C, H, 1)
+        horizontal = self.horizontal(x.mean(2, keepdim=True))    # (N, C, 1, W)
+        return x * torch.sigmoid(self.fuse(torch.relu(vertical + horizontal)))

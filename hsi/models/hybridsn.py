@@ -1,0 +1,143 @@
+"""The HybridSN family (Roy et al. 2019) with attention slots.
+
+A network is a chain of translation-equivariant *stages* (valid, stride-1 convolutions with batch norm and
+ReLU), each followed by an attention *slot*, then a dense *head* on the flattened last map. Every size is
+derived from ``bands`` and ``patch_size`` at construction, and the same split into stages is what lets
+:mod:`hsi.models.dense` run a trained network over a whole scene at once.
+"""
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from .attention import create_attention
+
+
+def _conv_block(conv, batch_norm):
+    norm = (nn.BatchNorm3d if isinstance(conv, nn.Conv3d) else nn.BatchNorm2d)(conv.out_channels)
+    return [conv, norm, nn.ReLU(inplace=True)] if batch_norm else [conv, nn.ReLU(inplace=True)]
+
+
+class Conv3dStack(nn.Module):
+    """Three valid 3-D convolutions (8@7×3×3, 16@5×3×3, 32@3×3×3) over a one-channel volume: the input
+    (N, 1, depth, H, W), or (N, depth, H, W) whose channels become the depth axis. The output's depth is
+    folded into the channel axis, giving (N, 32 × depth', H', W')."""
+
+    kernels = ((8, 7), (16, 5), (32, 3))
+
+    def __init__(self, batch_norm=True):
+        super().__init__()
+        layers, channels = [], 1
+        for out, depth in self.kernels:
+            layers += _conv_block(nn.Conv3d(channels, out, (depth, 3, 3), bias=not batch_norm), batch_norm)
+            channels = out
+        self.layers = nn.Sequential(*layers)
+
+    @classmethod
+    def depth_lost(cls):
+        return sum(depth - 1 for _, depth in cls.kernels)
+
+    def forward(self, x):
+        x = self.layers(x.unsqueeze(1) if x.dim() == 4 else x)
+        return x.flatten(1, 2)
+
+
+class Conv2dLayer(nn.Module):
+    """A valid 3×3 2-D convolution with batch norm and ReLU; a 5-D input (N, 1, bands, H, W) is read with
+    its bands as channels."""
+
+    def __init__(self, in_channels, out_channels=64, batch_norm=True):
+        super().__init__()
+        self.layers = nn.Sequential(*_conv_block(nn.Conv2d(in_channels, out_channels, 3, bias=not batch_norm),
+                                                 batch_norm))
+
+    def forward(self, x):
+        return self.layers(x.flatten(1, 2) if x.dim() == 5 else x)
+
+
+def _head(in_features, n_classes, dropout):
+    return nn.Sequential(nn.Linear(in_features, 256), nn.ReLU(inplace=True), nn.Dropout(dropout),
+                         nn.Linear(256, 128), nn.ReLU(inplace=True), nn.Dropout(dropout),
+                         nn.Linear(128, n_classes))
+
+
+class HybridSN(nn.Module):
+    """Stages with an attention slot after each, then the dense head.
+
+    Input ``(N, 1, bands, patch, patch)``, output logits ``(N, n_classes)``. ``window_sizes[i]`` is the
+    spatial size of the map after stage ``i`` for one patch, and ``slot_names[i]`` the name of its slot.
+    """
+
+    def __init__(self, stages, slot_names, bands, n_classes, patch_size, attention=None, dropout=0.4):
+        super().__init__()
+        self.bands, self.n_classes, self.patch_size = bands, n_classes, patch_size
+        self.stages = nn.ModuleList(stages)
+        self.slot_names = tuple(slot_names)
+        shapes = self._trace_shapes()
+        specs = _slot_specs(attention, self.slot_names)
+        self.slots = nn.ModuleList(create_attention(specs[name], shape[0]) or nn.Identity()
+                                   for name, shape in zip(self.slot_names, shapes))
+        self.window_sizes = tuple(shape[-1] for shape in shapes)
+        channels, height, width = shapes[-1]
+        self.head = _head(channels * height * width, n_classes, dropout)
+
+    def _trace_shapes(self):
+        """(channels, H, W) after each stage for one patch, from a dummy pass in eval mode."""
+        x = torch.zeros(1, 1, self.bands, self.patch_size, self.patch_size)
+        shapes = []
+        with torch.no_grad():
+            for stage in self.stages:
+                x = stage.eval()(x)
+                shapes.append(tuple(x.shape[1:]))
+        self.train()
+        return shapes
+
+    def features(self, x, start=0):
+        """Stages and slots from stage ``start`` on."""
+        for stage, slot in zip(self.stages[start:], self.slots[start:]):
+            x = slot(stage(x))
+        return x
+
+    def forward(self, x):
+        return self.head(self.features(x).flatten(1))
+
+
+def _slot_specs(attention, slot_names):
+    if isinstance(attention, dict):
+        unknown = sorted(set(attention) - set(slot_names))
+        if unknown:
+            raise ConfigError(f"unknown attention slot(s) {unknown}; this model's slots are {list(slot_names)}")
+        return {name: attention.get(name) for name in slot_names}
+    return {name: attention for name in slot_names}
+
+
+def _check_sizes(model_name, bands, patch_size, min_bands, min_patch):
+    if not isinstance(patch_size, int) or patch_size % 2 == 0 or patch_size < min_patch:
+        raise ConfigError(f"{model_name} needs an odd patch size of at least {min_patch} (its valid "
+                          f"convolutions shrink the window by {min_patch - 1}), got {patch_size}")
+    if bands < min_bands:
+        raise ConfigError(f"{model_name} needs at least {min_bands} bands (PCA components) for its spectral "
+                          f"convolutions, got {bands}")
+
+
+def hybridsn(*, bands, n_classes, patch_size=25, attention=None, batch_norm=True, dropout=0.4):
+    """HybridSN (Roy et al. 2019): 3-D convolutions, spectral depth folded into channels, a 2-D convolution,
+    then Linear 256 → Linear 128 → Linear n_classes with dropout. Slots: ``after_3d``, ``after_2d``."""
+    _check_sizes("hybridsn", bands, patch_size, 1 + Conv3dStack.depth_lost(), 9)
+    stack = Conv3dStack(batch_norm)
+    folded = Conv3dStack.kernels[-1][0] * (bands - Conv3dStack.depth_lost())
+    return HybridSN([stack, Conv2dLayer(folded, 64, batch_norm)], ("after_3d", "after_2d"), bands, n_classes,
+                    patch_size, attention, dropout)
+
+
+def hybridsn_2d3d(*, bands, n_classes, patch_size=25, attention=None, batch_norm=True, dropout=0.4):
+    """The "2-D first" variant: a 2-D convolution with the bands as channels, its 64 maps lifted to a 3-D
+    volume, then the three 3-D convolutions and the same head. Slots: ``after_2d``, ``after_3d``."""
+    _check_sizes("hybridsn_2d3d", bands, patch_size, 1, 9)
+    return HybridSN([Conv2dLayer(bands, 64, batch_norm), Conv3dStack(batch_norm)], ("after_2d", "after_3d"), bands, n_classes, patch_size,
+                    attention, dropout)
+
+
+def hybridsn_se(*, bands, n_classes, patch_size=25, attention="se", batch_norm=True, dropout=0.1):
+    """HybridSN with squeeze-excitation after the 3-D stack and after the 2-D convolution, dropout 0.1."""
+    return hybridsn(bands=bands, n_classes=n_classes, patch_size=patch_size, attention=attention,
+                    batch_norm=batch_norm, dropout=dropout)
