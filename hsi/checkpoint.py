@@ -1,0 +1,109 @@
+"""Checkpoints: plain tensors, numbers, strings, lists and dicts, read back with ``weights_only=True``.
+
+A checkpoint carries everything needed to rebuild the model and apply it to a scene file (model name and
+keyword arguments, weights, the fitted PCA, patch size, padding, class names, label ids, palette) and,
+for resuming, the optimizer, scheduler, epoch, early-stopping and RNG states.
+"""
+import pickle
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .atomic import atomic_path
+from .data.preprocess import Reducer
+from .errors import CheckpointError
+
+FORMAT = "hsi-checkpoint/1"
+
+
+def save_checkpoint(payload, path):
+    """Write ``payload`` atomically (temporary file in the same directory, then rename)."""
+    with atomic_path(path) as tmp:
+        torch.save({"format": FORMAT, **payload}, tmp)
+
+
+def load_checkpoint(path):
+    """Read a checkpoint without running any code stored in it; refuse anything else with a clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        if "Unsupported global" in str(exc) or "weights_only" in str(exc):
+            raise CheckpointError(f"{path}: refused to load: the file holds pickled Python objects, not plain "
+                                  f"tensors and numbers, and loading it could run code ({first})") from None
+        raise CheckpointError(f"{path}: corrupted checkpoint ({first})") from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: corrupted or truncated checkpoint ({first})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not an hsi checkpoint (expected a file written by hsi train)")
+    return payload
+
+
+@dataclass
+class TrainedModel:
+    """A model in eval mode with everything needed to apply it to a new scene."""
+
+    model: torch.nn.Module
+    reducer: Reducer | None      # None: the scene is fed as it is (already reduced to the model's bands)
+    patch_size: int
+    padding: str
+    class_names: list
+    label_ids: np.ndarray
+    palette: np.ndarray
+    bands_in: int
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint):
+        """Rebuild from a checkpoint path or an already loaded checkpoint dict."""
+        from .models import build_model
+
+        payload = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
+        try:
+            model = build_model(payload["model"]["name"], **payload["model"]["kwargs"])
+            model.load_state_dict(payload["state_dict"])
+            reducer = Reducer.from_dict(payload["preprocess"])
+            return cls(model.eval(), reducer, int(payload["patch_size"]), payload["padding"],
+                       list(payload["class_names"]), np.asarray(payload["label_ids"], dtype=np.int64),
+                       np.asarray(payload["palette"], dtype=np.uint8), int(payload["bands_in"]))
+        except (KeyError, TypeError, RuntimeError) as exc:
+            raise CheckpointError(f"checkpoint is incomplete or does not match its model ({exc})") from None
+
+    @classmethod
+    def from_model(cls, model, padding="zero"):
+        """Wrap a bare model (``bands`` and ``patch_size`` attributes) that takes scenes as they are."""
+        from .data.registry import palette_for
+
+        if not all(hasattr(model, name) for name in ("bands", "patch_size", "n_classes")):
+            raise CheckpointError(f"{type(model).__name__} has no bands/patch_size/n_classes attributes; "
+                                  f"pass a TrainedModel or a checkpoint instead")
+        ids = np.arange(1, model.n_classes + 1)
+        return cls(model, None, model.patch_size, padding, [f"class {i}" for i in ids], ids, palette_for(ids),
+                   model.bands)
+
+    def reduce(self, cube):
+        """The cube as the model sees it: PCA-reduced float32 (or as it is, without a fitted PCA)."""
+        if self.reducer is None:
+            return np.asarray(cube, dtype=np.float32)
+        return self.reducer.transform(cube)
+
+    def check_cube(self, cube, name="the cube"):
+        """Refuse a cube whose band count differs from the one the model was trained on."""
+        if cube.ndim != 3 or cube.shape[2] != self.bands_in:
+            raise CheckpointError(f"the model was trained on {self.bands_in} bands but scene {name!r} has "
+                                  f"shape {tuple(cube.shape)}; expected (rows, cols, {self.bands_in}) from the "
+                                  f"same sensor and band set")
+
+    def check_scene(self, scene):
+        """Refuse a scene whose bands (or labelled classes) differ from the ones the model was trained on."""
+        self.check_cube(scene.cube, scene.name)
+        if scene.n_classes and not set(scene.label_ids.tolist()) <= set(self.label_ids.tolist()):
+            extra = sorted(set(scene.label_ids.tolist()) - set(self.label_ids.tolist()))
+            raise CheckpointError(f"scene {scene.name!r} has label ids {extra} that the model was not trained on "
+                                  f"(its classes: {self.label_ids.tolist()})")

@@ -1,0 +1,200 @@
+"""The training loop: fit on the train split, choose the checkpoint on validation OA, predict in eval mode."""
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .data.patches import collate_batch
+from .errors import ConfigError
+
+log = logging.getLogger("hsi")
+
+SCHEDULERS = (None, "plateau", "cosine")
+
+
+def resolve_device(name="auto"):
+    """``auto`` takes CUDA when it is there, else the CPU; asking for CUDA without it is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name not in ("cpu", "cuda") and not str(name).startswith("cuda:"):
+        raise ConfigError(f"device must be auto, cpu or cuda, got {name!r}")
+    if str(name).startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
+    return torch.device(name)
+
+
+@dataclass
+class FitOptions:
+    """Optimisation settings; the defaults are the paper's (Adam, lr 1e-3, batch 256, 100 epochs)."""
+
+    epochs: int = 100
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    scheduler: str | None = None        # None, "plateau" (on validation OA) or "cosine"
+    patience: int | None = None         # early stopping: epochs without a better validation OA
+    class_weights: bool = False         # weight the loss by inverse class frequency
+    device: str = "auto"
+    amp: bool = False                   # mixed precision, CUDA only
+    workers: int = 0
+
+    def check(self):
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ConfigError(f"learning rate must be positive, got {self.lr}")
+        if self.scheduler not in SCHEDULERS:
+            raise ConfigError(f"scheduler must be plateau or cosine, got {self.scheduler!r}")
+        if self.patience is not None and self.patience < 1:
+            raise ConfigError(f"patience must be at least 1, got {self.patience}")
+        if self.workers < 0:
+            raise ConfigError(f"workers must be 0 or more, got {self.workers}")
+
+
+class Trainer:
+    """Owns the model, optimizer, scheduler, loader and RNG states, and everything needed to resume."""
+
+    def __init__(self, model, options, train_set, val_set, n_classes, seed=0):
+        options.check()
+        self.options = options
+        self.device = resolve_device(options.device)
+        self.model = model.to(self.device)
+        self.n_classes = n_classes
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
+        self.scheduler = self._make_scheduler()
+        self.amp = options.amp and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        weights = None
+        if options.class_weights:
+            counts = np.bincount(train_set.labels, minlength=n_classes).astype(np.float64)
+            weights = torch.tensor(counts.sum() / (n_classes * np.maximum(counts, 1)), dtype=torch.float32)
+        self.criterion = nn.CrossEntropyLoss(weight=weights).to(self.device)
+        self.shuffle = torch.Generator().manual_seed(seed)
+        self.train_loader = self._loader(train_set, shuffle=True)
+        self.val_loader = self._loader(val_set) if len(val_set) else None
+        self.epoch = 0
+        self.history = []
+        self.best_val_oa = -math.inf
+        self.best_epoch = 0
+        self.stale_epochs = 0
+
+    def _make_scheduler(self):
+        if self.options.scheduler == "plateau":
+            return torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, mode="max", factor=0.5, patience=5)
+        if self.options.scheduler == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=self.options.epochs)
+        return None
+
+    def _loader(self, dataset, shuffle=False):
+        generator = self.shuffle if shuffle else torch.Generator()   # never draws from the global RNG
+        return torch.utils.data.DataLoader(
+            dataset, batch_size=self.options.batch_size, shuffle=shuffle, generator=generator,
+            collate_fn=collate_batch, num_workers=self.options.workers,
+            pin_memory=self.device.type == "cuda", persistent_workers=self.options.workers > 0)
+
+    @property
+    def done(self):
+        return self.epoch >= self.options.epochs or (
+            self.options.patience is not None and self.stale_epochs >= self.options.patience)
+
+    def run_epoch(self, progress=True):
+        """One pass over the training set in train mode, then validation in eval mode; returns the history row."""
+        start = time.perf_counter()
+        self.epoch += 1
+        train_loss, train_oa = self._train_one_epoch(progress)
+        val_loss, val_oa = self.validate()
+        lr = self.optimizer.param_groups[0]["lr"]
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.scheduler.step(val_oa if self.val_loader else train_oa)
+        elif self.scheduler is not None:
+            self.scheduler.step()
+        score = val_oa if self.val_loader else train_oa
+        improved = score > self.best_val_oa
+        if improved:
+            self.best_val_oa, self.best_epoch, self.stale_epochs = score, self.epoch, 0
+        else:
+            self.stale_epochs += 1
+        row = {"epoch": self.epoch, "train_loss": train_loss, "train_oa": train_oa, "val_loss": val_loss,
+               "val_oa": val_oa, "lr": lr, "seconds": round(time.perf_counter() - start, 3)}
+        self.history.append(row)
+        log.info("epoch %d/%d  train loss %.4f  OA %.4f  |  val loss %.4f  OA %.4f%s  (%.1fs)", self.epoch,
+                 self.options.epochs, train_loss, train_oa, val_loss, val_oa, "  *best*" if improved else "",
+                 row["seconds"])
+        return row, improved
+
+    def _train_one_epoch(self, progress):
+        self.model.train()
+        total_loss, correct, seen = 0.0, 0, 0
+        bar = tqdm(self.train_loader, desc=f"epoch {self.epoch}/{self.options.epochs}", leave=False,
+                   disable=not progress, unit="batch")
+        for x, y in bar:
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            self.optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(self.device.type, enabled=self.amp):
+                logits = self.model(x)
+                loss = self.criterion(logits, y)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            total_loss += loss.item() * len(y)
+            correct += (logits.argmax(1) == y).sum().item()
+            seen += len(y)
+            bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}")
+        return total_loss / seen, correct / seen
+
+    def validate(self):
+        """Loss and OA on the validation set (``nan`` when there is none)."""
+        if self.val_loader is None:
+            return float("nan"), float("nan")
+        logits, labels = self.predict_logits(self.val_loader)
+        loss = nn.functional.cross_entropy(logits, labels, weight=self.criterion.weight.cpu()
+                                           if self.criterion.weight is not None else None).item()
+        return loss, (logits.argmax(1) == labels).sum().item() / len(labels)
+
+    def predict_logits(self, loader):
+        """Logits and labels of every batch, in eval mode with autograd off."""
+        return predict_logits(self.model, loader, self.device, self.amp)
+
+    def state_dict(self):
+        """Everything but the model weights that a resumed run needs to continue identically."""
+        return {"epoch": self.epoch, "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+                "scaler": self.scaler.state_dict(), "history": self.history, "best_val_oa": self.best_val_oa,
+                "best_epoch": self.best_epoch, "stale_epochs": self.stale_epochs,
+                "rng": {"torch": torch.get_rng_state(), "shuffle": self.shuffle.get_state(),
+                        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}}
+
+    def load_state_dict(self, state):
+        self.epoch = state["epoch"]
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state["scheduler"] is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        if state["scaler"]:
+            self.scaler.load_state_dict(state["scaler"])
+        self.history = list(state["history"])
+        self.best_val_oa, self.best_epoch = state["best_val_oa"], state["best_epoch"]
+        self.stale_epochs = state["stale_epochs"]
+        torch.set_rng_state(state["rng"]["torch"])
+        self.shuffle.set_state(state["rng"]["shuffle"])
+        if state["rng"]["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+
+
+def predict_logits(model, loader, device, amp=False):
+    """Run ``model`` over ``loader`` in eval mode under ``torch.inference_mode``; return (logits, labels)."""
+    model.eval()
+    outputs, labels = [], []
+    with torch.inference_mode():
+        for x, y in loader:
+            with torch.autocast(device.type, enabled=amp):
+                outputs.append(model(x.to(device, non_blocking=True)).float().cpu())
+            labels.append(y)
+    if not outputs:
+        return torch.empty(0, 0), torch.empty(0, dtype=torch.long)
+    return torch.cat(outputs), torch.cat(labels)

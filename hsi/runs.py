@@ -1,0 +1,346 @@
+"""A run folder: prepare a scene, train with checkpoints, evaluate on the test split, write every artefact.
+
+``<out>/config.json``  every resolved setting, seed, versions, split mode, PCA fit scope
+``<out>/split.npz``    the train / val / test maps
+``<out>/last.pt``      updated after every epoch (resume from here); ``best.pt``: best validation OA
+``<out>/history.csv``  one row per epoch; ``metrics.json``, ``report.txt``, ``confusion.png``, ``curves.png``
+``<out>/map.png``, ``map.npy``  the full-scene class map
+"""
+import csv
+import io
+import json
+import os
+import platform
+import time
+import warnings
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import __version__
+from .atomic import write_json_atomic, write_text_atomic
+from .checkpoint import TrainedModel, load_checkpoint, save_checkpoint
+from .data.patches import PADDING_MODES, PatchDataset, check_patch_size, pad_cube
+from .data.preprocess import Reducer, fit_pca
+from .data.scenes import load_scene
+from .data.splits import Split, make_split
+from .engine import FitOptions, Trainer, log, predict_logits
+from .errors import ConfigError, SplitError
+
+HISTORY_FIELDS = ("epoch", "train_loss", "train_oa", "val_loss", "val_oa", "lr", "seconds")
+
+
+class Interrupted(Exception):
+    """Training stopped by Ctrl-C after ``last.pt`` was made safe; carries the run folder."""
+
+
+@dataclass
+class RunConfig:
+    """Every setting of a training run; written to ``config.json`` and enough to repeat it."""
+
+    dataset: str | None = None          # registry name, or None when cube/gt paths are given
+    cube: str | None = None
+    gt: str | None = None
+    key: str | None = None
+    gt_key: str | None = None
+    data_dir: str | None = None
+    model: str = "hybridsn"
+    attention: str | None = None
+    model_kwargs: dict = field(default_factory=dict)
+    split: str = "random"
+    train_ratio: float | None = 0.3
+    train_per_class: int | None = None
+    val_ratio: float = 0.1
+    pca: int = 30
+    pca_fit: str = "train"              # "train" (leak-free) or "scene" (paper protocol)
+    whiten: bool = False
+    standardize: bool = False
+    patch: int = 25
+    padding: str = "zero"
+    augment: bool = False
+    seed: int = 0
+    write_map: bool = True
+    fit: FitOptions = field(default_factory=FitOptions)
+
+    @classmethod
+    def from_dict(cls, d):
+        names = {f.name for f in fields(cls)}
+        values = {k: v for k, v in d.items() if k in names}
+        values["fit"] = FitOptions(**{k: v for k, v in d.get("fit", {}).items()
+                                      if k in {f.name for f in fields(FitOptions)}})
+        return cls(**values)
+
+    def check(self):
+        if self.pca_fit not in ("train", "scene"):
+            raise ConfigError(f"pca-fit must be train or scene, got {self.pca_fit!r}")
+        if self.padding not in PADDING_MODES:
+            raise ConfigError(f"padding must be one of {PADDING_MODES}, got {self.padding!r}")
+        check_patch_size(self.patch)
+        self.fit.check()
+
+
+@dataclass
+class Prepared:
+    scene: object
+    split: Split
+    reducer: Reducer
+    datasets: dict   # "train", "val", "test" -> PatchDataset
+
+
+def prepare(scene, config):
+    """Split, fit the PCA (on training pixels unless ``pca_fit == "scene"``) and cut lazy patch datasets."""
+    config.check()
+    check_patch_size(config.patch, scene.cube.shape)
+    if config.pca > scene.bands:
+        raise ConfigError(f"--pca {config.pca} is larger than the scene's band count {scene.bands}")
+    with warnings.catch_warnings(record=True) as caught:     # shown only if the split is usable at all
+        warnings.simplefilter("always")
+        split = make_split(scene.labels, config.split, train_ratio=config.train_ratio,
+                           train_per_class=config.train_per_class, val_ratio=config.val_ratio,
+                           patch_size=config.patch, seed=config.seed, class_names=scene.class_names)
+    counts = split.counts(scene.n_classes)["train"]
+    empty = [scene.class_names[k] for k, c in enumerate(counts) if c == 0 and scene.class_counts()[k] > 0]
+    if empty:
+        raise SplitError(f"the {config.split} split leaves no training pixel for class(es) {', '.join(empty)}; "
+                         f"raise the train ratio or choose another split")
+    for warning in caught:
+        warnings.warn(warning.message, stacklevel=2)
+    mask = None if config.pca_fit == "scene" else split.train >= 0
+    reducer = fit_pca(scene.cube, config.pca, mask=mask, whiten=config.whiten, standardize=config.standardize)
+    padded = pad_cube(reducer.transform(scene.cube), config.patch, config.padding)
+    augment_rng = torch.Generator().manual_seed(config.seed + 1)
+    datasets = {}
+    for name in ("train", "val", "test"):
+        coords, labels = split.coords(name)
+        datasets[name] = PatchDataset(padded, coords, labels, config.patch, augment=config.augment and
+                                      name == "train", generator=augment_rng)
+    return Prepared(scene, split, reducer, datasets)
+
+
+def build_for(config, scene):
+    from .models import build_model
+
+    return build_model(config.model, bands=config.pca, n_classes=scene.n_classes, patch_size=config.patch,
+                       attention=config.attention, **config.model_kwargs)
+
+
+def scene_for(config):
+    source = config.dataset or config.cube
+    if source is None:
+        raise ConfigError("give a dataset name or a cube file (with its label file)")
+    return load_scene(source, config.gt, key=config.key, gt_key=config.gt_key, data_dir=config.data_dir)
+
+
+def check_writable(out):
+    """Fail before any work if ``out`` cannot be created or written; create nothing."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"output directory {out} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()):
+        raise ConfigError(f"output directory {out} is not empty; choose another --out or --resume it")
+    parent = out if out.is_dir() else next((p for p in out.parents if p.exists()), Path("."))
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"output directory {out} cannot be written (no write permission on {parent})")
+
+
+def default_out(config, scene):
+    return Path("runs") / f"{scene.name}-{config.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def train(config, out=None, *, scene=None, progress=True, on_epoch=None):
+    """Train one run into the folder ``out`` and return its test metrics.
+
+    Everything that can fail on user input (scene, split, PCA, model) is checked before any file is written.
+    ``on_epoch(row)`` is called with each history row once that epoch's checkpoints are on disk.
+    """
+    scene = scene if scene is not None else scene_for(config)
+    out = Path(out) if out else default_out(config, scene)
+    check_writable(out)
+    torch.manual_seed(config.seed)
+    prepared = prepare(scene, config)
+    model = build_for(config, scene)
+    trainer = Trainer(model, config.fit, prepared.datasets["train"], prepared.datasets["val"], scene.n_classes,
+                      seed=config.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "config.json", _config_record(config, scene, prepared))
+    prepared.split.save(out / "split.npz")
+    _save(out / "last.pt", trainer, prepared, config, scene)   # epoch 0: resumable from the very start
+    return _fit_and_finish(trainer, prepared, config, scene, out, progress, on_epoch)
+
+
+def resume(run_dir, *, progress=True, on_epoch=None):
+    """Continue a run from its ``last.pt`` (after a crash, a kill or Ctrl-C) and finish it."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").is_file() or not (run_dir / "last.pt").is_file():
+        raise ConfigError(f"{run_dir} is not a resumable run folder (expected config.json and last.pt)")
+    config = RunConfig.from_dict(json.loads((run_dir / "config.json").read_text())["config"])
+    state = load_checkpoint(run_dir / "last.pt")
+    scene = scene_for(config)
+    torch.manual_seed(config.seed)
+    prepared = prepare(scene, config)
+    if not np.array_equal(prepared.split.train, Split.load(run_dir / "split.npz").train):
+        raise ConfigError(f"{run_dir}: the scene no longer gives the split this run was trained on")
+    model = build_for(config, scene)
+    model.load_state_dict(state["state_dict"])
+    trainer = Trainer(model, config.fit, prepared.datasets["train"], prepared.datasets["val"], scene.n_classes,
+                      seed=config.seed)
+    trainer.load_state_dict(state["trainer"])
+    log.info("resuming %s after epoch %d", run_dir, trainer.epoch)
+    return _fit_and_finish(trainer, prepared, config, scene, run_dir, progress, on_epoch)
+
+
+def _fit_and_finish(trainer, prepared, config, scene, out, progress, on_epoch):
+    try:
+        while not trainer.done:
+            row, improved = trainer.run_epoch(progress)
+            if improved:
+                _save(out / "best.pt", trainer, prepared, config, scene)
+            _save(out / "last.pt", trainer, prepared, config, scene)
+            _write_history(out / "history.csv", trainer.history)
+            if on_epoch is not None:
+                on_epoch(row)
+    except KeyboardInterrupt:
+        raise Interrupted(out) from None
+    if not (out / "best.pt").is_file():        # zero epochs asked for
+        _save(out / "best.pt", trainer, prepared, config, scene)
+    return _finish(out, config, scene, prepared, trainer.device)
+
+
+def _finish(out, config, scene, prepared, device):
+    """Evaluate ``best.pt`` on the test split; write metrics, report, plots and the class map."""
+    from .metrics import evaluate_predictions, format_report
+    from .viz import confusion_matrix_figure, curves_figure, save_figure
+
+    trained = TrainedModel.from_checkpoint(out / "best.pt")
+    metrics = evaluate_test(trained, prepared, device)
+    history = read_history(out / "history.csv")
+    metrics["best_epoch"] = max(history, key=lambda r: r["val_oa"])["epoch"] if history else 0
+    write_json_atomic(out / "metrics.json", metrics)
+    write_text_atomic(out / "report.txt", format_report(metrics, title=f"{scene.name} / {config.model}"))
+    save_figure(confusion_matrix_figure(np.array(metrics["confusion_matrix"]), scene.class_names),
+                out / "confusion.png")
+    if history:
+        save_figure(curves_figure(history), out / "curves.png")
+    if config.write_map:
+        write_map(trained, scene, out / "map", device=device)
+    log.info("test OA %.2f%%  AA %.2f%%  kappa %.4f  ->  %s", 100 * metrics["oa"], 100 * metrics["aa"],
+             metrics["kappa"], out)
+    return metrics
+
+
+def evaluate_test(trained, prepared, device):
+    from .metrics import evaluate_predictions
+
+    loader = torch.utils.data.DataLoader(prepared.datasets["test"], batch_size=256, collate_fn=_identity)
+    logits, labels = predict_logits(trained.model.to(device), loader, device)
+    predictions = logits.argmax(1).numpy() if len(logits) else np.empty(0, dtype=np.int64)
+    return evaluate_predictions(labels.numpy(), predictions, trained.class_names)
+
+
+def _identity(batch):
+    return batch
+
+
+def write_map(trained, scene, prefix, *, device=None, formats=("png", "npy"), mode="auto"):
+    """Predict every pixel of ``scene`` and export the map (PNG beside the ground truth, .npy label ids, ...)."""
+    from .export import export_map
+    from .inference import predict_scene
+
+    label_map = predict_scene(trained, scene, mode=mode, device=device)
+    return export_map(label_map, trained, prefix, formats=formats, ground_truth=_model_classes(scene, trained))
+
+
+def _model_classes(scene, trained):
+    """The scene's labels as the model's class indices (a scene may hold a subset of its label ids)."""
+    if not scene.n_classes:
+        return None
+    lookup = np.full(int(max(trained.label_ids.max(), scene.label_ids.max())) + 1, -1, dtype=np.int64)
+    lookup[trained.label_ids] = np.arange(len(trained.label_ids))
+    return np.where(scene.labels >= 0, lookup[scene.label_ids[np.maximum(scene.labels, 0)]], -1)
+
+
+def evaluate_run(run_dir):
+    """Recompute the test metrics of a finished run from ``best.pt`` and ``split.npz``."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").is_file() or not (run_dir / "best.pt").is_file():
+        raise ConfigError(f"{run_dir} is not a finished run folder (expected config.json and best.pt)")
+    config = RunConfig.from_dict(json.loads((run_dir / "config.json").read_text())["config"])
+    trained = TrainedModel.from_checkpoint(run_dir / "best.pt")
+    scene = scene_for(config)
+    trained.check_scene(scene)
+    split = Split.load(run_dir / "split.npz")
+    padded = pad_cube(trained.reducer.transform(scene.cube), trained.patch_size, trained.padding)
+    coords, labels = split.coords("test")
+    prepared = Prepared(scene, split, trained.reducer,
+                        {"test": PatchDataset(padded, coords, labels, trained.patch_size)})
+    from .engine import resolve_device
+
+    return evaluate_test(trained, prepared, resolve_device(config.fit.device))
+
+
+def train_many(config, runs, out=None, *, progress=True):
+    """Repeat ``train`` with seeds ``seed .. seed + runs - 1`` into ``out/seed-N``; write a mean ± std summary."""
+    from .metrics import format_summary, summarize_runs
+
+    scene = scene_for(config)
+    out = Path(out) if out else default_out(config, scene)
+    check_writable(out)
+    results = []
+    for seed in range(config.seed, config.seed + runs):
+        run_config = RunConfig.from_dict({**asdict(config), "seed": seed})
+        results.append(train(run_config, out / f"seed-{seed}", scene=scene, progress=progress))
+    summary = summarize_runs(results)
+    write_json_atomic(out / "summary.json", summary)
+    write_text_atomic(out / "summary.md", format_summary(summary))
+    return summary
+
+
+def _save(path, trainer, prepared, config, scene):
+    model = trainer.model
+    save_checkpoint({
+        "model": {"name": config.model, "kwargs": _model_kwargs(config, scene)},
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "preprocess": prepared.reducer.to_dict(), "patch_size": config.patch, "padding": config.padding,
+        "bands_in": scene.bands, "class_names": list(scene.class_names),
+        "label_ids": scene.label_ids.tolist(), "palette": scene.palette.tolist(), "scene": scene.name,
+        "epoch": trainer.epoch, "trainer": trainer.state_dict(),
+    }, path)
+
+
+def _model_kwargs(config, scene):
+    return {"bands": config.pca, "n_classes": scene.n_classes, "patch_size": config.patch,
+            "attention": config.attention, **config.model_kwargs}
+
+
+def _config_record(config, scene, prepared):
+    import sklearn
+
+    return {
+        "config": asdict(config),
+        "scene": {"name": scene.name, "source": scene.source, "shape": list(scene.cube.shape),
+                  "class_names": scene.class_names, "label_ids": scene.label_ids.tolist()},
+        "split": {"mode": config.split, "counts": prepared.split.counts(scene.n_classes),
+                  **prepared.split.info},
+        "pca_fit_scope": prepared.reducer.fit_scope,
+        "versions": {"hsi": __version__, "torch": torch.__version__, "numpy": np.__version__,
+                     "scikit-learn": sklearn.__version__, "python": platform.python_version()},
+        "host": {"platform": platform.platform(), "cpu_threads": torch.get_num_threads(),
+                 "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
+    }
+
+
+def _write_history(path, history):
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=HISTORY_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    write_text_atomic(path, buffer.getvalue())
+
+
+def read_history(path):
+    if not Path(path).is_file():
+        return []
+    with open(path, newline="") as f:
+        return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in csv.DictReader(f)]

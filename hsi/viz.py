@@ -1,0 +1,312 @@
+"""Figures: confusion matrix, training curves, class maps with a legend, false-colour composites.
+
+Every function builds a :class:`matplotlib.figure.Figure` directly (no pyplot state, never ``show``), so it
+works headless, in scripts and in notebooks (a returned figure displays itself in Jupyter).
+Save with :func:`save_figure`, which writes atomically.
+"""
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import atomic_path
+from .errors import ConfigError
+
+#: Target wavelengths (nm) of the red, green and blue channels of :func:`false_color`.
+RGB_NM = (650.0, 550.0, 470.0)
+UNLABELLED_COLOR = (0, 0, 0)
+_MAX_ANNOTATED = 25     # confusion matrices up to this many classes get numbers in their cells
+
+
+def save_figure(fig, path, dpi=150):
+    """Write ``fig`` to ``path`` atomically (format from the suffix, e.g. ``.png``, ``.pdf``, ``.svg``); close it.
+
+    The parent folder is created if needed. Returns the path.
+    """
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    path = Path(path)
+    fmt = path.suffix.lower().lstrip(".")
+    supported = FigureCanvasBase.get_supported_filetypes()
+    if fmt not in supported:
+        raise ConfigError(f"cannot save a figure as {path}: the suffix {path.suffix!r} is not an image format; "
+                          f"expected one of {', '.join('.' + f for f in sorted(supported))}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight", pad_inches=0.1, facecolor="white")
+    finally:
+        _close(fig)
+    return path
+
+
+def _close(fig):
+    if "matplotlib.pyplot" in sys.modules:      # only a pyplot-made figure is registered anywhere
+        sys.modules["matplotlib.pyplot"].close(fig)
+
+
+def _figure(figsize, **kwargs):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=figsize, layout="constrained", **kwargs)
+
+
+def confusion_matrix_figure(cm, class_names, normalize=True):
+    """Heat map of a K x K confusion matrix (rows = true class, columns = predicted class).
+
+    With ``normalize`` each row is divided by its total (recall on the diagonal; an empty row stays 0).
+    Cells are annotated (fractions, or counts) when K <= 25; zero cells are left blank for readability.
+    """
+    cm = np.asarray(cm)
+    names = [str(n) for n in class_names]
+    k = len(names)
+    if cm.ndim != 2 or cm.shape != (k, k):
+        raise ConfigError(f"confusion matrix has shape {cm.shape}; expected ({k}, {k}) for {k} class names")
+    counts = cm.astype(np.float64)
+    if normalize:
+        totals = counts.sum(axis=1, keepdims=True)
+        values = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+        vmax = 1.0
+    else:
+        values = counts
+        vmax = max(float(counts.max(initial=0)), 1.0)
+
+    side = min(max(4.5, 0.42 * k + 2.5), 16)
+    fig = _figure((side + 1.2, side))
+    ax = fig.add_subplot()
+    image = ax.imshow(values, cmap="Blues", vmin=0, vmax=vmax, interpolation="nearest")
+    cbar = fig.colorbar(image, ax=ax, shrink=0.8)
+    cbar.set_label("fraction of the true class" if normalize else "pixels")
+    ax.set_xticks(range(k), [f"{n} ({i})" for i, n in enumerate(names)], rotation=45, ha="right",
+                  rotation_mode="anchor", fontsize=_tick_size(k))
+    ax.set_yticks(range(k), [f"({i}) {n}" for i, n in enumerate(names)], fontsize=_tick_size(k))
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title("Confusion matrix" + (" (rows normalised)" if normalize else " (pixel counts)"))
+    if k <= _MAX_ANNOTATED:
+        size = 9 if k <= 10 else 7 if k <= 16 else 6
+        for i in range(k):
+            for j in range(k):
+                if counts[i, j] == 0:
+                    continue
+                text = f"{values[i, j]:.2f}" if normalize else f"{int(counts[i, j])}"
+                ax.text(j, i, text, ha="center", va="center", fontsize=size,
+                        color="white" if values[i, j] > 0.55 * vmax else "black")
+    return fig
+
+
+def _tick_size(k):
+    return 9 if k <= 12 else 8 if k <= 20 else 6
+
+
+def curves_figure(history):
+    """Loss and overall accuracy per epoch, training and validation (two panels).
+
+    ``history`` is a list of dicts with ``epoch, train_loss, train_oa, val_loss, val_oa`` (accuracies as
+    fractions; validation values may be NaN when there is no validation set). The best validation epoch is
+    marked.
+    """
+    if not history:
+        raise ConfigError("history is empty; expected at least one epoch row")
+    missing = {"epoch", "train_loss", "train_oa", "val_loss", "val_oa"} - set(history[0])
+    if missing:
+        raise ConfigError(f"history rows lack {sorted(missing)}; expected epoch, train_loss, train_oa, "
+                          f"val_loss, val_oa")
+
+    def column(key):
+        return np.array([float(row.get(key, math.nan)) for row in history], dtype=np.float64)
+
+    epochs = column("epoch")
+    marker = "o" if len(history) <= 30 else None
+    fig = _figure((10, 4))
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    for ax, key, scale, label in ((ax_loss, "loss", 1, "loss"), (ax_acc, "oa", 100, "overall accuracy (%)")):
+        train, val = column(f"train_{key}"), column(f"val_{key}")
+        ax.plot(epochs, scale * train, marker=marker, markersize=3, label="train")
+        if np.isfinite(val).any():
+            ax.plot(epochs, scale * val, marker=marker, markersize=3, label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(True, alpha=0.3)
+    val_oa = column("val_oa")
+    if np.isfinite(val_oa).any():
+        best = int(np.nanargmax(val_oa))
+        for ax in (ax_loss, ax_acc):
+            ax.axvline(epochs[best], color="grey", linestyle="--", linewidth=1,
+                       label=f"best validation (epoch {int(epochs[best])})")
+    ax_loss.set_title("loss")
+    ax_acc.set_title("overall accuracy" + ("" if np.isfinite(val_oa).any() else " (no validation set)"))
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (ax_loss, ax_acc):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))      # epochs are whole numbers
+        if np.unique(epochs).size == 1:
+            ax.set_xlim(epochs[0] - 1, epochs[0] + 1)
+            ax.set_xticks([epochs[0]])
+    ax_loss.legend(fontsize=8)
+    ax_acc.legend(fontsize=8)
+    return fig
+
+
+def label_map_rgb(label_map, palette):
+    """(rows, cols, 3) uint8 image of a class map: class k gets ``palette[k]``, -1 (no class) is black."""
+    palette = _check_palette(palette)
+    classes = _check_map(label_map, "label_map", len(palette))
+    lookup = np.vstack([palette, np.array([UNLABELLED_COLOR], dtype=np.uint8)])   # index -1 -> last row
+    return lookup[classes]
+
+
+def class_map_figure(label_map, class_names, palette, *, ground_truth=None, mask_unlabelled=False, title=None):
+    """The class map in the palette's colours with a legend of class names outside the image.
+
+    ``label_map`` holds classes 0..K-1 (-1 = no class, black). ``ground_truth`` (same shape, -1 = unlabelled,
+    black) is drawn side by side. With ``mask_unlabelled`` the map is only shown where the ground truth is
+    labelled (requires ``ground_truth``).
+    """
+    names = [str(n) for n in class_names]
+    palette = _check_palette(palette)
+    if len(palette) != len(names):
+        raise ConfigError(f"palette has {len(palette)} colours but there are {len(names)} class names; "
+                          f"expected one colour per class")
+    shown = _check_map(label_map, "label_map", len(names))
+    panels = []
+    gt = None
+    if ground_truth is not None:
+        gt = _check_map(ground_truth, "ground_truth", len(names))
+        if gt.shape != shown.shape:
+            raise ConfigError(f"ground_truth is {gt.shape[0]}x{gt.shape[1]} but label_map is "
+                              f"{shown.shape[0]}x{shown.shape[1]}; expected the same shape")
+    if mask_unlabelled:
+        if gt is None:
+            raise ConfigError("mask_unlabelled=True needs ground_truth (the labelled pixels to show)")
+        shown = np.where(gt >= 0, shown, -1)
+    panels.append(("predicted classes (labelled pixels)" if mask_unlabelled else "predicted classes", shown))
+    if gt is not None:
+        panels.append(("ground truth", gt))
+
+    rows, cols = shown.shape
+    panel_w = 4.2
+    panel_h = panel_w * rows / cols
+    if panel_h > 6.5:                         # tall scenes (Salinas, Pavia): keep the figure a sane height
+        panel_w, panel_h = panel_w * 6.5 / panel_h, 6.5
+    legend_rows = len(names) + int(any((p < 0).any() for _, p in panels))
+    legend_w = 0.9 + 0.075 * max(len(n) for n in names)
+    height = max(panel_h + (0.9 if title else 0.6), 0.25 * legend_rows + 0.6)
+    fig = _figure((len(panels) * panel_w + legend_w, height))
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (name, classes) in zip(axes, panels):
+        ax.imshow(label_map_rgb(classes, palette), interpolation="nearest")
+        ax.set_title(name, fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title)
+
+    from matplotlib.patches import Patch
+
+    handles = [Patch(facecolor=palette[k] / 255.0, edgecolor="0.3", label=f"{names[k]}")
+               for k in range(len(names))]
+    if any((p < 0).any() for _, p in panels):
+        handles.append(Patch(facecolor=np.array(UNLABELLED_COLOR) / 255.0, edgecolor="0.3",
+                             label="unlabelled" if gt is not None else "no class"))
+    fig.legend(handles=handles, loc="outside right center", fontsize=8, frameon=False, title="classes",
+               title_fontsize=9, handlelength=1.4)
+    return fig
+
+
+def rgb_bands(n_bands, wavelengths=None):
+    """Band indices ``(r, g, b)`` used by :func:`false_color`.
+
+    With wavelengths (nm, or micrometres, recognised by values below 100): the bands nearest to red 650 nm,
+    green 550 nm and blue 470 nm, an approximate true-colour composite (for AVIRIS scenes such as Indian
+    Pines and Salinas). Without: three evenly spaced bands (at 3/4, 1/2 and 1/4 of the band range, so
+    longer wavelengths go to red).
+    """
+    if n_bands < 1:
+        raise ConfigError(f"the cube has {n_bands} bands; expected at least one")
+    if wavelengths is None:
+        return tuple(int(round(f * (n_bands - 1))) for f in (0.75, 0.5, 0.25))
+    wl = np.asarray(wavelengths, dtype=np.float64).ravel()
+    if wl.size != n_bands or not np.all(np.isfinite(wl)):
+        raise ConfigError(f"wavelengths has {wl.size} values (finite: {bool(np.all(np.isfinite(wl)))}) but the "
+                          f"cube has {n_bands} bands; expected one finite wavelength per band")
+    if wl.max() < 100:           # micrometres
+        wl = wl * 1000.0
+    return tuple(int(np.argmin(np.abs(wl - target))) for target in RGB_NM)
+
+
+def false_color(cube, wavelengths=None, *, bands=None):
+    """(rows, cols, 3) float32 image in [0, 1] from three bands of a (rows, cols, bands) cube.
+
+    Bands: ``bands=(r, g, b)`` if given, else :func:`rgb_bands` (nearest to 650 / 550 / 470 nm when the
+    wavelengths are known, an approximate true-colour view; else three evenly spaced bands). Each channel is
+    stretched linearly between its 2nd and 98th percentiles and clipped.
+    """
+    cube = np.asarray(cube)
+    if cube.ndim != 3:
+        raise ConfigError(f"cube must be (rows, cols, bands), got shape {cube.shape}")
+    n = cube.shape[2]
+    if bands is None:
+        bands = rgb_bands(n, wavelengths)
+    else:
+        bands = tuple(bands)
+        if len(bands) != 3 or not all(isinstance(b, (int, np.integer)) and -n <= b < n for b in bands):
+            raise ConfigError(f"bands must be three band indices within 0..{n - 1}, got {bands!r}")
+    image = np.empty(cube.shape[:2] + (3,), dtype=np.float32)
+    for c, b in enumerate(bands):
+        band = cube[:, :, b].astype(np.float64)
+        lo, hi = np.percentile(band, [2, 98])
+        if hi <= lo:
+            image[:, :, c] = 0.0 if hi == 0 else 0.5
+        else:
+            image[:, :, c] = np.clip((band - lo) / (hi - lo), 0.0, 1.0)
+    return image
+
+
+def false_color_figure(cube, wavelengths=None, title=None, *, bands=None):
+    """A figure of :func:`false_color` with the chosen bands (and their wavelengths) in the caption."""
+    cube = np.asarray(cube)
+    image = false_color(cube, wavelengths, bands=bands)
+    chosen = tuple(bands) if bands is not None else rgb_bands(cube.shape[2], wavelengths)
+    rows, cols = image.shape[:2]
+    width, height = 5.0, 5.0 * rows / cols
+    if height > 8.0:
+        width, height = width * 8.0 / height, 8.0
+    fig = _figure((width, height + 0.7))
+    ax = fig.add_subplot()
+    ax.imshow(image, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if wavelengths is not None:
+        wl = np.asarray(wavelengths, dtype=np.float64).ravel()
+        wl = wl * 1000.0 if wl.max() < 100 else wl
+        caption = ", ".join(f"{c} band {b} ({wl[b]:.0f} nm)" for c, b in zip("RGB", chosen))
+    else:
+        caption = ", ".join(f"{c} band {b}" for c, b in zip("RGB", chosen))
+    ax.set_title((f"{title}\n" if title else "") + caption, fontsize=9)
+    return fig
+
+
+def _check_palette(palette):
+    arr = np.asarray(palette)
+    if arr.ndim != 2 or arr.shape[1] != 3:
+        raise ConfigError(f"palette must be K x 3 RGB colours, got shape {arr.shape}")
+    if arr.dtype != np.uint8:
+        if arr.size and (arr.min() < 0 or arr.max() > 255):
+            raise ConfigError("palette colours must be 0..255 (uint8)")
+        arr = arr.astype(np.uint8)
+    return arr
+
+
+def _check_map(label_map, what, k):
+    arr = np.asarray(label_map)
+    if arr.ndim != 2:
+        raise ConfigError(f"{what} must be a (rows, cols) array of classes, got shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise ConfigError(f"{what} must hold integer classes 0..{k - 1} (-1 = none), got dtype {arr.dtype}")
+    if arr.size and (arr.min() < -1 or arr.max() >= k):
+        bad = sorted(set(arr[(arr < -1) | (arr >= k)].tolist()))[:5]
+        raise ConfigError(f"{what} holds {bad} outside -1..{k - 1}; expected classes 0..{k - 1} "
+                          f"(-1 = no class) for {k} classes")
+    return arr.astype(np.int64, copy=False)
