@@ -1,0 +1,103 @@
+"""Full-scene inference: dense (fully-convolutional, tiled) against batched patch mode, same weights.
+
+    python benchmarks/bench_inference.py                 # both cases
+    python benchmarks/bench_inference.py --case indian_pines | synthetic
+
+``indian_pines``: HybridSN (30 PCA bands, 25x25, random weights with non-trivial batch-norm statistics, or
+``--checkpoint best.pt``) over all 21,025 pixels in dense and in patch mode: both times, their ratio, the
+max |logit difference|, label agreement and peak RSS. ``synthetic``: a 2000x2000x30 scene (the reduced
+Indian Pines cube tiled and mirrored) in tiled dense mode only: time and peak RSS. Each case runs in its own
+process so its peak RSS is its own.
+"""
+import argparse
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+
+import hsi
+from hsi.checkpoint import TrainedModel
+from hsi.data.preprocess import fit_pca
+from hsi.inference import scene_logits
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def random_hybridsn(bands, n_classes, patch, seed=0):
+    torch.manual_seed(seed)
+    model = hsi.build_model("hybridsn", bands=bands, n_classes=n_classes, patch_size=patch)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 1.5)
+    return model.eval()
+
+
+def indian_pines(checkpoint):
+    scene = hsi.load_scene("indian_pines")
+    if checkpoint:
+        trained = TrainedModel.from_checkpoint(checkpoint)
+    else:
+        trained = TrainedModel(random_hybridsn(30, 16, 25), fit_pca(scene.cube, 30, whiten=True), 25, "zero",
+                               scene.class_names, scene.label_ids, scene.palette, scene.bands)
+    print(f"Indian Pines 145x145 (21,025 pixels), {trained.model.__class__.__name__} "
+          f"{trained.reducer.n_components} bands, {trained.patch_size}x{trained.patch_size}, "
+          f"{torch.get_num_threads()} threads")
+    start = time.perf_counter()
+    dense = scene_logits(trained, scene, mode="dense")
+    dense_s = time.perf_counter() - start
+    dense_rss = peak_rss_mb()
+    start = time.perf_counter()
+    patch = scene_logits(trained, scene, mode="patch", batch_size=256)
+    patch_s = time.perf_counter() - start
+    agree = (dense.argmax(-1) == patch.argmax(-1)).mean()
+    print(f"dense  {dense_s:8.2f} s   peak RSS {dense_rss:6.0f} MB")
+    print(f"patch  {patch_s:8.2f} s   peak RSS {peak_rss_mb():6.0f} MB (whole process)")
+    print(f"speed-up {patch_s / dense_s:.1f}x   max |logit difference| {np.abs(dense - patch).max():.2e}   "
+          f"label agreement {100 * agree:.3f} % of {dense.shape[0] * dense.shape[1]} pixels")
+
+
+def synthetic(size=2000, bands=30):
+    scene = hsi.load_scene("indian_pines")
+    reduced = fit_pca(scene.cube, bands, whiten=True).transform(scene.cube)
+    reps = -(-size // reduced.shape[0])
+    cube = np.pad(reduced, ((0, (reps - 1) * reduced.shape[0]), (0, (reps - 1) * reduced.shape[1]), (0, 0)),
+                  mode="symmetric")[:size, :size]
+    cube = np.ascontiguousarray(cube)
+    del scene, reduced
+    model = random_hybridsn(bands, 16, 25)
+    base = peak_rss_mb()
+    print(f"synthetic {size}x{size}x{bands} ({cube.nbytes / 2**20:.0f} MB cube), tiled dense, "
+          f"{torch.get_num_threads()} threads")
+    start = time.perf_counter()
+    labels = hsi.predict_scene(model, cube, mode="dense")
+    seconds = time.perf_counter() - start
+    print(f"dense  {seconds:8.1f} s   {size * size / seconds:,.0f} pixels/s   peak RSS {peak_rss_mb():6.0f} MB "
+          f"(before prediction {base:.0f} MB)   classes used {len(np.unique(labels))}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--case", choices=("indian_pines", "synthetic"))
+    parser.add_argument("--checkpoint", help="use a trained best.pt instead of random weights")
+    parser.add_argument("--size", type=int, default=2000, help="side of the synthetic scene")
+    args = parser.parse_args()
+    if args.case == "indian_pines":
+        indian_pines(args.checkpoint)
+    elif args.case == "synthetic":
+        synthetic(args.size)
+    else:
+        for case in ("indian_pines", "synthetic"):
+            extra = ["--checkpoint", args.checkpoint] if args.checkpoint and case == "indian_pines" else []
+            subprocess.run([sys.executable, __file__, "--case", case, "--size", str(args.size), *extra],
+                           check=True)
+
+
+if __name__ == "__main__":
+    main()

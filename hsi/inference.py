@@ -1,0 +1,142 @@
+"""Classify every pixel of a scene, borders and unlabelled pixels included.
+
+``dense`` runs the network over whole tiles of the scene at once (:mod:`hsi.models.dense`), exact up to
+float rounding; ``patch`` runs it window by window from lazy patch views; ``auto`` takes dense whenever the
+model supports it. Tiles carry a halo of ``patch_size - 1`` pixels, so a tiled map equals the untiled one.
+"""
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .checkpoint import TrainedModel
+from .data.patches import PatchDataset, collate_batch, pad_cube
+from .data.scenes import Scene
+from .engine import predict_logits, resolve_device
+from .errors import ConfigError
+from .models.dense import activation_floats_per_pixel, dense_logits, supports_dense
+
+log = logging.getLogger("hsi")
+
+MODES = ("auto", "dense", "patch")
+
+
+def predict_scene(model_or_checkpoint, scene, *, mode="auto", tile=None, batch_size=256, return_probs=False,
+                  device=None, memory_mb=1024, progress=False):
+    """Label map ``(rows, cols)`` of classes 0..K-1 for every pixel of ``scene``.
+
+    ``model_or_checkpoint`` is a :class:`~hsi.checkpoint.TrainedModel`, a checkpoint path, a run folder, a
+    loaded checkpoint dict, or a bare model (then the scene must already be reduced to the model's bands).
+    The scene is reduced with the PCA the model was trained with. ``tile`` is the side of the square tiles
+    predicted at once (default: chosen so the dense pass stays within ``memory_mb``). With
+    ``return_probs`` the class probabilities ``(rows, cols, K)`` are returned too.
+    """
+    labels, probs = None, None
+    for (r0, r1, c0, c1), logits in _logit_tiles(model_or_checkpoint, scene, mode, tile, batch_size, device,
+                                                 memory_mb, progress):
+        if labels is None:
+            labels = np.empty(_cube(scene).shape[:2], dtype=np.int64)
+            probs = np.empty(labels.shape + (logits.shape[-1],), dtype=np.float32) if return_probs else None
+        labels[r0:r1, c0:c1] = logits.argmax(-1)
+        if return_probs:
+            probs[r0:r1, c0:c1] = torch.softmax(torch.from_numpy(logits), -1).numpy()
+    return (labels, probs) if return_probs else labels
+
+
+def scene_logits(model_or_checkpoint, scene, *, mode="auto", tile=None, batch_size=256, device=None,
+                 memory_mb=1024, progress=False):
+    """Logits ``(rows, cols, K)`` float32 of every pixel; same arguments as :func:`predict_scene`."""
+    out = None
+    for (r0, r1, c0, c1), logits in _logit_tiles(model_or_checkpoint, scene, mode, tile, batch_size, device,
+                                                 memory_mb, progress):
+        if out is None:
+            out = np.empty(_cube(scene).shape[:2] + (logits.shape[-1],), dtype=np.float32)
+        out[r0:r1, c0:c1] = logits
+    return out
+
+
+def as_trained(model_or_checkpoint):
+    """A :class:`TrainedModel` from any of the forms :func:`predict_scene` accepts."""
+    if isinstance(model_or_checkpoint, TrainedModel):
+        return model_or_checkpoint
+    if isinstance(model_or_checkpoint, torch.nn.Module):
+        return TrainedModel.from_model(model_or_checkpoint)
+    if isinstance(model_or_checkpoint, (str, Path)) and Path(model_or_checkpoint).is_dir():
+        return TrainedModel.from_checkpoint(Path(model_or_checkpoint) / "best.pt")
+    return TrainedModel.from_checkpoint(model_or_checkpoint)
+
+
+def _cube(scene):
+    return scene.cube if isinstance(scene, Scene) else np.asarray(scene)
+
+
+def _logit_tiles(model_or_checkpoint, scene, mode, tile, batch_size, device, memory_mb, progress):
+    """Yield ``((r0, r1, c0, c1), logits (r1 - r0, c1 - c0, K) float32)`` covering the scene."""
+    if mode not in MODES:
+        raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if batch_size < 1:
+        raise ConfigError(f"batch size must be at least 1, got {batch_size}")
+    trained = as_trained(model_or_checkpoint)
+    cube = _cube(scene)
+    trained.check_cube(cube, getattr(scene, "name", "the cube"))
+    model = trained.model
+    if mode == "dense" and not supports_dense(model):
+        raise ConfigError(f"{type(model).__name__} has no dense form; use mode 'patch' or 'auto'")
+    if mode == "auto" and not supports_dense(model):
+        log.info("%s has no dense form: predicting window by window (patch mode)", type(model).__name__)
+    device = device if isinstance(device, torch.device) else resolve_device(device or "auto")
+    was_training = model.training
+    model.to(device).eval()
+    try:
+        if mode == "patch" or not supports_dense(model):
+            yield (0, cube.shape[0], 0, cube.shape[1]), _patch_logits(trained, cube, batch_size, device, progress)
+        else:
+            yield from _dense_tiles(trained, cube, tile, batch_size, device, memory_mb, progress)
+    finally:
+        model.train(was_training)
+
+
+def _patch_logits(trained, cube, batch_size, device, progress):
+    padded = pad_cube(trained.reduce(cube), trained.patch_size, trained.padding)
+    rows, cols = np.indices(cube.shape[:2]).reshape(2, -1)
+    dataset = PatchDataset(padded, np.stack([rows, cols], 1), None, trained.patch_size)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=collate_batch)
+    loader = tqdm(loader, desc="patches", unit="batch", disable=not progress, leave=False)
+    logits, _ = predict_logits(trained.model, loader, device)
+    return logits.numpy().reshape(cube.shape[0], cube.shape[1], -1)
+
+
+def _dense_tiles(trained, cube, tile, batch_size, device, memory_mb, progress):
+    rows, cols = cube.shape[:2]
+    margin = trained.patch_size // 2
+    if tile is None:
+        tile = default_tile(trained.model, memory_mb)
+    if tile < 1:
+        raise ConfigError(f"tile must be at least 1 pixel, got {tile}")
+    starts = [(r, c) for r in range(0, rows, tile) for c in range(0, cols, tile)]
+    with torch.inference_mode():
+        for r0, c0 in tqdm(starts, desc="tiles", unit="tile", disable=not progress, leave=False):
+            r1, c1 = min(r0 + tile, rows), min(c0 + tile, cols)
+            window = _padded_region(trained, cube, r0 - margin, r1 + margin, c0 - margin, c1 + margin)
+            x = torch.from_numpy(window).permute(2, 0, 1)[None, None].to(device)
+            yield (r0, r1, c0, c1), dense_logits(trained.model, x, batch_size).float().cpu().numpy()
+
+
+def _padded_region(trained, cube, r0, r1, c0, c1):
+    """Rows ``r0:r1`` and columns ``c0:c1`` of the reduced, padded scene (indices in scene coordinates,
+    reaching past its edges by at most the margin); only this region is reduced."""
+    rows, cols = cube.shape[:2]
+    inside = trained.reduce(cube[max(r0, 0):min(r1, rows), max(c0, 0):min(c1, cols)])
+    width = ((max(-r0, 0), max(r1 - rows, 0)), (max(-c0, 0), max(c1 - cols, 0)), (0, 0))
+    mode = "constant" if trained.padding == "zero" else "reflect"
+    return np.ascontiguousarray(np.pad(inside, width, mode=mode), dtype=np.float32)
+
+
+def default_tile(model, memory_mb):
+    """Side of the square output tile whose dense pass (halo included) fits in about ``memory_mb``."""
+    floats = activation_floats_per_pixel(model)
+    side_with_halo = math.isqrt(int(memory_mb * 2**20 / (4 * floats)))
+    return max(side_with_halo - (model.patch_size - 1), 16)

@@ -1,0 +1,93 @@
+"""Dense (fully-convolutional) inference equals patch-by-patch inference, for every model and every block."""
+import numpy as np
+import pytest
+import torch
+
+import hsi
+from hsi.checkpoint import TrainedModel
+from hsi.data.preprocess import fit_pca
+from hsi.data.scenes import Scene
+from hsi.inference import scene_logits
+
+
+@pytest.fixture(scope="module")
+def reducer15(indian_pines):
+    return fit_pca(indian_pines.cube, 15, whiten=True)
+
+
+def crop(scene, rows, cols):
+    return Scene(scene.cube[rows, cols], scene.labels[rows, cols], scene.label_ids, scene.class_names,
+                 scene.palette, f"{scene.name}-crop")
+
+
+def randomised(model, seed=0):
+    """Random weights with non-trivial batch-norm statistics, and every zero-initialised gate opened."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                shape = module.running_mean.shape
+                module.running_mean.copy_(torch.rand(shape, generator=generator) - 0.5)
+                module.running_var.copy_(torch.rand(shape, generator=generator) + 0.5)
+                module.weight.copy_(torch.rand(shape, generator=generator) + 0.5)
+                module.bias.copy_(torch.rand(shape, generator=generator) * 0.4 - 0.2)
+        for p in model.slots.parameters():
+            p.add_(0.2 * torch.randn(p.shape, generator=generator))
+    return model.eval()
+
+
+def trained_model(scene, reducer, name="hybridsn", patch=11, attention=None, padding="zero"):
+    torch.manual_seed(0)
+    model = hsi.build_model(name, bands=reducer.n_components, n_classes=scene.n_classes, patch_size=patch,
+                            attention=attention)
+    return TrainedModel(randomised(model), reducer, patch, padding, scene.class_names, scene.label_ids,
+                        scene.palette, scene.bands)
+
+
+def assert_same(dense, patch, atol=1e-4):
+    assert dense.shape == patch.shape
+    assert np.abs(dense - patch).max() <= atol
+    np.testing.assert_array_equal(dense.argmax(-1), patch.argmax(-1))
+
+
+@pytest.mark.parametrize("name", hsi.list_models())
+def test_dense_equals_patch_on_all_of_indian_pines(name, indian_pines, reducer15):
+    trained = trained_model(indian_pines, reducer15, name)
+    dense = scene_logits(trained, indian_pines, mode="dense")
+    patch = scene_logits(trained, indian_pines, mode="patch", batch_size=512)
+    assert dense.shape == (145, 145, 16)                  # all 21,025 pixels, borders included
+    assert_same(dense, patch)
+
+
+def test_dense_equals_patch_at_paper_size(indian_pines):
+    scene = crop(indian_pines, slice(0, 24), slice(121, 145))    # a corner: borders on two sides
+    trained = trained_model(scene, fit_pca(indian_pines.cube, 30, whiten=True), patch=25)
+    assert_same(scene_logits(trained, scene, mode="dense"), scene_logits(trained, scene, mode="patch"))
+
+
+def test_dense_equals_patch_with_reflect_padding(indian_pines, reducer15):
+    scene = crop(indian_pines, slice(0, 30), slice(0, 40))
+    trained = trained_model(scene, reducer15, padding="reflect")
+    assert_same(scene_logits(trained, scene, mode="dense", tile=16), scene_logits(trained, scene, mode="patch"))
+
+
+@pytest.mark.parametrize("block", hsi.list_attention())
+@pytest.mark.parametrize("name", ["hybridsn", "hybridsn_2d3d"])
+def test_dense_equals_patch_with_every_block(name, block, indian_pines, reducer15):
+    scene = crop(indian_pines, slice(60, 74), slice(0, 16))
+    trained = trained_model(scene, reducer15, name, attention=block)
+    assert_same(scene_logits(trained, scene, mode="dense", tile=12, batch_size=64),
+                scene_logits(trained, scene, mode="patch"))
+
+
+def test_dense_equals_patch_for_a_trained_checkpoint(indian_pines, tmp_path):
+    from hsi.engine import FitOptions
+    from hsi.runs import RunConfig, train
+
+    config = RunConfig(dataset="indian_pines", pca=15, patch=11, train_ratio=0.1, write_map=False,
+                       fit=FitOptions(epochs=2, batch_size=64, device="cpu"))
+    metrics = train(config, tmp_path / "run", scene=indian_pines, progress=False)
+    assert metrics["oa"] > 0.4                            # it did learn: the weights are not random
+    checkpoint = tmp_path / "run" / "best.pt"
+    assert_same(scene_logits(checkpoint, indian_pines, mode="dense"),
+                scene_logits(checkpoint, indian_pines, mode="patch", batch_size=512))

@@ -1,0 +1,83 @@
+"""predict_scene: every pixel, tiles that give the untiled result, modes, probabilities, bare models."""
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+import hsi
+from hsi.checkpoint import TrainedModel
+from hsi.data.preprocess import fit_pca
+from hsi.inference import default_tile, scene_logits
+
+
+@pytest.fixture(scope="module")
+def trained(indian_pines):
+    torch.manual_seed(0)
+    model = hsi.build_model("hybridsn", bands=15, n_classes=16, patch_size=11).eval()
+    return TrainedModel(model, fit_pca(indian_pines.cube, 15), 11, "zero", indian_pines.class_names,
+                        indian_pines.label_ids, indian_pines.palette, 200)
+
+
+@pytest.fixture(scope="module")
+def untiled(trained, indian_pines):
+    return scene_logits(trained, indian_pines, mode="dense", tile=1000)
+
+
+@pytest.mark.parametrize("tile", [7, 50, 64, 144])
+def test_tiles_give_the_untiled_result(trained, indian_pines, untiled, tile):
+    tiled = scene_logits(trained, indian_pines, mode="dense", tile=tile)
+    assert np.abs(tiled - untiled).max() <= 1e-5
+    np.testing.assert_array_equal(tiled.argmax(-1), untiled.argmax(-1))
+
+
+def test_memory_budget_picks_the_tile(trained, indian_pines, untiled):
+    small = default_tile(trained.model, memory_mb=8)
+    assert 16 <= small < 145 < default_tile(trained.model, memory_mb=1024)
+    labels = hsi.predict_scene(trained, indian_pines, memory_mb=8)
+    np.testing.assert_array_equal(labels, untiled.argmax(-1))
+
+
+def test_labels_and_probabilities(trained, indian_pines, untiled):
+    labels, probs = hsi.predict_scene(trained, indian_pines, return_probs=True)
+    assert labels.shape == (145, 145) and labels.dtype == np.int64 and probs.shape == (145, 145, 16)
+    np.testing.assert_allclose(probs.sum(-1), 1, atol=1e-5)
+    np.testing.assert_array_equal(labels, probs.argmax(-1))
+    np.testing.assert_array_equal(labels, untiled.argmax(-1))
+
+
+def test_scene_with_other_bands_is_refused(trained, salinas_a):
+    with pytest.raises(hsi.CheckpointError, match="trained on 200 bands"):
+        hsi.predict_scene(trained, salinas_a)
+
+
+class CentreSpectrum(torch.nn.Module):
+    """A model with no dense form: a linear classifier of the centre pixel's spectrum."""
+
+    def __init__(self, bands, n_classes, patch_size):
+        super().__init__()
+        self.bands, self.n_classes, self.patch_size = bands, n_classes, patch_size
+        self.linear = torch.nn.Linear(bands, n_classes)
+
+    def forward(self, x):
+        return self.linear(x[:, 0, :, self.patch_size // 2, self.patch_size // 2])
+
+
+def test_auto_falls_back_to_patch_mode_and_says_so_once(indian_pines, caplog):
+    torch.manual_seed(0)
+    reduced = fit_pca(indian_pines.cube, 15).transform(indian_pines.cube)
+    model = CentreSpectrum(15, 16, 5)
+    with caplog.at_level(logging.INFO, logger="hsi"):
+        labels = hsi.predict_scene(model, reduced, mode="auto")
+    assert [r.message for r in caplog.records].count(
+        "CentreSpectrum has no dense form: predicting window by window (patch mode)") == 1
+    with torch.no_grad():
+        expected = model.linear(torch.from_numpy(reduced)).argmax(-1).numpy()
+    np.testing.assert_array_equal(labels, expected)
+    with pytest.raises(hsi.ConfigError, match="no dense form"):
+        hsi.predict_scene(model, reduced, mode="dense")
+
+
+def test_bad_mode(trained, indian_pines):
+    with pytest.raises(hsi.ConfigError, match="mode must be one of auto, dense, patch"):
+        hsi.predict_scene(trained, indian_pines, mode="fast")
