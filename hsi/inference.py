@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .checkpoint import TrainedModel
 from .data.patches import PatchDataset, collate_batch, pad_cube

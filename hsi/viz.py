@@ -157,12 +157,14 @@ def label_map_rgb(label_map, palette):
     return lookup[classes]
 
 
-def class_map_figure(label_map, class_names, palette, *, ground_truth=None, mask_unlabelled=False, title=None):
+def class_map_figure(label_map, class_names, palette, *, ground_truth=None, mask_unlabelled=False, title=None,
+                     map_title="predicted classes"):
     """The class map in the palette's colours with a legend of class names outside the image.
 
-    ``label_map`` holds classes 0..K-1 (-1 = no class, black). ``ground_truth`` (same shape, -1 = unlabelled,
-    black) is drawn side by side. With ``mask_unlabelled`` the map is only shown where the ground truth is
-    labelled (requires ``ground_truth``).
+    ``label_map`` holds classes 0..K-1 (-1 = unlabelled, black) and is titled ``map_title`` (pass
+    ``"ground truth"`` to draw a label map alone). ``ground_truth`` (same shape, -1 = unlabelled, black) is
+    drawn side by side. With ``mask_unlabelled`` the map is only shown where the ground truth is labelled
+    (requires ``ground_truth``).
     """
     names = [str(n) for n in class_names]
     palette = _check_palette(palette)
@@ -181,7 +183,7 @@ def class_map_figure(label_map, class_names, palette, *, ground_truth=None, mask
         if gt is None:
             raise ConfigError("mask_unlabelled=True needs ground_truth (the labelled pixels to show)")
         shown = np.where(gt >= 0, shown, -1)
-    panels.append(("predicted classes (labelled pixels)" if mask_unlabelled else "predicted classes", shown))
+    panels.append((f"{map_title} (labelled pixels)" if mask_unlabelled else map_title, shown))
     if gt is not None:
         panels.append(("ground truth", gt))
 
@@ -209,7 +211,7 @@ def class_map_figure(label_map, class_names, palette, *, ground_truth=None, mask
                for k in range(len(names))]
     if any((p < 0).any() for _, p in panels):
         handles.append(Patch(facecolor=np.array(UNLABELLED_COLOR) / 255.0, edgecolor="0.3",
-                             label="unlabelled" if gt is not None else "no class"))
+                             label="unlabelled"))
     fig.legend(handles=handles, loc="outside right center", fontsize=8, frameon=False, title="classes",
                title_fontsize=9, handlelength=1.4)
     return fig

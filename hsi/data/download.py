@@ -23,7 +23,7 @@ def sha256_of(path):
 
 def download(url, dest, sha256=None, *, progress=True):
     """Download ``url`` to ``dest``; nothing is left at ``dest`` unless the whole file arrived and matches."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
