@@ -77,7 +77,9 @@ def build_parser():
     p.add_argument("--gt-key", help=".mat key of the labels")
     p.add_argument("--checkpoint", default="best", choices=("best", "last"), help="which checkpoint (best)")
     p.add_argument("--out", help="output path prefix (default: RUN_DIR/map)")
-    p.add_argument("--format", default="png,npy", help="comma-separated: png, npy, envi (default png,npy)")
+    p.add_argument("--format", default="png,npy",
+                   help="comma-separated: png (map with legend beside the ground truth), npy (label ids), envi "
+                        "(classification image), rgb (false-colour composite); default png,npy")
     p.add_argument("--mode", default="auto", choices=("auto", "dense", "patch"),
                    help="dense: exact fully-convolutional; patch: window by window; auto: dense when exact")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")

@@ -243,13 +243,30 @@ def _identity(batch):
     return batch
 
 
-def write_map(trained, scene, prefix, *, device=None, formats=("png", "npy"), mode="auto"):
-    """Predict every pixel of ``scene`` and export the map (PNG beside the ground truth, .npy label ids, ...)."""
-    from .export import export_map
-    from .inference import predict_scene
+MAP_FORMATS = ("png", "npy", "envi", "rgb")
 
-    label_map = predict_scene(trained, scene, mode=mode, device=device)
-    return export_map(label_map, trained, prefix, formats=formats, ground_truth=_model_classes(scene, trained))
+
+def write_map(trained, scene, prefix, *, device=None, formats=("png", "npy"), mode="auto"):
+    """Predict every pixel of ``scene`` and export the map: ``png`` (beside the ground truth, with a legend),
+    ``npy`` (original label ids), ``envi`` (classification image), ``rgb`` (false-colour composite of the
+    scene, ``<prefix>_rgb.png``). Returns ``{format: path}``."""
+    from .export import export_map, write_rgb_png
+    from .inference import predict_scene
+    from .viz import false_color
+
+    unknown = [f for f in formats if f not in MAP_FORMATS]
+    if unknown or not formats:
+        raise ConfigError(f"unknown map format(s) {unknown or list(formats)}; expected one or more of "
+                          f"{', '.join(MAP_FORMATS)}")
+    written = {}
+    map_formats = [f for f in formats if f != "rgb"]
+    if map_formats:
+        label_map = predict_scene(trained, scene, mode=mode, device=device)
+        written = export_map(label_map, trained, prefix, formats=map_formats,
+                             ground_truth=_model_classes(scene, trained))
+    if "rgb" in formats:
+        written["rgb"] = write_rgb_png(false_color(scene.cube, scene.wavelengths), f"{prefix}_rgb.png")
+    return written
 
 
 def _model_classes(scene, trained):

@@ -38,8 +38,9 @@ def test_train_writes_run_folder_and_evaluate_agrees(cli_run):
 def test_predict_writes_png_npy_envi(cli_run, tmp_path):
     import spectral
 
-    result = hsi("predict", cli_run, "--format", "png,npy,envi", "--out", tmp_path / "scene")
-    assert {"png", "npy", "envi"} <= {line.split(":")[0] for line in result.stdout.splitlines()}
+    result = hsi("predict", cli_run, "--format", "png,npy,envi,rgb", "--out", tmp_path / "scene")
+    assert {"png", "npy", "envi", "rgb"} == {line.split(":")[0] for line in result.stdout.splitlines()}
+    assert (tmp_path / "scene.png").is_file() and (tmp_path / "scene_rgb.png").is_file()
     ids = np.load(tmp_path / "scene.npy")
     image = spectral.open_image(str(tmp_path / "scene.hdr"))
     classes = np.asarray(image.read_band(0))
@@ -57,6 +58,13 @@ def test_datasets_lists_every_scene(shared_data):
     out = hsi("datasets", "--data-dir", shared_data).stdout
     assert "indian_pines" in out and "tensorly" in out or "local" in out
     assert len(out.splitlines()) == 7
+
+
+def test_predict_refuses_an_unknown_format_before_predicting(cli_run, tmp_path):
+    result = hsi("predict", cli_run, "--format", "png,tiff", "--out", tmp_path / "scene", check=False)
+    assert result.returncode == 2 and result.stderr.strip() == \
+        "error: unknown map format(s) ['tiff']; expected one or more of png, npy, envi, rgb"
+    assert not list(tmp_path.iterdir())
 
 
 def test_evaluate_and_predict_refuse_a_folder_that_is_no_run(tmp_path):
