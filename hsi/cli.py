@@ -4,7 +4,6 @@ import json
 import logging
 import sys
 import warnings
-from dataclasses import asdict
 from pathlib import Path
 
 from .errors import ConfigError, HSIError

@@ -22,7 +22,7 @@ import torch
 from . import __version__
 from .atomic import write_json_atomic, write_text_atomic
 from .checkpoint import TrainedModel, load_checkpoint, save_checkpoint
-from .data.patches import PADDING_MODES, PatchDataset, check_patch_size, pad_cube
+from .data.patches import PADDING_MODES, PatchDataset, check_patch_size, collate_batch, pad_cube
 from .data.preprocess import Reducer, fit_pca
 from .data.scenes import load_scene
 from .data.splits import Split, make_split
@@ -210,7 +210,7 @@ def _fit_and_finish(trainer, prepared, config, scene, out, progress, on_epoch):
 
 def _finish(out, config, scene, prepared, device):
     """Evaluate ``best.pt`` on the test split; write metrics, report, plots and the class map."""
-    from .metrics import evaluate_predictions, format_report
+    from .metrics import format_report
     from .viz import confusion_matrix_figure, curves_figure, save_figure
 
     trained = TrainedModel.from_checkpoint(out / "best.pt")
@@ -233,14 +233,10 @@ def _finish(out, config, scene, prepared, device):
 def evaluate_test(trained, prepared, device):
     from .metrics import evaluate_predictions
 
-    loader = torch.utils.data.DataLoader(prepared.datasets["test"], batch_size=256, collate_fn=_identity)
+    loader = torch.utils.data.DataLoader(prepared.datasets["test"], batch_size=256, collate_fn=collate_batch)
     logits, labels = predict_logits(trained.model.to(device), loader, device)
     predictions = logits.argmax(1).numpy() if len(logits) else np.empty(0, dtype=np.int64)
     return evaluate_predictions(labels.numpy(), predictions, trained.class_names)
-
-
-def _identity(batch):
-    return batch
 
 
 MAP_FORMATS = ("png", "npy", "envi", "rgb")

@@ -1,6 +1,5 @@
 """Bad input costs one line; kills and Ctrl-C cost at most one epoch; checkpoints cannot run code."""
 import json
-import os
 import signal
 import subprocess
 import sys

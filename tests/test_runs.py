@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-import hsi
 from hsi.data.splits import Split
 from hsi.engine import FitOptions
 from hsi.runs import Interrupted, RunConfig, evaluate_run, resume, train, train_many
