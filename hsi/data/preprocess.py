@@ -30,10 +30,12 @@ class Reducer:
     def n_components(self):
         return self.components.shape[0]
 
-    def transform(self, cube, chunk_rows=256):
-        """Reduce a cube row-chunk by row-chunk, so the float64 intermediate stays small."""
+    def transform(self, cube, chunk_pixels=65536):
+        """Reduce a cube a few rows at a time (about ``chunk_pixels`` pixels), so the float64 intermediate
+        stays small."""
         if cube.shape[-1] != self.bands:
             raise ConfigError(f"the cube has {cube.shape[-1]} bands but the PCA was fitted on {self.bands}")
+        chunk_rows = max(1, chunk_pixels // max(1, int(np.prod(cube.shape[1:-1]))))
         weights = (self.components / self.band_std).T / self.scale          # (bands, n)
         offset = (self.mean @ self.components.T) / self.scale              # (n,)
         out = np.empty(cube.shape[:-1] + (self.n_components,), dtype=np.float32)
@@ -53,27 +55,40 @@ class Reducer:
         return cls(**arrays, fit_scope=d["fit_scope"], whiten=bool(d["whiten"]), standardize=bool(d["standardize"]))
 
 
-def fit_pca(cube, n_components=30, *, mask=None, whiten=False, standardize=False, fit_scope=None):
+def fit_pca(cube, n_components=30, *, mask=None, whiten=False, standardize=False, fit_scope=None,
+            chunk_pixels=65536):
     """Fit PCA on the pixels where ``mask`` is True (all pixels when ``mask`` is None).
 
     Pass the training mask for a leak-free fit; ``fit_scope`` defaults to ``"train"`` with a mask and
-    ``"scene"`` without one.
+    ``"scene"`` without one. The band covariance is accumulated in float64 over chunks of ``chunk_pixels``
+    pixels and eigen-decomposed, so memory is ``bands²`` plus one chunk whatever the scene size. Components
+    and variances equal scikit-learn's ``PCA`` (same sign convention: each component's largest loading is
+    positive).
     """
-    from sklearn.decomposition import PCA
-
     bands = cube.shape[-1]
     if not 1 <= n_components <= bands:
         raise ConfigError(f"PCA components must be between 1 and the band count {bands}, got {n_components}")
     pixels = cube.reshape(-1, bands) if mask is None else cube[np.asarray(mask, dtype=bool)]
-    if len(pixels) < n_components:
+    n = len(pixels)
+    if n < n_components:
         raise ConfigError(f"PCA with {n_components} components needs at least {n_components} fitting pixels, "
-                          f"got {len(pixels)}")
-    pixels = pixels.astype(np.float64)
-    band_std = pixels.std(axis=0) if standardize else np.ones(bands)
+                          f"got {n}")
+    chunks = range(0, n, chunk_pixels)
+    mean = sum(pixels[i:i + chunk_pixels].sum(axis=0, dtype=np.float64) for i in chunks) / n
+    covariance = np.zeros((bands, bands))
+    for i in chunks:
+        centred = pixels[i:i + chunk_pixels].astype(np.float64) - mean
+        covariance += centred.T @ centred
+    covariance /= max(n - 1, 1)
+    band_std = np.sqrt(np.diag(covariance) * (max(n - 1, 1) / n)) if standardize else np.ones(bands)
     band_std[band_std == 0] = 1.0
-    pca = PCA(n_components=n_components, svd_solver="full").fit(pixels / band_std)
-    scale = np.sqrt(pca.explained_variance_) if whiten else np.ones(n_components)
+    covariance /= np.outer(band_std, band_std)
+    variances, vectors = np.linalg.eigh(covariance)
+    order = np.argsort(variances)[::-1][:n_components]
+    components = vectors[:, order].T
+    components *= np.sign(components[np.arange(n_components), np.abs(components).argmax(axis=1)])[:, None]
+    scale = np.sqrt(np.clip(variances[order], 0, None)) if whiten else np.ones(n_components)
     scale[scale == 0] = 1.0
-    return Reducer(mean=pca.mean_, components=pca.components_, scale=scale, band_std=band_std,
+    return Reducer(mean=mean / band_std, components=components, scale=scale, band_std=band_std,
                    fit_scope=fit_scope or ("scene" if mask is None else "train"), whiten=whiten,
                    standardize=standardize)

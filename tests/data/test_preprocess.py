@@ -31,6 +31,21 @@ def test_transform_matches_sklearn_whitened(indian_pines):
     assert abs(reduced.reshape(-1, 30).std(axis=0) - 1).max() < 1e-3
 
 
+@pytest.mark.parametrize("standardize", [False, True])
+def test_chunked_fit_equals_sklearn_pca(indian_pines, standardize):
+    from sklearn.decomposition import PCA
+
+    pixels = indian_pines.cube.reshape(-1, 200).astype(np.float64)
+    band_std = pixels.std(axis=0) if standardize else np.ones(200)
+    expected = PCA(30, svd_solver="full").fit(pixels / band_std)
+    for chunk_pixels in (1000, 65536):          # 22 chunks with a partial last one, and a single chunk
+        reducer = fit_pca(indian_pines.cube, 30, whiten=True, standardize=standardize, chunk_pixels=chunk_pixels)
+        np.testing.assert_allclose(reducer.components, expected.components_, atol=1e-10)
+        np.testing.assert_allclose(reducer.scale ** 2, expected.explained_variance_, rtol=1e-10)
+        np.testing.assert_allclose(reducer.mean, expected.mean_, rtol=1e-12)
+        np.testing.assert_allclose(reducer.band_std, band_std, rtol=1e-12)
+
+
 def test_round_trip_through_plain_dict_and_other_scene(indian_pines):
     reducer = fit_pca(indian_pines.cube, 15, standardize=True)
     restored = Reducer.from_dict(reducer.to_dict())
