@@ -80,7 +80,7 @@ class Trainer:
         self.val_loader = self._loader(val_set) if len(val_set) else None
         self.epoch = 0
         self.history = []
-        self.best_val_oa = -math.inf
+        self.best_score = (-math.inf, -math.inf)
         self.best_epoch = 0
         self.stale_epochs = 0
 
@@ -114,19 +114,24 @@ class Trainer:
             self.scheduler.step(val_oa if self.val_loader else train_oa)
         elif self.scheduler is not None:
             self.scheduler.step()
-        score = val_oa if self.val_loader else train_oa
-        improved = score > self.best_val_oa
-        if improved:
-            self.best_val_oa, self.best_epoch, self.stale_epochs = score, self.epoch, 0
-        else:
-            self.stale_epochs += 1
         row = {"epoch": self.epoch, "train_loss": train_loss, "train_oa": train_oa, "val_loss": val_loss,
                "val_oa": val_oa, "lr": lr, "seconds": round(time.perf_counter() - start, 3)}
+        improved = self.score(row) > self.best_score
+        if improved:
+            self.best_score, self.best_epoch, self.stale_epochs = self.score(row), self.epoch, 0
+        else:
+            self.stale_epochs += 1
         self.history.append(row)
         log.info("epoch %d/%d  train loss %.4f  OA %.4f  |  val loss %.4f  OA %.4f%s  (%.1fs)", self.epoch,
                  self.options.epochs, train_loss, train_oa, val_loss, val_oa, "  *best*" if improved else "",
                  row["seconds"])
         return row, improved
+
+    def score(self, row):
+        """What the best checkpoint maximises: validation OA, a tie going to the lower validation loss (a small
+        validation set often reaches 100 % early). Training OA and loss when there is no validation set."""
+        split = "val" if self.val_loader else "train"
+        return row[f"{split}_oa"], -row[f"{split}_loss"]
 
     def _train_one_epoch(self, progress):
         self.model.train()
@@ -165,8 +170,7 @@ class Trainer:
         """Everything but the model weights that a resumed run needs to continue identically."""
         return {"epoch": self.epoch, "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict() if self.scheduler else None,
-                "scaler": self.scaler.state_dict(), "history": self.history, "best_val_oa": self.best_val_oa,
-                "best_epoch": self.best_epoch, "stale_epochs": self.stale_epochs,
+                "scaler": self.scaler.state_dict(), "history": self.history, "best_epoch": self.best_epoch, "stale_epochs": self.stale_epochs,
                 "rng": {"torch": torch.get_rng_state(), "shuffle": self.shuffle.get_state(),
                         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}}
 
@@ -178,7 +182,9 @@ class Trainer:
         if state["scaler"]:
             self.scaler.load_state_dict(state["scaler"])
         self.history = list(state["history"])
-        self.best_val_oa, self.best_epoch = state["best_val_oa"], state["best_epoch"]
+        self.best_epoch = state["best_epoch"]
+        if self.best_epoch:
+            self.best_score = self.score(self.history[self.best_epoch - 1])
         self.stale_epochs = state["stale_epochs"]
         torch.set_rng_state(state["rng"]["torch"])
         self.shuffle.set_state(state["rng"]["shuffle"])

@@ -2,7 +2,7 @@
 
 ``<out>/config.json``  every resolved setting, seed, versions, split mode, PCA fit scope
 ``<out>/split.npz``    the train / val / test maps
-``<out>/last.pt``      updated after every epoch (resume from here); ``best.pt``: best validation OA
+``<out>/last.pt``      updated after every epoch (resume from here); ``best.pt``: best validation OA (ties: lower loss)
 ``<out>/history.csv``  one row per epoch; ``metrics.json``, ``report.txt``, ``confusion.png``, ``curves.png``
 ``<out>/map.png``, ``map.npy``  the full-scene class map
 """
@@ -213,10 +213,11 @@ def _finish(out, config, scene, prepared, device):
     from .metrics import format_report
     from .viz import confusion_matrix_figure, curves_figure, save_figure
 
-    trained = TrainedModel.from_checkpoint(out / "best.pt")
+    best = load_checkpoint(out / "best.pt")
+    trained = TrainedModel.from_checkpoint(best)
     metrics = evaluate_test(trained, prepared, device)
     history = read_history(out / "history.csv")
-    metrics["best_epoch"] = max(history, key=lambda r: r["val_oa"])["epoch"] if history else 0
+    metrics["best_epoch"] = int(best["epoch"])
     write_json_atomic(out / "metrics.json", metrics)
     write_text_atomic(out / "report.txt", format_report(metrics, title=f"{scene.name} / {config.model}"))
     save_figure(confusion_matrix_figure(np.array(metrics["confusion_matrix"]), scene.class_names),

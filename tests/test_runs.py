@@ -57,13 +57,26 @@ def test_checkpoints_load_weights_only_and_hold_what_prediction_needs(finished_r
         assert len(payload["preprocess"]["components"]) == 15
 
 
+def best_by_validation(run_dir):
+    """(epoch with the highest validation OA, ties to the lower validation loss; how many epochs share that OA)."""
+    scores = [(float(row["val_oa"]), -float(row["val_loss"])) for row in history_without_time(run_dir)]
+    best = max(range(len(scores)), key=scores.__getitem__)
+    return best + 1, sum(oa == scores[best][0] for oa, _ in scores)
+
+
 def test_best_checkpoint_has_the_highest_validation_oa(finished_run):
     out, metrics = finished_run
-    history = history_without_time(out)
-    val_oa = [float(row["val_oa"]) for row in history]
-    best_epoch = int(np.argmax(val_oa)) + 1
+    best_epoch, _ = best_by_validation(out)
     assert torch.load(out / "best.pt", weights_only=True)["epoch"] == best_epoch == metrics["best_epoch"]
-    assert torch.load(out / "last.pt", weights_only=True)["epoch"] == len(history) == 3
+    assert torch.load(out / "last.pt", weights_only=True)["epoch"] == len(history_without_time(out)) == 3
+
+
+def test_validation_oa_ties_go_to_the_lower_validation_loss(tmp_path, shared_data, salinas_a):
+    out = tmp_path / "tied"
+    metrics = train(small_config(shared_data, epochs=8), out, scene=salinas_a, progress=False)
+    best_epoch, tied = best_by_validation(out)
+    assert tied > 1, "the run should reach 100 % validation OA in more than one epoch"
+    assert torch.load(out / "best.pt", weights_only=True)["epoch"] == best_epoch == metrics["best_epoch"]
 
 
 def test_evaluate_recomputes_the_same_metrics(finished_run):
