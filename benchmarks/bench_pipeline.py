@@ -3,8 +3,10 @@ notebook does it: prepare time, one training epoch, the full-scene map and peak 
 
     python benchmarks/bench_pipeline.py                  # each pipeline once, 2 + 2 interleaved epochs
     python benchmarks/bench_pipeline.py --repeats 3      # pipelines alternated 3 times (medians), 6 + 6 epochs
+    python benchmarks/bench_pipeline.py --batch 64       # both pipelines at batch 64 instead of the paper's 256
 
-Paper settings for both: PCA to 30 whitened components fitted on the whole scene, 25x25 windows, batch 256,
+Paper settings for both: PCA to 30 whitened components fitted on the whole scene, 25x25 windows, batch 256
+(or ``--batch``; what one batch's activations take for the backward pass grows with it: about 6 MB a patch),
 Adam 1e-3, one epoch over a stratified random 10 % of the labelled pixels (the same count for both), the same
 initial weights (``hsi.build_model("hybridsn", ...)`` after ``torch.manual_seed(0)``), float32 on the CPU.
 
@@ -40,7 +42,8 @@ import hsi
 
 SEED = 0
 TRAIN_RATIO = 0.1
-BANDS, PATCH, BATCH, LR = 30, 25, 256, 1e-3
+BANDS, PATCH, LR = 30, 25, 1e-3
+BATCH = 256                     # set by --batch, in the driver and in every child
 
 
 def peak_rss_mb():
@@ -226,20 +229,23 @@ PIPELINES = {"ours": run_ours, "baseline": run_baseline, "epochs": run_epochs}
 
 def run_child(name, n_train, repeats=1):
     """One pipeline in a fresh interpreter; its result is the JSON on the last line of its output."""
-    done = subprocess.run([sys.executable, __file__, "--child", name, "--n-train", str(n_train), "--repeats",
-                           str(repeats)], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, __file__, "--child", name, "--n-train", str(n_train), "--batch",
+                           str(BATCH), "--repeats", str(repeats)], capture_output=True, text=True)
     if done.returncode:
         sys.exit(f"the {name} run failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main():
+    global BATCH
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=1,
                         help="alternate the two pipelines this many times, and the epochs 2x this many times")
+    parser.add_argument("--batch", type=int, default=BATCH, help="batch size of both pipelines (default: 256)")
     parser.add_argument("--child", choices=PIPELINES, help=argparse.SUPPRESS)
     parser.add_argument("--n-train", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    BATCH = args.batch
     if args.child:
         extra = (args.repeats,) if args.child == "epochs" else ()
         print(json.dumps(PIPELINES[args.child](args.n_train, *extra)))
