@@ -113,7 +113,9 @@ def _add_train_arguments(p):
     s.add_argument("--augment", action="store_true", help="random flips and quarter turns while training")
     o = p.add_argument_group("optimisation")
     o.add_argument("--epochs", type=int, default=100)
-    o.add_argument("--batch-size", type=int, default=256)
+    o.add_argument("--batch-size", type=int, default=256,
+                   help="patches per step (default 256); HybridSN at 25x25x30 keeps about 6 MB per patch for "
+                        "the backward pass, so lower it to save memory")
     o.add_argument("--lr", type=float, default=1e-3)
     o.add_argument("--weight-decay", type=float, default=0.0)
     o.add_argument("--scheduler", choices=("plateau", "cosine"))
