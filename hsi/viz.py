@@ -104,8 +104,8 @@ def curves_figure(history):
     """Loss and overall accuracy per epoch, training and validation (two panels).
 
     ``history`` is a list of dicts with ``epoch, train_loss, train_oa, val_loss, val_oa`` (accuracies as
-    fractions; validation values may be NaN when there is no validation set). The best validation epoch is
-    marked.
+    fractions; validation values may be NaN when there is no validation set). The best validation epoch
+    (highest OA, ties to the lower loss, as ``best.pt``) is marked.
     """
     if not history:
         raise ConfigError("history is empty; expected at least one epoch row")
@@ -131,7 +131,7 @@ def curves_figure(history):
         ax.grid(True, alpha=0.3)
     val_oa = column("val_oa")
     if np.isfinite(val_oa).any():
-        best = int(np.nanargmax(val_oa))
+        best = int(np.lexsort((column("val_loss"), -val_oa))[0])   # as the engine: best OA, ties to lower loss
         for ax in (ax_loss, ax_acc):
             ax.axvline(epochs[best], color="grey", linestyle="--", linewidth=1,
                        label=f"best validation (epoch {int(epochs[best])})")

@@ -216,6 +216,9 @@ def test_curves_figure_with_and_without_validation(tmp_path):
     assert best and best[0].get_xdata()[0] == 2
     np.testing.assert_allclose(acc_ax.lines[1].get_ydata(), [50, 80, 70])
     save_figure(fig, tmp_path / "curves.png")
+    tied = curves_figure([{**row, "val_oa": 0.8} if row["epoch"] == 3 else row for row in history])
+    best = [line for line in tied.axes[1].lines if line.get_label().startswith("best")]
+    assert best[0].get_xdata()[0] == 3          # same OA as epoch 2, lower validation loss: as best.pt
     no_val = curves_figure([{**row, "val_loss": math.nan, "val_oa": math.nan} for row in history])
     assert [line.get_label() for line in no_val.axes[1].lines] == ["train"]
     with pytest.raises(ConfigError, match="history"):
