@@ -119,7 +119,8 @@ def _add_train_arguments(p):
     o.add_argument("--lr", type=float, default=1e-3)
     o.add_argument("--weight-decay", type=float, default=0.0)
     o.add_argument("--scheduler", choices=("plateau", "cosine"))
-    o.add_argument("--patience", type=int, help="stop after this many epochs without a better validation OA")
+    o.add_argument("--patience", type=int, help="stop after this many epochs without a better validation OA "
+                                                   "(or, at equal OA, a lower validation loss)")
     o.add_argument("--class-weights", action="store_true", help="weight the loss by inverse class frequency")
     o.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     o.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")

@@ -37,7 +37,7 @@ class FitOptions:
     lr: float = 1e-3
     weight_decay: float = 0.0
     scheduler: str | None = None        # None, "plateau" (on validation OA) or "cosine"
-    patience: int | None = None         # early stopping: epochs without a better validation OA
+    patience: int | None = None         # early stopping: epochs without a better best.pt
     class_weights: bool = False         # weight the loss by inverse class frequency
     device: str = "auto"
     amp: bool = False                   # mixed precision, CUDA only
@@ -170,7 +170,8 @@ class Trainer:
         """Everything but the model weights that a resumed run needs to continue identically."""
         return {"epoch": self.epoch, "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict() if self.scheduler else None,
-                "scaler": self.scaler.state_dict(), "history": self.history, "best_epoch": self.best_epoch, "stale_epochs": self.stale_epochs,
+                "scaler": self.scaler.state_dict(), "history": self.history, "best_epoch": self.best_epoch,
+                "stale_epochs": self.stale_epochs,
                 "rng": {"torch": torch.get_rng_state(), "shuffle": self.shuffle.get_state(),
                         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}}
 

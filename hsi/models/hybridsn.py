@@ -133,8 +133,8 @@ def hybridsn_2d3d(*, bands, n_classes, patch_size=25, attention=None, batch_norm
     """The "2-D first" variant: a 2-D convolution with the bands as channels, its 64 maps lifted to a 3-D
     volume, then the three 3-D convolutions and the same head. Slots: ``after_2d``, ``after_3d``."""
     _check_sizes("hybridsn_2d3d", bands, patch_size, 1, 9)
-    return HybridSN([Conv2dLayer(bands, 64, batch_norm), Conv3dStack(batch_norm)], ("after_2d", "after_3d"), bands, n_classes, patch_size,
-                    attention, dropout)
+    return HybridSN([Conv2dLayer(bands, 64, batch_norm), Conv3dStack(batch_norm)], ("after_2d", "after_3d"), bands,
+                    n_classes, patch_size, attention, dropout)
 
 
 def hybridsn_se(*, bands, n_classes, patch_size=25, attention="se", batch_norm=True, dropout=0.1):
