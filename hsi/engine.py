@@ -116,9 +116,10 @@ class Trainer:
             self.scheduler.step()
         row = {"epoch": self.epoch, "train_loss": train_loss, "train_oa": train_oa, "val_loss": val_loss,
                "val_oa": val_oa, "lr": lr, "seconds": round(time.perf_counter() - start, 3)}
-        improved = self.score(row) > self.best_score
+        score = self.score(row)
+        improved = score > self.best_score
         if improved:
-            self.best_score, self.best_epoch, self.stale_epochs = self.score(row), self.epoch, 0
+            self.best_score, self.best_epoch, self.stale_epochs = score, self.epoch, 0
         else:
             self.stale_epochs += 1
         self.history.append(row)
