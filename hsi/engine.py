@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from .data.patches import collate_batch
 from .errors import ConfigError
+from .metrics import epoch_score
 
 log = logging.getLogger("hsi")
 
@@ -116,7 +117,7 @@ class Trainer:
             self.scheduler.step()
         row = {"epoch": self.epoch, "train_loss": train_loss, "train_oa": train_oa, "val_loss": val_loss,
                "val_oa": val_oa, "lr": lr, "seconds": round(time.perf_counter() - start, 3)}
-        score = self.score(row)
+        score = epoch_score(row)
         improved = score > self.best_score
         if improved:
             self.best_score, self.best_epoch, self.stale_epochs = score, self.epoch, 0
@@ -127,12 +128,6 @@ class Trainer:
                  self.options.epochs, train_loss, train_oa, val_loss, val_oa, "  *best*" if improved else "",
                  row["seconds"])
         return row, improved
-
-    def score(self, row):
-        """What the best checkpoint maximises: validation OA, a tie going to the lower validation loss (a small
-        validation set often reaches 100 % early). Training OA and loss when there is no validation set."""
-        split = "val" if self.val_loader else "train"
-        return row[f"{split}_oa"], -row[f"{split}_loss"]
 
     def _train_one_epoch(self, progress):
         self.model.train()
@@ -186,7 +181,7 @@ class Trainer:
         self.history = list(state["history"])
         self.best_epoch = state["best_epoch"]
         if self.best_epoch:
-            self.best_score = self.score(self.history[self.best_epoch - 1])
+            self.best_score = epoch_score(self.history[self.best_epoch - 1])
         self.stale_epochs = state["stale_epochs"]
         torch.set_rng_state(state["rng"]["torch"])
         self.shuffle.set_state(state["rng"]["shuffle"])

@@ -1,9 +1,12 @@
-"""Test-set metrics (OA, AA, Cohen's kappa, per-class scores, confusion matrix), reports and run summaries.
+"""Test-set metrics (OA, AA, Cohen's kappa, per-class scores, confusion matrix), reports, run summaries and the
+rule that picks the best epoch.
 
 Everything returned is plain JSON: Python ints, floats, lists and ``None`` (never NaN), so a metrics dict can
 be written with ``json.dumps`` and compared after reading it back. Accuracies are fractions in [0, 1];
 the text reports print them as percentages.
 """
+import math
+
 import numpy as np
 
 from .errors import ConfigError
@@ -140,6 +143,18 @@ def summarize_runs(results):
     summary["n_runs"] = len(results)
     summary["class_names"] = names
     return summary
+
+
+def epoch_score(row):
+    """What the best checkpoint maximises for one history row: validation OA, a tie going to the lower validation
+    loss (a small validation set often reaches 100 % early); training OA and loss when there is no validation."""
+    split = "val" if math.isfinite(row["val_oa"]) else "train"
+    return row[f"{split}_oa"], -row[f"{split}_loss"]
+
+
+def best_epoch(history):
+    """Epoch number of the history row with the highest :func:`epoch_score`, the earliest on an exact tie."""
+    return max(history, key=epoch_score)["epoch"]
 
 
 def format_summary(summary):

@@ -12,6 +12,7 @@ import numpy as np
 
 from .atomic import atomic_path
 from .errors import ConfigError
+from .metrics import best_epoch
 
 #: Target wavelengths (nm) of the red, green and blue channels of :func:`false_color`.
 RGB_NM = (650.0, 550.0, 470.0)
@@ -131,10 +132,9 @@ def curves_figure(history):
         ax.grid(True, alpha=0.3)
     val_oa = column("val_oa")
     if np.isfinite(val_oa).any():
-        best = int(np.lexsort((column("val_loss"), -val_oa))[0])   # as the engine: best OA, ties to lower loss
+        best = best_epoch(history)
         for ax in (ax_loss, ax_acc):
-            ax.axvline(epochs[best], color="grey", linestyle="--", linewidth=1,
-                       label=f"best validation (epoch {int(epochs[best])})")
+            ax.axvline(best, color="grey", linestyle="--", linewidth=1, label=f"best validation (epoch {best})")
     ax_loss.set_title("loss")
     ax_acc.set_title("overall accuracy" + ("" if np.isfinite(val_oa).any() else " (no validation set)"))
     from matplotlib.ticker import MaxNLocator

@@ -1,5 +1,6 @@
 """Metrics against hand-computed values and scikit-learn; reports and run summaries."""
 import json
+import math
 
 import numpy as np
 import pytest
@@ -7,7 +8,7 @@ from sklearn.metrics import (accuracy_score, balanced_accuracy_score, cohen_kapp
                              precision_recall_fscore_support)
 
 from hsi.errors import ConfigError
-from hsi.metrics import evaluate_predictions, format_report, format_summary, summarize_runs
+from hsi.metrics import best_epoch, evaluate_predictions, format_report, format_summary, summarize_runs
 
 NAMES = ["a", "b", "c", "d"]
 #              true: 0 0 0 1 1 2 2 2 2      class 3 ("d") has no test pixel
@@ -170,3 +171,14 @@ def test_format_summary_is_a_markdown_table_with_plus_minus():
     assert f"{100 * s['oa']['mean']:.2f} ± {100 * s['oa']['std']:.2f}" in text
     assert f"{100 * s['kappa']['mean']:.2f} ± {100 * s['kappa']['std']:.2f}" in text
     assert "| 3 | d | - |" in text
+
+
+def test_best_epoch_is_highest_validation_oa_then_lowest_loss_then_earliest():
+    rows = [{"epoch": 1, "train_loss": 0.9, "train_oa": 0.5, "val_loss": 0.50, "val_oa": 0.90},
+            {"epoch": 2, "train_loss": 0.5, "train_oa": 0.8, "val_loss": 0.30, "val_oa": 1.00},
+            {"epoch": 3, "train_loss": 0.3, "train_oa": 0.9, "val_loss": 0.10, "val_oa": 1.00},
+            {"epoch": 4, "train_loss": 0.2, "train_oa": 1.0, "val_loss": 0.10, "val_oa": 1.00},
+            {"epoch": 5, "train_loss": 0.1, "train_oa": 1.0, "val_loss": 0.05, "val_oa": 0.99}]
+    assert best_epoch(rows) == 3                   # 100 % at epochs 2-4; 3 and 4 tie on loss too: the earlier
+    no_val = [{**row, "val_loss": math.nan, "val_oa": math.nan} for row in rows]
+    assert best_epoch(no_val) == 5                 # without validation: training OA, ties to the lower loss
