@@ -30,14 +30,14 @@ def main():
         split = Split.load(run / "split.npz")
         pixels = scene.cube.reshape(-1, scene.bands).astype(np.float64)
         train, test = split.train.ravel(), split.test.ravel()
-        scaler = StandardScaler().fit(pixels[train >= 0])
-        x_train, x_test = scaler.transform(pixels[train >= 0]), scaler.transform(pixels[test >= 0])
+        is_train, is_test = train >= 0, test >= 0
+        scaler = StandardScaler().fit(pixels[is_train])
+        x_train, x_test = scaler.transform(pixels[is_train]), scaler.transform(pixels[is_test])
         own = json.loads((run / "metrics.json").read_text())["oa"]
-        print(f"{run}: {(train >= 0).sum()} training, {(test >= 0).sum()} test pixels; HybridSN run OA "
-              f"{100 * own:.2f}")
+        print(f"{run}: {is_train.sum()} training, {is_test.sum()} test pixels; HybridSN run OA {100 * own:.2f}")
         for classifier in (SVC(C=100, gamma="scale"), RandomForestClassifier(300, random_state=0)):
-            predicted = classifier.fit(x_train, train[train >= 0]).predict(x_test)
-            print(f"  {type(classifier).__name__:24s} OA {100 * (predicted == test[test >= 0]).mean():.2f}")
+            predicted = classifier.fit(x_train, train[is_train]).predict(x_test)
+            print(f"  {type(classifier).__name__:24s} OA {100 * (predicted == test[is_test]).mean():.2f}")
 
 
 if __name__ == "__main__":
