@@ -35,7 +35,10 @@ class PositionAttention(nn.Module):
 class ChannelAttention(nn.Module):
     """DANet channel attention module: every channel map is a softmax-weighted sum of all channel maps.
 
-    Residual with a learnable ``gamma`` starting at 0, so the block is the identity at initialisation.
+    As the authors' released ``CAM_Module`` (junfu1115/DANet, ``encoding/nn/da_att.py``), the weights are
+    ``softmax(max(E) - E)`` over each row of the channel energy ``E = F Fᵀ`` (not ``softmax(E)``): a channel
+    attends most to the channels least similar to it. Residual with a learnable ``gamma`` starting at 0, so the
+    block is the identity at initialisation.
     """
 
     def __init__(self, channels):
@@ -46,7 +49,8 @@ class ChannelAttention(nn.Module):
     def residual(self, x):
         """``gamma`` times the attended features (what the block adds to ``x``)."""
         features = x.flatten(2)                                                 # (N, C, HW)
-        weights = torch.softmax(features @ features.transpose(1, 2), dim=-1)   # (N, C, C), rows sum to 1
+        energy = features @ features.transpose(1, 2)                          # (N, C, C)
+        weights = torch.softmax(energy.amax(-1, keepdim=True) - energy, dim=-1)  # rows sum to 1
         return self.gamma * (weights @ features).view_as(x)
 
     def forward(self, x):
