@@ -1,6 +1,5 @@
 """The ``hsi`` command: datasets, download, train, evaluate, predict. A thin shell over the Python API."""
 import argparse
-import json
 import logging
 import sys
 import warnings
@@ -13,10 +12,25 @@ EXIT_INTERRUPTED = 130
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage mistake is one ``error:`` line (exit 2), like every other user mistake."""
+    """argparse, but a usage mistake is one ``error:`` line (exit 2), like every other user mistake; every
+    option's help shows its default."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, formatter_class=_DefaultsFormatter, **kwargs)
 
     def error(self, message):
         self.exit(EXIT_USAGE, f"error: {message} (see '{self.prog} --help')\n")
+
+
+class _DefaultsFormatter(argparse.HelpFormatter):
+    """Appends ``(default X)`` to an option's help when it has a default and the help does not name one."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        has_default = not (action.default is None or action.default is False or action.default == argparse.SUPPRESS)
+        if has_default and action.option_strings and "default" not in text:
+            text += " (default %(default)s)"
+        return text
 
 
 def main(argv=None):
@@ -42,7 +56,9 @@ def build_parser():
     parser = _Parser(prog="hsi", description="Hyperspectral image classification with the HybridSN family.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors, no progress bars")
+    common.add_argument("-q", "--quiet", action="store_true",
+                        help="print only warnings, errors and the results: no progress bars, no per-epoch or "
+                             "per-step log lines on stderr")
 
     p = sub.add_parser("datasets", parents=[common], help="list known scenes and where each would be read from",
                        description="List the known scenes and where each is available locally.")
@@ -63,17 +79,21 @@ def build_parser():
     p.set_defaults(run=_train)
 
     p = sub.add_parser("evaluate", parents=[common], help="recompute a run's test metrics",
-                       description="Recompute the test metrics of a run from best.pt and split.npz.")
-    p.add_argument("run_dir", metavar="RUN_DIR")
+                       description="Recompute the test metrics of a run from best.pt and split.npz, on the scene "
+                                   "files recorded in its config.json (checked by sha256).")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run folder written by hsi train")
+    _add_moved_scene_arguments(p)
     p.set_defaults(run=_evaluate)
 
     p = sub.add_parser("predict", parents=[common], help="classify every pixel of a scene with a trained run",
                        description="Write the full-scene class map of a trained run.")
-    p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("--cube", help="scene cube file (default: the scene the run was trained on)")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run folder written by hsi train")
+    p.add_argument("--cube", help="scene cube file to classify (default: the scene recorded in the run's "
+                                  "config.json)")
     p.add_argument("--gt", help="label file of --cube, drawn beside the map")
     p.add_argument("--key", help=".mat key of the cube")
     p.add_argument("--gt-key", help=".mat key of the labels")
+    p.add_argument("--data-dir", help="folder that now holds the run's scene files, if they moved")
     p.add_argument("--checkpoint", default="best", choices=("best", "last"), help="which checkpoint (best)")
     p.add_argument("--out", help="output path prefix (default: RUN_DIR/map)")
     p.add_argument("--format", default="png,npy",
@@ -82,51 +102,72 @@ def build_parser():
     p.add_argument("--mode", default="auto", choices=("auto", "dense", "patch"),
                    help="dense: exact fully-convolutional; patch: window by window; auto: dense when exact")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--palette", choices=("distinct", "published"),
+                   help="map colours: distinct (CIELAB ΔE >= 39 between classes) or published (the colours used "
+                        "before, some pairs hard to tell apart); default: the run's own")
     p.set_defaults(run=_predict)
     return parser
+
+
+def _add_moved_scene_arguments(p):
+    g = p.add_argument_group("scene, if its recorded files moved")
+    g.add_argument("--data-dir", help="folder that now holds the run's scene files (same names, same data)")
+    g.add_argument("--cube", help="the run's scene cube at another path or name (its data is checked)")
+    g.add_argument("--gt", help="label file of --cube")
+    g.add_argument("--key", help=".mat key of --cube")
+    g.add_argument("--gt-key", help=".mat key of --gt")
 
 
 def _add_train_arguments(p):
     src = p.add_argument_group("scene")
     src.add_argument("--dataset", help="known scene name (see 'hsi datasets')")
-    src.add_argument("--cube", help="cube file (.mat, .hdr, .npy) instead of --dataset")
+    src.add_argument("--cube", help="cube file (.mat, .hdr, .npy) instead of --dataset; with --resume: the "
+                                    "run's cube if it moved")
     src.add_argument("--gt", help="label file for --cube")
     src.add_argument("--key", help=".mat key of the cube when the file holds several arrays")
     src.add_argument("--gt-key", help=".mat key of the labels")
-    src.add_argument("--data-dir", help="folder holding the scene files")
+    src.add_argument("--data-dir", help="folder holding the scene files (searched before $HSI_DATA_DIR and the "
+                                        "cache); with --resume: where the run's files are now, if they moved")
     m = p.add_argument_group("model")
-    m.add_argument("--model", default="hybridsn", help="hybridsn, hybridsn_2d3d or hybridsn_se (default hybridsn)")
-    m.add_argument("--attention", help="attention block for both slots, e.g. se, cbam (see hsi.list_attention())")
+    m.add_argument("--model", default="hybridsn", help="model name (see hsi.list_models())")
+    m.add_argument("--attention", help="attention block for both slots, e.g. se, cbam (see hsi.list_attention()); "
+                                       "none by default")
     s = p.add_argument_group("split and preprocessing")
-    s.add_argument("--split", default="random", choices=("random", "fixed", "disjoint"))
+    s.add_argument("--split", default="random", choices=("random", "fixed", "disjoint"),
+                   help="random: stratified per class (--train-ratio or --train-per-class); fixed: --train-per-class "
+                        "pixels per class (at most half a small class); disjoint: spatially separate parcels, "
+                        "no training pixel inside a test window")
     ratio = s.add_mutually_exclusive_group()
     ratio.add_argument("--train-ratio", type=float, help="fraction of each class for training (default 0.3)")
-    ratio.add_argument("--train-per-class", type=int, help="training pixels per class")
+    ratio.add_argument("--train-per-class", type=int, help="training pixels per class, instead of --train-ratio")
     s.add_argument("--val-ratio", type=float, default=0.1, help="fraction of training pixels for validation")
-    s.add_argument("--pca", type=int, default=30, help="PCA components (default 30)")
+    s.add_argument("--pca", type=int, default=30, help="PCA components")
     s.add_argument("--pca-fit", default="train", choices=("train", "scene"),
-                   help="fit PCA on training pixels (leak-free, default) or the whole scene (paper)")
+                   help="fit PCA on training pixels (leak-free) or the whole scene (the paper's protocol)")
     s.add_argument("--whiten", action="store_true", help="whiten the PCA components (as the official code)")
     s.add_argument("--standardize", action="store_true", help="standardise each band before PCA")
-    s.add_argument("--patch", type=int, default=25, help="odd window size (default 25)")
-    s.add_argument("--padding", default="zero", choices=("zero", "reflect"))
+    s.add_argument("--patch", type=int, default=25, help="odd window size in pixels")
+    s.add_argument("--padding", default="zero", choices=("zero", "reflect"),
+                   help="how the scene is extended beyond its border for the edge pixels' windows")
     s.add_argument("--augment", action="store_true", help="random flips and quarter turns while training")
     o = p.add_argument_group("optimisation")
-    o.add_argument("--epochs", type=int, default=100)
+    o.add_argument("--epochs", type=int, default=100, help="training epochs (passes over the training set)")
     o.add_argument("--batch-size", type=int, default=256,
-                   help="patches per step (default 256); HybridSN at 25x25x30 keeps about 6 MB per patch for "
-                        "the backward pass, so lower it to save memory")
-    o.add_argument("--lr", type=float, default=1e-3)
-    o.add_argument("--weight-decay", type=float, default=0.0)
-    o.add_argument("--scheduler", choices=("plateau", "cosine"))
+                   help="patches per step; HybridSN at 25x25x30 keeps about 6 MB per patch for the backward "
+                        "pass, so lower it to save memory")
+    o.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    o.add_argument("--weight-decay", type=float, default=0.0, help="Adam weight decay (L2)")
+    o.add_argument("--scheduler", choices=("plateau", "cosine"),
+                   help="learning-rate schedule: plateau halves it after 5 epochs without a better validation "
+                        "OA, cosine anneals it over the epochs; constant by default")
     o.add_argument("--patience", type=int, help="stop after this many epochs without a better validation OA "
-                                                   "(or, at equal OA, a lower validation loss)")
+                                                   "(or, at equal OA, a lower validation loss); off by default")
     o.add_argument("--class-weights", action="store_true", help="weight the loss by inverse class frequency")
-    o.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    o.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     o.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
     o.add_argument("--workers", type=int, default=0, help="data loader worker processes")
     r = p.add_argument_group("run")
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--seed", type=int, default=0, help="seed of the split, the initial weights and the batch order")
     r.add_argument("--runs", type=int, default=1, help="repeat with seeds seed..seed+N-1 and report mean ± std")
     r.add_argument("--out", help="run folder (default runs/<scene>-<model>-<timestamp>)")
     r.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last.pt")
@@ -137,10 +178,10 @@ def _train(args):
     from . import runs
     from .engine import FitOptions
 
-    progress = not args.quiet and sys.stderr.isatty()
+    progress = False if args.quiet else True if sys.stderr.isatty() else "log"
     try:
         if args.resume:
-            metrics = runs.resume(args.resume, progress=progress)
+            metrics = runs.resume(args.resume, progress=progress, **_scene_elsewhere(args))
             return _print_metrics(metrics, args.resume)
         if not (args.dataset or args.cube):
             raise ConfigError("give --dataset NAME or --cube PATH --gt PATH")
@@ -187,16 +228,20 @@ def _evaluate(args):
     from .metrics import format_report
     from .runs import evaluate_run
 
-    metrics = evaluate_run(args.run_dir)
-    print(format_report(metrics, title=str(args.run_dir)))
-    return _print_metrics(metrics, None)
+    metrics = evaluate_run(args.run_dir, **_scene_elsewhere(args))
+    print(format_report(metrics, title=str(args.run_dir)), end="")
+    return 0
+
+
+def _scene_elsewhere(args):
+    """Where a run's scene is now, if its recorded files moved (``hsi.runs.run_scene`` arguments)."""
+    return {"cube": args.cube, "gt": args.gt, "key": args.key, "gt_key": args.gt_key, "data_dir": args.data_dir}
 
 
 def _predict(args):
     from .checkpoint import TrainedModel
-    from .data.scenes import load_scene
     from .engine import resolve_device
-    from .runs import RunConfig, scene_for, write_map
+    from .runs import run_scene, write_map
 
     run_dir = Path(args.run_dir)
     checkpoint = run_dir / f"{args.checkpoint}.pt"
@@ -204,14 +249,10 @@ def _predict(args):
         raise ConfigError(f"{run_dir} holds no {checkpoint.name}; expected a run folder written by hsi train")
     formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
     trained = TrainedModel.from_checkpoint(checkpoint)
-    if args.cube:
-        scene = load_scene(args.cube, args.gt, key=args.key, gt_key=args.gt_key)
-    else:
-        config = RunConfig.from_dict(json.loads((run_dir / "config.json").read_text())["config"])
-        scene = scene_for(config)
+    scene = run_scene(run_dir, **_scene_elsewhere(args), verify=args.cube is None)   # any cube may be classified
     trained.check_scene(scene)
     written = write_map(trained, scene, Path(args.out) if args.out else run_dir / "map",
-                        device=resolve_device(args.device), formats=formats, mode=args.mode)
+                        device=resolve_device(args.device), formats=formats, mode=args.mode, palette=args.palette)
     for fmt, path in written.items():
         print(f"{fmt}: {path}")
     return 0

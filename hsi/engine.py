@@ -105,7 +105,10 @@ class Trainer:
             self.options.patience is not None and self.stale_epochs >= self.options.patience)
 
     def run_epoch(self, progress=True):
-        """One pass over the training set in train mode, then validation in eval mode; returns the history row."""
+        """One pass over the training set in train mode, then validation in eval mode; returns the history row.
+
+        ``progress``: True draws a tqdm bar over the epoch's batches, ``"log"`` logs a plain line at every tenth
+        of them (for logs and pipes), False shows nothing inside the epoch."""
         start = time.perf_counter()
         self.epoch += 1
         train_loss, train_oa = self._train_one_epoch(progress)
@@ -132,9 +135,11 @@ class Trainer:
     def _train_one_epoch(self, progress):
         self.model.train()
         total_loss, correct, seen = 0.0, 0, 0
-        bar = tqdm(self.train_loader, desc=f"epoch {self.epoch}/{self.options.epochs}", leave=False,
-                   disable=not progress, unit="batch")
-        for x, y in bar:
+        desc = f"epoch {self.epoch}/{self.options.epochs}"
+        bar = tqdm(self.train_loader, desc=desc, leave=False, disable=progress is not True, unit="batch")
+        n_batches = len(self.train_loader)
+        log_every = max(1, math.ceil(n_batches / 10)) if progress == "log" else 0
+        for step, (x, y) in enumerate(bar, 1):
             x, y = to_device(x, self.device), y.to(self.device, non_blocking=True)
             self.optimizer.zero_grad(set_to_none=True)
             with torch.autocast(self.device.type, enabled=self.amp):
@@ -147,6 +152,9 @@ class Trainer:
             correct += (logits.argmax(1) == y).sum().item()
             seen += len(y)
             bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}")
+            if log_every and (step % log_every == 0 or step == n_batches):
+                log.info("%s  batch %d/%d  train loss %.4f  OA %.4f", desc, step, n_batches, total_loss / seen,
+                         correct / seen)
         return total_loss / seen, correct / seen
 
     def validate(self):

@@ -17,7 +17,8 @@ FORMATS = ("png", "npy", "envi")
 _SUFFIXES = {".png", ".npy", ".hdr", ".img"}
 
 
-def export_map(label_map, trained, prefix, *, formats=("png", "npy"), ground_truth=None, mask_unlabelled=False):
+def export_map(label_map, trained, prefix, *, formats=("png", "npy"), ground_truth=None, mask_unlabelled=False,
+               palette=None, title=None):
     """Write a full-scene class map in the given formats; return ``{format: path}``.
 
     ``label_map`` is (rows, cols) of classes 0..K-1 (-1 = no class); ``trained`` is anything with
@@ -25,13 +26,14 @@ def export_map(label_map, trained, prefix, *, formats=("png", "npy"), ground_tru
     :class:`hsi.checkpoint.TrainedModel` or a :class:`hsi.data.scenes.Scene`. ``prefix`` is a path without
     suffix (``run/map``; a trailing ``.png``/``.npy``/``.hdr``/``.img`` is dropped); its folder is created.
 
-    ``png``   ``prefix.png``: the class map with a legend of class names, beside ``ground_truth`` if given
-              (classes 0..K-1, -1 unlabelled); ``mask_unlabelled`` shows the map only on labelled pixels.
+    ``png``   ``prefix.png``: the class map with a legend of class ids and names, beside ``ground_truth`` if
+              given (classes 0..K-1, -1 unlabelled); ``mask_unlabelled`` (True, or ``"both"``: beside the
+              whole map) shows the map on labelled pixels only; ``title`` above it.
     ``npy``   ``prefix.npy``: int32 original label ids (``label_ids[label_map]``), 0 where there is no class.
     ``envi``  ``prefix.hdr`` + ``prefix.img``: an ENVI classification image, 0 = "Unclassified" (black),
               k + 1 = class k, with ``class names`` and ``class lookup`` colours in the header.
 
-    Every argument is checked before anything is written.
+    ``palette`` (K x 3 uint8) replaces ``trained.palette``. Every argument is checked before anything is written.
     """
     from .viz import _check_map, _check_palette
 
@@ -48,7 +50,7 @@ def export_map(label_map, trained, prefix, *, formats=("png", "npy"), ground_tru
     if label_ids.size != k:
         raise ConfigError(f"label_ids has {label_ids.size} entries but there are {k} class names; "
                           f"expected one original id per class")
-    palette = _check_palette(trained.palette)
+    palette = _check_palette(trained.palette if palette is None else palette)
     if len(palette) != k:
         raise ConfigError(f"palette has {len(palette)} colours but there are {k} class names; "
                           f"expected one colour per class")
@@ -59,7 +61,9 @@ def export_map(label_map, trained, prefix, *, formats=("png", "npy"), ground_tru
             raise ConfigError(f"ground_truth is {gt.shape[0]}x{gt.shape[1]} but label_map is "
                               f"{classes.shape[0]}x{classes.shape[1]}; expected the same shape")
     elif mask_unlabelled:
-        raise ConfigError("mask_unlabelled=True needs ground_truth (the labelled pixels to show)")
+        raise ConfigError(f"mask_unlabelled={mask_unlabelled!r} needs ground_truth (the labelled pixels to show)")
+    if mask_unlabelled not in (False, True, "both"):
+        raise ConfigError(f"mask_unlabelled must be False, True or 'both', got {mask_unlabelled!r}")
 
     prefix = Path(prefix)
     if prefix.suffix.lower() in _SUFFIXES:
@@ -80,7 +84,7 @@ def export_map(label_map, trained, prefix, *, formats=("png", "npy"), ground_tru
             from .viz import class_map_figure, save_figure
 
             fig = class_map_figure(classes, names, palette, ground_truth=ground_truth,
-                                   mask_unlabelled=mask_unlabelled)
+                                   mask_unlabelled=mask_unlabelled, title=title, label_ids=label_ids)
             written["png"] = save_figure(fig, _with_suffix(prefix, ".png"))
         else:
             written["envi"] = write_envi_classification(classes, names, palette, prefix)

@@ -12,8 +12,11 @@ import numpy as np
 from .errors import ConfigError
 
 
-def evaluate_predictions(labels, predictions, class_names):
+def evaluate_predictions(labels, predictions, class_names, label_ids=None):
     """Score ``predictions`` against ``labels`` (1-D arrays of classes ``0..K-1``, ``K = len(class_names)``).
+
+    ``label_ids`` (K ids, e.g. ``scene.label_ids``) are the numbers the reports print for the classes: the
+    ground-truth file's own ids; without them the reports number classes by index 0..K-1.
 
     Positions whose label is ``-1`` (unlabelled) are ignored, so a flattened ground truth and class map can be
     passed directly. Returns a dict of plain Python values:
@@ -25,12 +28,16 @@ def evaluate_predictions(labels, predictions, class_names):
     ``precision``, ``recall``, ``f1``  K values from scikit-learn with ``zero_division=0``
     ``support``            K test-pixel counts
     ``confusion_matrix``   K x K counts, rows = true class, columns = predicted class
-    ``class_names``, ``n_test``
+    ``class_names``, ``label_ids``, ``n_test``
     """
     from sklearn.metrics import cohen_kappa_score, confusion_matrix, precision_recall_fscore_support
 
     names = _check_class_names(class_names)
     k = len(names)
+    ids = list(range(k)) if label_ids is None else [int(i) for i in np.asarray(label_ids).ravel()]
+    if len(ids) != k:
+        raise ConfigError(f"label_ids has {len(ids)} entries but there are {k} class names; expected one id per "
+                          f"class")
     y_true = _as_classes(labels, "labels", k, allow_unlabelled=True)
     y_pred = _as_classes(predictions, "predictions", k, allow_unlabelled=True)
     if y_true.shape != y_pred.shape:
@@ -68,6 +75,7 @@ def evaluate_predictions(labels, predictions, class_names):
         "support": [int(v) for v in support],
         "confusion_matrix": cm.astype(int).tolist(),
         "class_names": names,
+        "label_ids": ids,
         "n_test": n,
     }
 
@@ -76,11 +84,12 @@ def format_report(metrics, title=None):
     """A plain-text report in the spirit of HybridSN's ``classification_report.txt``.
 
     Title, one line ``OA 97.12%  AA 95.43%  kappa 0.9672``, a per-class table (precision, recall = the class
-    accuracy, F1, support; percentages) and the confusion matrix (rows = true class, columns = predicted,
-    both by class index).
+    accuracy, F1, support; percentages) and the confusion matrix (rows = true class, columns = predicted).
+    Classes are numbered by ``metrics["label_ids"]`` (the ground truth file's ids), else by index.
     """
     names = list(metrics["class_names"])
     k = len(names)
+    ids = list(metrics.get("label_ids") or range(k))
     lines = []
     if title:
         lines += [str(title), "=" * len(str(title))]
@@ -91,13 +100,13 @@ def format_report(metrics, title=None):
     lines += [extra, ""]
 
     width = max([len("class")] + [len(n) for n in names])
-    idx_w = max(2, len(str(k - 1)))
+    idx_w = max(2, max(len(str(i)) for i in ids))
     header = f"{'#':>{idx_w}}  {'class':<{width}}  {'precision':>9}  {'recall':>7}  {'f1':>7}  {'support':>7}"
     lines += ["Per-class scores (%; recall = class accuracy)", header, "-" * len(header)]
     acc = metrics.get("per_class_accuracy", [None] * k)
     for c, name in enumerate(names):
         recall = "-" if acc[c] is None else f"{100 * metrics['recall'][c]:.2f}"
-        lines.append(f"{c:>{idx_w}}  {name:<{width}}  {100 * metrics['precision'][c]:>9.2f}  {recall:>7}  "
+        lines.append(f"{ids[c]:>{idx_w}}  {name:<{width}}  {100 * metrics['precision'][c]:>9.2f}  {recall:>7}  "
                      f"{100 * metrics['f1'][c]:>7.2f}  {metrics['support'][c]:>7d}")
     lines.append("-" * len(header))
     lines.append(f"{'':>{idx_w}}  {'overall accuracy':<{width}}  {'':>9}  {100 * metrics['oa']:>7.2f}  {'':>7}  "
@@ -106,11 +115,11 @@ def format_report(metrics, title=None):
     lines.append("")
 
     cm = np.asarray(metrics["confusion_matrix"], dtype=np.int64).reshape(k, k)
-    cell = max(len(str(int(cm.max(initial=0)))), len(str(k - 1)), 3)
+    cell = max(len(str(int(cm.max(initial=0)))), idx_w, 3)
     lines.append("Confusion matrix (rows: true class, columns: predicted class)")
-    lines.append(f"{'':>{idx_w}}  " + " ".join(f"{c:>{cell}d}" for c in range(k)))
+    lines.append(f"{'':>{idx_w}}  " + " ".join(f"{i:>{cell}d}" for i in ids))
     for c in range(k):
-        lines.append(f"{c:>{idx_w}}  " + " ".join(f"{v:>{cell}d}" for v in cm[c]))
+        lines.append(f"{ids[c]:>{idx_w}}  " + " ".join(f"{v:>{cell}d}" for v in cm[c]))
     return "\n".join(lines) + "\n"
 
 
@@ -142,6 +151,7 @@ def summarize_runs(results):
     summary["per_class_accuracy"] = {"mean": means, "std": stds}
     summary["n_runs"] = len(results)
     summary["class_names"] = names
+    summary["label_ids"] = list(results[0].get("label_ids") or range(len(names)))
     return summary
 
 
@@ -176,8 +186,9 @@ def format_summary(summary):
         lines.append(f"| {label} | {cell(s['mean'], s['std'])} | {runs} |")
     lines += ["", "| # | class | accuracy (%) |", "| ---: | --- | ---: |"]
     per_class = summary["per_class_accuracy"]
-    for c, name in enumerate(summary["class_names"]):
-        lines.append(f"| {c} | {_md(name)} | {cell(per_class['mean'][c], per_class['std'][c])} |")
+    ids = summary.get("label_ids") or range(len(summary["class_names"]))
+    for c, (label_id, name) in enumerate(zip(ids, summary["class_names"])):
+        lines.append(f"| {label_id} | {_md(name)} | {cell(per_class['mean'][c], per_class['std'][c])} |")
     return "\n".join(lines) + "\n"
 
 

@@ -24,7 +24,7 @@ from .atomic import write_json_atomic, write_text_atomic
 from .checkpoint import TrainedModel, load_checkpoint, save_checkpoint
 from .data.patches import PADDING_MODES, PatchDataset, check_patch_size, collate_batch, pad_cube
 from .data.preprocess import Reducer, fit_pca
-from .data.scenes import load_scene
+from .data.scenes import load_recorded, load_scene, scene_record
 from .data.splits import Split, make_split
 from .engine import FitOptions, Trainer, log, predict_logits
 from .errors import ConfigError, SplitError
@@ -133,6 +133,30 @@ def scene_for(config):
     return load_scene(source, config.gt, key=config.key, gt_key=config.gt_key, data_dir=config.data_dir)
 
 
+def run_scene(run_dir, *, cube=None, gt=None, key=None, gt_key=None, data_dir=None, verify=True):
+    """The scene a run folder was trained on, from the record in its ``config.json`` (any working directory,
+    any environment; never downloaded). ``cube``/``gt`` or ``data_dir`` point elsewhere; see
+    :func:`hsi.data.scenes.load_recorded`. A run without recorded files (written before they were recorded, or
+    trained on a scene built in memory) is loaded by its settings, as ``train`` did."""
+    record = read_config(run_dir)
+    origin = record["scene"].get("origin") or {}
+    if origin.get("cube") or origin.get("tensorly"):
+        return load_recorded(origin, cube=cube, gt=gt, key=key, gt_key=gt_key, data_dir=data_dir, verify=verify)
+    config = RunConfig.from_dict(record["config"])
+    if cube is not None:
+        return load_scene(cube, gt, key=key or config.key, gt_key=gt_key or config.gt_key)
+    config.data_dir = data_dir or config.data_dir
+    return scene_for(config)
+
+
+def read_config(run_dir):
+    """The parsed ``config.json`` of a run folder."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} is not a run folder (expected {path})")
+    return json.loads(path.read_text())
+
+
 def check_writable(out):
     """Fail before any work if ``out`` cannot be created or written; create nothing."""
     out = Path(out)
@@ -170,14 +194,16 @@ def train(config, out=None, *, scene=None, progress=True, on_epoch=None):
     return _fit_and_finish(trainer, prepared, config, scene, out, progress, on_epoch)
 
 
-def resume(run_dir, *, progress=True, on_epoch=None):
-    """Continue a run from its ``last.pt`` (after a crash, a kill or Ctrl-C) and finish it."""
+def resume(run_dir, *, progress=True, on_epoch=None, **where):
+    """Continue a run from its ``last.pt`` (after a crash, a kill or Ctrl-C) and finish it.
+
+    ``where`` (``cube``, ``gt``, ``data_dir``, ...) points to the scene if it moved, as in :func:`run_scene`."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file() or not (run_dir / "last.pt").is_file():
         raise ConfigError(f"{run_dir} is not a resumable run folder (expected config.json and last.pt)")
-    config = RunConfig.from_dict(json.loads((run_dir / "config.json").read_text())["config"])
+    config = RunConfig.from_dict(read_config(run_dir)["config"])
     state = load_checkpoint(run_dir / "last.pt")
-    scene = scene_for(config)
+    scene = run_scene(run_dir, **where)
     torch.manual_seed(config.seed)
     prepared = prepare(scene, config)
     if not np.array_equal(prepared.split.train, Split.load(run_dir / "split.npz").train):
@@ -220,12 +246,13 @@ def _finish(out, config, scene, prepared, device):
     metrics["best_epoch"] = int(best["epoch"])
     write_json_atomic(out / "metrics.json", metrics)
     write_text_atomic(out / "report.txt", format_report(metrics, title=f"{scene.name} / {config.model}"))
-    save_figure(confusion_matrix_figure(np.array(metrics["confusion_matrix"]), scene.class_names),
-                out / "confusion.png")
+    save_figure(confusion_matrix_figure(np.array(metrics["confusion_matrix"]), scene.class_names,
+                                        label_ids=trained.label_ids), out / "confusion.png")
     if history:
         save_figure(curves_figure(history), out / "curves.png")
     if config.write_map:
-        write_map(trained, scene, out / "map", device=device)
+        write_map(trained, scene, out / "map", device=device,
+                  title=f"{scene.name} / {config.model}: test OA {100 * metrics['oa']:.2f} %")
     log.info("test OA %.2f%%  AA %.2f%%  kappa %.4f  ->  %s", 100 * metrics["oa"], 100 * metrics["aa"],
              metrics["kappa"], out)
     return metrics
@@ -237,16 +264,19 @@ def evaluate_test(trained, prepared, device):
     loader = torch.utils.data.DataLoader(prepared.datasets["test"], batch_size=256, collate_fn=collate_batch)
     logits, labels = predict_logits(trained.model.to(device), loader, device)
     predictions = logits.argmax(1).numpy() if len(logits) else np.empty(0, dtype=np.int64)
-    return evaluate_predictions(labels.numpy(), predictions, trained.class_names)
+    return evaluate_predictions(labels.numpy(), predictions, trained.class_names, trained.label_ids)
 
 
 MAP_FORMATS = ("png", "npy", "envi", "rgb")
 
 
-def write_map(trained, scene, prefix, *, device=None, formats=("png", "npy"), mode="auto"):
-    """Predict every pixel of ``scene`` and export the map: ``png`` (beside the ground truth, with a legend),
-    ``npy`` (original label ids), ``envi`` (classification image), ``rgb`` (false-colour composite of the
-    scene, ``<prefix>_rgb.png``). Returns ``{format: path}``."""
+def write_map(trained, scene, prefix, *, device=None, formats=("png", "npy"), mode="auto", palette=None, title=None):
+    """Predict every pixel of ``scene`` and export the map: ``png`` (the whole map, the map on labelled pixels
+    and the ground truth, with a legend of ids and names; ``title`` above), ``npy`` (original label ids),
+    ``envi`` (classification image), ``rgb`` (false-colour composite of the scene, ``<prefix>_rgb.png``).
+    ``palette`` names colours of :data:`hsi.data.registry.PALETTES` instead of the run's (``"published"``).
+    Returns ``{format: path}``."""
+    from .data.registry import palette_for
     from .export import export_map, write_rgb_png
     from .inference import predict_scene
     from .viz import false_color
@@ -259,8 +289,10 @@ def write_map(trained, scene, prefix, *, device=None, formats=("png", "npy"), mo
     map_formats = [f for f in formats if f != "rgb"]
     if map_formats:
         label_map = predict_scene(trained, scene, mode=mode, device=device)
-        written = export_map(label_map, trained, prefix, formats=map_formats,
-                             ground_truth=_model_classes(scene, trained))
+        ground_truth = _model_classes(scene, trained)
+        written = export_map(label_map, trained, prefix, formats=map_formats, ground_truth=ground_truth,
+                             mask_unlabelled="both" if ground_truth is not None else False, title=title,
+                             palette=None if palette is None else palette_for(trained.label_ids, palette))
     if "rgb" in formats:
         written["rgb"] = write_rgb_png(false_color(scene.cube, scene.wavelengths), f"{prefix}_rgb.png")
     return written
@@ -275,14 +307,16 @@ def _model_classes(scene, trained):
     return np.where(scene.labels >= 0, lookup[scene.label_ids[np.maximum(scene.labels, 0)]], -1)
 
 
-def evaluate_run(run_dir):
-    """Recompute the test metrics of a finished run from ``best.pt`` and ``split.npz``."""
+def evaluate_run(run_dir, **where):
+    """Recompute the test metrics of a finished run from ``best.pt`` and ``split.npz``.
+
+    ``where`` (``cube``, ``gt``, ``data_dir``, ...) points to the scene if it moved, as in :func:`run_scene`."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file() or not (run_dir / "best.pt").is_file():
         raise ConfigError(f"{run_dir} is not a finished run folder (expected config.json and best.pt)")
-    config = RunConfig.from_dict(json.loads((run_dir / "config.json").read_text())["config"])
+    config = RunConfig.from_dict(read_config(run_dir)["config"])
     trained = TrainedModel.from_checkpoint(run_dir / "best.pt")
-    scene = scene_for(config)
+    scene = run_scene(run_dir, **where)
     trained.check_scene(scene)
     split = Split.load(run_dir / "split.npz")
     padded = pad_cube(trained.reducer.transform(scene.cube), trained.patch_size, trained.padding)
@@ -333,7 +367,8 @@ def _config_record(config, scene, prepared):
 
     return {
         "config": asdict(config),
-        "scene": {"name": scene.name, "source": scene.source, "shape": list(scene.cube.shape),
+        "scene": {"name": scene.name, "source": scene.source, "origin": scene_record(scene),
+                  "shape": list(scene.cube.shape),
                   "class_names": scene.class_names, "label_ids": scene.label_ids.tolist()},
         "split": {"mode": config.split, "counts": prepared.split.counts(scene.n_classes),
                   **prepared.split.info},

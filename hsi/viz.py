@@ -53,15 +53,18 @@ def _figure(figsize, **kwargs):
     return Figure(figsize=figsize, layout="constrained", **kwargs)
 
 
-def confusion_matrix_figure(cm, class_names, normalize=True):
+def confusion_matrix_figure(cm, class_names, normalize=True, label_ids=None):
     """Heat map of a K x K confusion matrix (rows = true class, columns = predicted class).
 
-    With ``normalize`` each row is divided by its total (recall on the diagonal; an empty row stays 0).
-    Cells are annotated (fractions, or counts) when K <= 25; zero cells are left blank for readability.
+    With ``normalize`` the colour is the fraction of each row's total (recall on the diagonal; an empty row
+    stays 0). Cells are annotated with their pixel counts when K <= 25 (so a single error never reads as 0);
+    zero cells are left blank for readability. Ticks show each class name with its ``label_ids`` entry (the
+    ground truth file's id), or with its index 0..K-1 without ``label_ids``.
     """
     cm = np.asarray(cm)
     names = [str(n) for n in class_names]
     k = len(names)
+    ids = _check_ids(label_ids, k)
     if cm.ndim != 2 or cm.shape != (k, k):
         raise ConfigError(f"confusion matrix has shape {cm.shape}; expected ({k}, {k}) for {k} class names")
     counts = cm.astype(np.float64)
@@ -79,20 +82,20 @@ def confusion_matrix_figure(cm, class_names, normalize=True):
     image = ax.imshow(values, cmap="Blues", vmin=0, vmax=vmax, interpolation="nearest")
     cbar = fig.colorbar(image, ax=ax, shrink=0.8)
     cbar.set_label("fraction of the true class" if normalize else "pixels")
-    ax.set_xticks(range(k), [f"{n} ({i})" for i, n in enumerate(names)], rotation=45, ha="right",
+    ax.set_xticks(range(k), [f"{n} ({i})" for i, n in zip(ids, names)], rotation=45, ha="right",
                   rotation_mode="anchor", fontsize=_tick_size(k))
-    ax.set_yticks(range(k), [f"({i}) {n}" for i, n in enumerate(names)], fontsize=_tick_size(k))
+    ax.set_yticks(range(k), [f"({i}) {n}" for i, n in zip(ids, names)], fontsize=_tick_size(k))
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    ax.set_title("Confusion matrix" + (" (rows normalised)" if normalize else " (pixel counts)"))
+    ax.set_title("Confusion matrix" + (" (colour: fraction of the true class; numbers: pixels)" if normalize
+                                       else " (pixel counts)"))
     if k <= _MAX_ANNOTATED:
         size = 9 if k <= 10 else 7 if k <= 16 else 6
         for i in range(k):
             for j in range(k):
                 if counts[i, j] == 0:
                     continue
-                text = f"{values[i, j]:.2f}" if normalize else f"{int(counts[i, j])}"
-                ax.text(j, i, text, ha="center", va="center", fontsize=size,
+                ax.text(j, i, f"{int(counts[i, j])}", ha="center", va="center", fontsize=size,
                         color="white" if values[i, j] > 0.55 * vmax else "black")
     return fig
 
@@ -158,15 +161,18 @@ def label_map_rgb(label_map, palette):
 
 
 def class_map_figure(label_map, class_names, palette, *, ground_truth=None, mask_unlabelled=False, title=None,
-                     map_title="predicted classes"):
+                     map_title="predicted classes", label_ids=None):
     """The class map in the palette's colours with a legend of class names outside the image.
 
     ``label_map`` holds classes 0..K-1 (-1 = unlabelled, black) and is titled ``map_title`` (pass
     ``"ground truth"`` to draw a label map alone). ``ground_truth`` (same shape, -1 = unlabelled, black) is
-    drawn side by side. With ``mask_unlabelled`` the map is only shown where the ground truth is labelled
-    (requires ``ground_truth``).
+    drawn side by side. With ``mask_unlabelled=True`` the map is only shown where the ground truth is labelled;
+    with ``"both"`` the whole map and the masked map are drawn side by side, as papers show them (both need
+    ``ground_truth``). With ``label_ids`` the legend gives each class's id in the ground truth file.
     """
     names = [str(n) for n in class_names]
+    if label_ids is not None:
+        names = [f"{i} {n}" for i, n in zip(_check_ids(label_ids, len(names)), names)]
     palette = _check_palette(palette)
     if len(palette) != len(names):
         raise ConfigError(f"palette has {len(palette)} colours but there are {len(names)} class names; "
@@ -179,11 +185,14 @@ def class_map_figure(label_map, class_names, palette, *, ground_truth=None, mask
         if gt.shape != shown.shape:
             raise ConfigError(f"ground_truth is {gt.shape[0]}x{gt.shape[1]} but label_map is "
                               f"{shown.shape[0]}x{shown.shape[1]}; expected the same shape")
-    if mask_unlabelled:
-        if gt is None:
-            raise ConfigError("mask_unlabelled=True needs ground_truth (the labelled pixels to show)")
-        shown = np.where(gt >= 0, shown, -1)
-    panels.append((f"{map_title} (labelled pixels)" if mask_unlabelled else map_title, shown))
+    if mask_unlabelled not in (False, True, "both"):
+        raise ConfigError(f"mask_unlabelled must be False, True or 'both', got {mask_unlabelled!r}")
+    if mask_unlabelled and gt is None:
+        raise ConfigError(f"mask_unlabelled={mask_unlabelled!r} needs ground_truth (the labelled pixels to show)")
+    if mask_unlabelled in (False, "both"):
+        panels.append((map_title, shown))
+    if mask_unlabelled in (True, "both"):
+        panels.append((f"{map_title} (labelled pixels)", np.where(gt >= 0, shown, -1)))
     if gt is not None:
         panels.append(("ground truth", gt))
 
@@ -288,6 +297,17 @@ def false_color_figure(cube, wavelengths=None, title=None, *, bands=None):
         caption = ", ".join(f"{c} band {b}" for c, b in zip("RGB", chosen))
     ax.set_title((f"{title}\n" if title else "") + caption, fontsize=9)
     return fig
+
+
+def _check_ids(label_ids, k):
+    """The K numbers shown for the classes: ``label_ids`` (checked), or the indices 0..K-1."""
+    if label_ids is None:
+        return list(range(k))
+    ids = [int(i) for i in np.asarray(label_ids).ravel()]
+    if len(ids) != k:
+        raise ConfigError(f"label_ids has {len(ids)} entries but there are {k} class names; expected one id per "
+                          f"class")
+    return ids
 
 
 def _check_palette(palette):

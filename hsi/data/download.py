@@ -43,5 +43,5 @@ def download(url, dest, sha256=None, *, progress=True):
         raise
     except OSError as exc:
         os.unlink(tmp)
-        raise DataError(f"{url}: download failed ({exc}); fetch the file by hand into {dest.parent}") from None
+        raise DataError(f"{url}: download failed ({exc})") from None
     return dest

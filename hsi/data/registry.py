@@ -3,6 +3,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import ConfigError
+
 _EHU = "https://www.ehu.eus/ccwintco/uploads"
 
 
@@ -78,19 +80,35 @@ SCENES = {info.name: info for info in [
         f"{_EHU}/7/72/Botswana.mat", f"{_EHU}/5/58/Botswana_gt.mat"),
 ]}
 
-# One fixed palette, indexed by original label id - 1, so a sub-scene (Salinas-A) keeps its parent's colours.
-_BASE_PALETTE = np.array([
-    (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255), (255, 0, 255),
-    (176, 48, 96), (46, 139, 87), (160, 32, 240), (255, 127, 80), (127, 255, 212), (218, 112, 214),
-    (160, 82, 45), (127, 255, 0), (216, 191, 216), (0, 0, 128), (100, 149, 237), (255, 215, 0),
-    (0, 128, 128), (128, 128, 0), (255, 165, 0), (75, 0, 130), (210, 105, 30), (112, 128, 144),
-], dtype=np.uint8)
+# Palettes indexed by original label id - 1, so a sub-scene (Salinas-A) keeps its parent's colours.
+# "distinct" (the default): 24 colours chosen by farthest-point sampling in CIELAB, pairwise CIE76 ΔE >= 39 and
+# >= 54 from black (unlabelled), >= 47 from white; "published": the colours the toolkit used before, in which some
+# pairs (Indian Pines Corn-notill / Woods, Grass-pasture / Soybean-mintill) are hard to tell apart.
+PALETTES = {
+    "distinct": np.array([
+        (0, 0, 255), (0, 255, 0), (255, 0, 0), (255, 30, 180), (255, 210, 0), (0, 135, 255), (15, 135, 60),
+        (135, 75, 0), (60, 0, 90), (0, 135, 165), (255, 135, 150), (0, 255, 240), (210, 255, 150),
+        (180, 90, 255), (240, 165, 255), (120, 0, 45), (255, 135, 0), (135, 135, 105), (0, 255, 150),
+        (255, 195, 120), (195, 255, 30), (255, 0, 90), (135, 150, 0), (135, 90, 135),
+    ], dtype=np.uint8),
+    "published": np.array([
+        (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255), (255, 0, 255),
+        (176, 48, 96), (46, 139, 87), (160, 32, 240), (255, 127, 80), (127, 255, 212), (218, 112, 214),
+        (160, 82, 45), (127, 255, 0), (216, 191, 216), (0, 0, 128), (100, 149, 237), (255, 215, 0),
+        (0, 128, 128), (128, 128, 0), (255, 165, 0), (75, 0, 130), (210, 105, 30), (112, 128, 144),
+    ], dtype=np.uint8),
+}
 
 
-def palette_for(label_ids):
-    """K×3 uint8 colours for the given original label ids (the same id always gets the same colour)."""
+def palette_for(label_ids, palette="distinct"):
+    """K×3 uint8 colours for the given original label ids (the same id always gets the same colour).
+
+    ``palette`` is a name of :data:`PALETTES`: ``"distinct"`` or ``"published"``."""
+    if palette not in PALETTES:
+        raise ConfigError(f"unknown palette {palette!r}; expected one of {', '.join(PALETTES)}")
     ids = np.asarray(label_ids, dtype=np.int64)
-    return _BASE_PALETTE[(ids - 1) % len(_BASE_PALETTE)].copy()
+    colours = PALETTES[palette]
+    return colours[(ids - 1) % len(colours)].copy()
 
 
 def find_by_file(filename):

@@ -1,4 +1,6 @@
-"""The Scene object and ``load_scene``: by registry name (local, tensorly, download) or by file path."""
+"""The Scene object and ``load_scene``: by registry name (local, tensorly, download) or by file path; the record of
+where a scene was read from (``scene_record``) and loading it again from that record (``load_recorded``)."""
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +19,11 @@ class Scene:
 
     ``cube`` is (rows, cols, bands) float32; ``labels`` is (rows, cols) int64 with classes 0..K-1 and
     -1 for unlabelled pixels; ``label_ids[k]`` is class k's id in the original file.
+
+    Label numbering: the Python API (``labels``, ``hsi.predict_scene``, metrics dicts, ``class_names[k]``,
+    ``palette[k]``) uses class indices 0..K-1; everything written for people to read (``map.npy``, ENVI maps,
+    ``report.txt``, ``summary.md``, figures) uses the ground-truth file's own ids ``label_ids[k]``, with names.
+    ``origin`` says which files were read (``None`` for a scene built in memory).
     """
 
     cube: np.ndarray
@@ -27,6 +34,7 @@ class Scene:
     name: str
     wavelengths: np.ndarray | None = None
     source: str = ""
+    origin: dict | None = None
 
     @property
     def n_classes(self):
@@ -73,7 +81,7 @@ def load_scene(source, gt=None, *, key=None, gt_key=None, data_dir=None, downloa
     else:
         labels, _ = read_array(gt, gt_key or _registry_key(gt, gt_info, "gt_key"), "labels")
     return _make_scene(cube, labels, info, info.name if info else path.stem, wavelengths, str(path),
-                       str(gt) if gt is not None else None)
+                       str(gt) if gt is not None else None, _files_origin(path, gt, key, gt_key))
 
 
 def locate(name, data_dir=None):
@@ -100,7 +108,12 @@ def fetch(name, data_dir=None):
                                (info.gt_file, info.gt_url, info.gt_sha256)):
         dest = folder / filename
         if not dest.is_file():
-            _download.download(url, dest, sha)
+            try:
+                _download.download(url, dest, sha)
+            except DataError as exc:
+                raise DataError(f"{exc}; {name} needs both its cube {info.cube_file} and its ground truth "
+                                f"{info.gt_file}: fetch them by hand ({info.cube_url} and {info.gt_url}) and "
+                                f"put both into {folder.resolve()}") from None
         paths.append(dest)
     return tuple(paths)
 
@@ -118,19 +131,119 @@ def _load_known(info: SceneInfo, data_dir, download):
     cube_path, gt_path = where
     cube, wavelengths = read_array(cube_path, _registry_key(cube_path, info, "cube_key"), "cube")
     labels, _ = read_array(gt_path, _registry_key(gt_path, info, "gt_key"), "labels")
-    return _make_scene(cube, labels, info, info.name, wavelengths, str(cube_path), str(gt_path))
+    return _make_scene(cube, labels, info, info.name, wavelengths, str(cube_path), str(gt_path),
+                       _files_origin(cube_path, gt_path, None, None))
 
 
 def _load_tensorly(info):
+    import tensorly
     from tensorly.datasets import load_indian_pines
 
     bunch = load_indian_pines()
     cube = np.asarray(bunch.tensor)
     return _make_scene(cube, np.asarray(bunch.ticks[0]), info, info.name,
-                       np.asarray(bunch.ticks[1], dtype=np.float64), "tensorly.datasets.load_indian_pines()", None)
+                       np.asarray(bunch.ticks[1], dtype=np.float64), "tensorly.datasets.load_indian_pines()", None,
+                       {"tensorly": tensorly.__version__, "dataset": info.name})
 
 
-def _make_scene(cube, labels, info, name, wavelengths, source, gt_source):
+def _files_origin(cube, gt, key, gt_key):
+    return {"cube": str(Path(cube).resolve()), "gt": str(Path(gt).resolve()) if gt is not None else None,
+            "key": key, "gt_key": gt_key}
+
+
+def scene_record(scene):
+    """What ``config.json`` keeps about where ``scene`` came from, enough for :func:`load_recorded`.
+
+    Files: their resolved absolute paths, sizes and sha256. The copy inside ``tensorly``: its version (its
+    ``.npy`` files live inside whichever environment runs, so their paths would say nothing elsewhere). Always:
+    ``arrays_sha256``, the sha256 of the scene as loaded (float32 cube, int64 labels, label ids), which
+    identifies the data whatever file format or folder holds it.
+    """
+    record = dict(scene.origin or {})
+    for role in ("cube", "gt"):
+        if record.get(role):
+            path = Path(record[role])
+            record[role] = {"path": str(path), "size": path.stat().st_size, "sha256": _download.sha256_of(path)}
+    return {**record, "arrays_sha256": arrays_sha256(scene)}
+
+
+def arrays_sha256(scene):
+    digest = hashlib.sha256()
+    for array in (scene.cube.astype(np.float32), scene.labels.astype(np.int64), scene.label_ids.astype(np.int64)):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+_POINT_ELSEWHERE = "--data-dir FOLDER (the folder that now holds the files) or --cube CUBE --gt LABELS"
+
+
+def load_recorded(record, *, cube=None, gt=None, key=None, gt_key=None, data_dir=None, verify=True):
+    """Load the scene a :func:`scene_record` describes, never downloading.
+
+    ``cube`` (with ``gt``) or ``data_dir`` (a folder holding files of the recorded names, directly or in a
+    sub-folder named like the one that held them, e.g. ``salinas_a/``) point elsewhere; otherwise the recorded
+    files (or tensorly) are read after checking their size and sha256. With ``verify`` the loaded arrays must be
+    the ones recorded.
+    """
+    if cube is not None:
+        scene = load_scene(cube, gt, key=key or record.get("key"), gt_key=gt_key or record.get("gt_key"),
+                           download=False)
+        where = f"{cube}" + (f" and {gt}" if gt else "")
+    elif not record.get("cube") and "tensorly" not in record:
+        raise DataError("this run's scene was built in memory, not read from a file; give its files with "
+                        "--cube CUBE --gt LABELS")
+    elif data_dir is not None:
+        scene, where = _load_from_folder(record, Path(data_dir)), str(data_dir)
+    elif "tensorly" in record:
+        scene, where = _load_recorded_tensorly(record), f"tensorly {record['tensorly']}"
+    else:
+        for role in ("cube", "gt"):
+            if record.get(role):
+                _check_recorded_file(record[role])
+        scene = load_scene(record["cube"]["path"], record["gt"]["path"] if record.get("gt") else None,
+                           key=record.get("key"), gt_key=record.get("gt_key"), download=False)
+        where = record["cube"]["path"]
+    if verify and arrays_sha256(scene) != record["arrays_sha256"]:
+        raise DataError(f"{where}: the scene read from there is not the one this run was trained on (sha256 of "
+                        f"its arrays differs from the record in config.json); point to the original with "
+                        f"{_POINT_ELSEWHERE}")
+    return scene
+
+
+def _check_recorded_file(entry):
+    path = Path(entry["path"])
+    if not path.is_file():
+        raise DataError(f"{path}: this run's scene file is no longer there (moved or deleted); point to it with "
+                        f"{_POINT_ELSEWHERE}")
+    if path.stat().st_size != entry["size"] or _download.sha256_of(path) != entry["sha256"]:
+        raise DataError(f"{path}: the file changed since this run was trained (its sha256 is no longer "
+                        f"{entry['sha256'][:16]}...); restore it, or point to the original with {_POINT_ELSEWHERE}")
+
+
+def _load_from_folder(record, folder):
+    if "tensorly" in record:
+        info = SCENES[record["dataset"]]
+        names, sub = (info.cube_file, info.gt_file), info.name
+    else:
+        names = tuple(Path(record[r]["path"]).name for r in ("cube", "gt") if record.get(r))
+        sub = Path(record["cube"]["path"]).parent.name
+    for base in (folder, folder / sub):
+        if all((base / n).is_file() for n in names):
+            paths = [base / n for n in names]
+            return load_scene(paths[0], paths[1] if len(paths) > 1 else None, key=record.get("key"),
+                              gt_key=record.get("gt_key"), download=False)
+    raise DataError(f"{folder}: does not hold {' and '.join(names)} (directly or in {sub}/), the files this run "
+                    f"was trained on")
+
+
+def _load_recorded_tensorly(record):
+    if not _tensorly_available():
+        raise DataError(f"this run read {record['dataset']} from the tensorly package ({record['tensorly']}), "
+                        f"which is not installed here; install it, or point to the files with {_POINT_ELSEWHERE}")
+    return _load_tensorly(SCENES[record["dataset"]])
+
+
+def _make_scene(cube, labels, info, name, wavelengths, source, gt_source, origin):
     where_gt = gt_source or source
     if labels.shape != cube.shape[:2]:
         raise DataError(f"{where_gt}: label map is {labels.shape[0]}x{labels.shape[1]} but the cube {source} is "
@@ -159,7 +272,7 @@ def _make_scene(cube, labels, info, name, wavelengths, source, gt_source):
         wavelengths = None
     return Scene(cube=np.ascontiguousarray(cube, dtype=np.float32), labels=lookup[raw], label_ids=label_ids,
                  class_names=class_names, palette=palette_for(label_ids) if len(label_ids) else
-                 np.zeros((0, 3), np.uint8), name=name, wavelengths=wavelengths, source=source)
+                 np.zeros((0, 3), np.uint8), name=name, wavelengths=wavelengths, source=source, origin=origin)
 
 
 def _registry_key(path, info, field):
