@@ -87,6 +87,8 @@ def build_parser():
 
 
 def _add_train_arguments(p):
+    from .models import list_models
+
     src = p.add_argument_group("scene")
     src.add_argument("--dataset", help="known scene name (see 'hsi datasets')")
     src.add_argument("--cube", help="cube file (.mat, .hdr, .npy) instead of --dataset")
@@ -95,7 +97,7 @@ def _add_train_arguments(p):
     src.add_argument("--gt-key", help=".mat key of the labels")
     src.add_argument("--data-dir", help="folder holding the scene files")
     m = p.add_argument_group("model")
-    m.add_argument("--model", default="hybridsn", help="hybridsn, hybridsn_2d3d or hybridsn_se (default hybridsn)")
+    m.add_argument("--model", default="hybridsn", help=f"one of {', '.join(list_models())} (default hybridsn)")
     m.add_argument("--attention", help="attention block for both slots, e.g. se, cbam (see hsi.list_attention())")
     s = p.add_argument_group("split and preprocessing")
     s.add_argument("--split", default="random", choices=("random", "fixed", "disjoint"))

@@ -8,9 +8,10 @@ import torch.nn.functional as F
 from torch import nn
 
 import hsi
-from hsi.checkpoint import TrainedModel
+from hsi.checkpoint import TrainedModel, save_checkpoint
+from hsi.data.patches import pad_cube
+from hsi.data.preprocess import fit_pca
 from hsi.data.scenes import Scene
-from hsi.engine import FitOptions
 from hsi.inference import scene_logits
 from hsi.models import create_attention
 from hsi.models.attention.se import SqueezeExcitation
@@ -18,7 +19,6 @@ from hsi.models.attention.sk import SelectiveKernel
 from hsi.models.backbone import stage_strides
 from hsi.models.resnest import SplitAttentionConv
 from hsi.models.resnet import BasicBlock, Bottleneck
-from hsi.runs import RunConfig, train
 
 BACKBONES = ["resnet18", "resnet34", "resnet50", "preact_resnet18", "se_resnet18", "se_resnet50", "densenet_bc",
              "sknet", "resnest"]
@@ -258,20 +258,29 @@ def test_split_attention_refuses_channels_it_cannot_group():
         SplitAttentionConv(30, 24, radix=4)
 
 
-def test_backbone_run_folder_checkpoint_and_patch_mode_prediction(indian_pines, tmp_path):
-    rows, cols = slice(0, 40), slice(0, 40)
-    scene = Scene(indian_pines.cube[rows, cols], indian_pines.labels[rows, cols], indian_pines.label_ids,
+@pytest.mark.parametrize("name,options", [("densenet_bc", {"depth": 22, "growth": 12}),
+                                          ("resnet18", {"attention": {"unit": "cbam"}})])
+def test_checkpoint_rebuilds_the_backbone_and_prediction_uses_patch_mode(name, options, indian_pines, tmp_path):
+    """A checkpoint holds the model as name + plain keyword arguments (as ``hsi train`` writes it); the rebuilt
+    model gives the same logits, and whole-scene prediction runs window by window."""
+    scene = Scene(indian_pines.cube[:12, :12], indian_pines.labels[:12, :12], indian_pines.label_ids,
                   indian_pines.class_names, indian_pines.palette, "indian_pines-crop")
-    config = RunConfig(model="se_resnet18", pca=8, patch=9, train_ratio=0.3, seed=0,
-                       fit=FitOptions(epochs=1, batch_size=64, device="cpu"))
-    metrics = train(config, tmp_path / "run", scene=scene, progress=False)
-    assert 0 <= metrics["oa"] <= 1
-    trained = TrainedModel.from_checkpoint(tmp_path / "run" / "best.pt")
-    assert type(trained.model).__name__ == "PatchClassifier" and trained.patch_size == 9
-    assert sum(isinstance(m, SqueezeExcitation) for m in trained.model.modules()) == 8
+    reducer = fit_pca(scene.cube, 8)
+    kwargs = {"bands": 8, "n_classes": 16, "patch_size": 9, **options}
+    torch.manual_seed(0)
+    model = randomise_norms(hsi.build_model(name, **kwargs))
+    save_checkpoint({"model": {"name": name, "kwargs": kwargs}, "state_dict": model.state_dict(),
+                     "preprocess": reducer.to_dict(), "patch_size": 9, "padding": "zero", "bands_in": scene.bands,
+                     "class_names": list(scene.class_names), "label_ids": scene.label_ids.tolist(),
+                     "palette": scene.palette.tolist()}, tmp_path / "best.pt")
+    trained = TrainedModel.from_checkpoint(tmp_path / "best.pt")
+    x = torch.randn(2, 1, 8, 9, 9)
+    with torch.no_grad():
+        torch.testing.assert_close(trained.model(x), model(x))
     logits = scene_logits(trained, scene, mode="auto")
-    assert logits.shape == (40, 40, scene.n_classes) and np.isfinite(logits).all()
-    saved = np.load(tmp_path / "run" / "map.npy")
-    np.testing.assert_array_equal(saved, trained.label_ids[logits.argmax(-1)])
+    patches = torch.from_numpy(pad_cube(reducer.transform(scene.cube), 9)).permute(2, 0, 1)
+    window = patches[:, 3:12, 5:14].reshape(1, 1, 8, 9, 9)          # the window centred on pixel (3, 5)
+    with torch.no_grad():
+        np.testing.assert_allclose(logits[3, 5], model(window)[0].numpy(), rtol=1e-4, atol=1e-5)
     with pytest.raises(hsi.ConfigError, match="no dense form"):
         scene_logits(trained, scene, mode="dense")
