@@ -1,12 +1,15 @@
 """Reproduce the HybridSN paper's protocols (and a leak-free one) through the public API.
 
     python benchmarks/reproduce.py ip-paper-30 ip-paper-10 ip-disjoint salinas-a   # run (or resume) them
+    python benchmarks/reproduce.py ip-paper-10 --models resnet18,densenet_bc       # other registered models
     python benchmarks/reproduce.py --table                                         # only rebuild the table
 
-Each run trains in ``runs/reproduce/<protocol>/seed-<N>`` (resumed from its ``last.pt`` if it was stopped)
-and writes ``benchmarks/results/<protocol>-seed-<N>.json``: config, per-class accuracy, OA, AA, kappa,
-training time (wall clock summed over the epochs, pauses included, and the median epoch), epochs and host.
-``benchmarks/results/results.md`` tabulates them beside the paper.
+Each run trains in ``runs/reproduce/<protocol>/seed-<N>`` (HybridSN) or ``runs/reproduce/<protocol>/<model>/
+seed-<N>`` (resumed from its ``last.pt`` if it was stopped) and writes ``benchmarks/results/<protocol>-seed-<N>
+.json`` or ``<protocol>-<model>-seed-<N>.json``: config, per-class accuracy, OA, AA, kappa, training time (wall
+clock summed over the epochs, pauses included, and the median epoch), epochs and host. Every model gets the
+protocol's preprocessing, optimiser settings and, seed for seed, the same split. ``benchmarks/results/results.md``
+tabulates them beside the paper, one row per protocol and model (``ip-paper-10/resnet18``).
 """
 import argparse
 import json
@@ -44,11 +47,16 @@ PROTOCOLS = {
 }
 
 
-def run_protocol(name, seeds, runs_dir, data_dir, epochs):
+def run_label(protocol, model):
+    """``protocol`` for HybridSN (the paper's own rows), ``protocol-model`` for any other model."""
+    return protocol if model == "hybridsn" else f"{protocol}-{model}"
+
+
+def run_protocol(name, seeds, runs_dir, data_dir, epochs, model="hybridsn", results=RESULTS):
     description, settings, default_seeds, _ = PROTOCOLS[name]
     for seed in seeds or default_seeds:
-        out = runs_dir / name / f"seed-{seed}"
-        config = RunConfig(**settings, seed=seed, data_dir=data_dir,
+        out = runs_dir / name / f"seed-{seed}" if model == "hybridsn" else runs_dir / name / model / f"seed-{seed}"
+        config = RunConfig(**settings, model=model, seed=seed, data_dir=data_dir,
                            fit=FitOptions(**{**PAPER_FIT, "epochs": epochs or PAPER_FIT["epochs"]}))
         if (out / "metrics.json").is_file():
             metrics = json.loads((out / "metrics.json").read_text())
@@ -64,10 +72,10 @@ def run_protocol(name, seeds, runs_dir, data_dir, epochs):
                   "train_seconds": round(sum(row["seconds"] for row in history), 1),
                   "median_epoch_seconds": round(float(np.median([row["seconds"] for row in history])), 2),
                   "host": host()}
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        path = RESULTS / f"{name}-seed-{seed}.json"
+        results.mkdir(parents=True, exist_ok=True)
+        path = results / f"{run_label(name, model)}-seed-{seed}.json"
         path.write_text(json.dumps(record, indent=2) + "\n")
-        print(f"{name} seed {seed}: OA {100 * record['oa']:.2f}  AA {100 * record['aa']:.2f}  "
+        print(f"{name}/{model} seed {seed}: OA {100 * record['oa']:.2f}  AA {100 * record['aa']:.2f}  "
               f"kappa {100 * record['kappa']:.2f}  ({record['train_seconds']:.0f} s)  -> {path}", flush=True)
 
 
@@ -79,15 +87,19 @@ def host():
             "torch": torch.__version__, "hsi": hsi.__version__}
 
 
-def table():
-    """Markdown table of every result JSON, mean ± std over seeds, beside the paper's figures."""
+def table(results=RESULTS):
+    """Markdown table of every result JSON, mean ± std over seeds, beside the paper's figures (HybridSN rows)."""
     rows = ["| protocol | seeds | OA (%) | kappa (×100) | AA (%) | paper OA / kappa / AA | test pixels (classes) "
             "| epochs | epoch time |",
             "|---|---|---|---|---|---|---|---|---|"]
-    for name, (description, _, _, paper) in PROTOCOLS.items():
-        records = [json.loads(p.read_text()) for p in sorted(RESULTS.glob(f"{name}-seed-*.json"))]
+    found = [json.loads(p.read_text()) for p in sorted(results.glob("*-seed-*.json"))]
+    models = ["hybridsn", *sorted({r["config"]["model"] for r in found} - {"hybridsn"})]
+    for (name, (description, _, _, paper)), model in ((p, m) for p in PROTOCOLS.items() for m in models):
+        records = [r for r in found if r["protocol"] == name and r["config"]["model"] == model]
         if not records:
             continue
+        if model != "hybridsn":
+            description, paper = f"{model}, same protocol", None
         cells = []
         for key in ("oa", "kappa", "aa"):
             values = 100 * np.array([r[key] for r in records])
@@ -96,33 +108,43 @@ def table():
         paper_cell = " / ".join(f"{v:.2f}" for v in paper) if paper else "—"
         epoch_seconds = np.median([r["median_epoch_seconds"] for r in records])
         tested = sum(v is not None for v in records[0]["per_class_accuracy"].values())
-        rows.append(f"| `{name}`: {description} | {len(records)} | {' | '.join(cells)} | {paper_cell} | "
+        label = name if model == "hybridsn" else f"{name}/{model}"
+        rows.append(f"| `{label}`: {description} | {len(records)} | {' | '.join(cells)} | {paper_cell} | "
                     f"{records[0]['n_test']:,} ({tested}) | {records[0]['epochs']} | {epoch_seconds:.0f} s |")
     text = "\n".join(rows) + "\n"
-    (RESULTS / "results.md").write_text(text)
+    (results / "results.md").write_text(text)
     return text
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("protocols", nargs="*", metavar="PROTOCOL", help=f"any of: {', '.join(PROTOCOLS)}")
+    parser.add_argument("--models", default="hybridsn",
+                        help=f"comma-separated registered models (default hybridsn): {', '.join(hsi.list_models())}")
     parser.add_argument("--seeds", type=int, nargs="+", help="override the protocol's seeds")
     parser.add_argument("--epochs", type=int, help="override the paper's 100 epochs (for a quick check)")
     parser.add_argument("--runs-dir", default="runs/reproduce", type=Path)
     parser.add_argument("--data-dir", help="folder holding the scene files (Salinas-A)")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--results", default=RESULTS, type=Path,
+                        help="folder of the result JSON files and results.md (default benchmarks/results)")
     parser.add_argument("--table", action="store_true", help="only rebuild results.md from the JSON files")
     args = parser.parse_args(argv)
     unknown = [name for name in args.protocols if name not in PROTOCOLS]
     if unknown:
         parser.error(f"unknown protocol(s) {unknown}; known: {', '.join(PROTOCOLS)}")
+    models = [model.strip() for model in args.models.split(",") if model.strip()]
+    unknown = [model for model in models if model not in hsi.list_models()]
+    if unknown or not models:
+        parser.error(f"unknown model(s) {unknown or args.models!r}; known: {', '.join(hsi.list_models())}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
     if args.threads:
         torch.set_num_threads(args.threads)
     if not args.table:
         for name in args.protocols:
-            run_protocol(name, args.seeds, args.runs_dir, args.data_dir, args.epochs)
-    print(table())
+            for model in models:
+                run_protocol(name, args.seeds, args.runs_dir, args.data_dir, args.epochs, model, args.results)
+    print(table(args.results))
 
 
 if __name__ == "__main__":

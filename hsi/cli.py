@@ -119,6 +119,8 @@ def _add_moved_scene_arguments(p):
 
 
 def _add_train_arguments(p):
+    from .models import list_models
+
     src = p.add_argument_group("scene")
     src.add_argument("--dataset", help="known scene name (see 'hsi datasets')")
     src.add_argument("--cube", help="cube file (.mat, .hdr, .npy) instead of --dataset; with --resume: the "
@@ -129,8 +131,8 @@ def _add_train_arguments(p):
     src.add_argument("--data-dir", help="folder holding the scene files (searched before $HSI_DATA_DIR and the "
                                         "cache); with --resume: where the run's files are now, if they moved")
     m = p.add_argument_group("model")
-    m.add_argument("--model", default="hybridsn", help="model name (see hsi.list_models())")
-    m.add_argument("--attention", help="attention block for both slots, e.g. se, cbam (see hsi.list_attention()); "
+    m.add_argument("--model", default="hybridsn", help=f"model name: {', '.join(list_models())}")
+    m.add_argument("--attention", help="attention block for every slot, e.g. se, cbam (see hsi.list_attention()); "
                                        "none by default")
     s = p.add_argument_group("split and preprocessing")
     s.add_argument("--split", default="random", choices=("random", "fixed", "disjoint"),

@@ -1,9 +1,16 @@
 """Model builders: ``build_model(name, bands=..., n_classes=..., patch_size=..., attention=...)``."""
 from ..errors import ConfigError
 from .attention import create_attention, list_attention, register_attention
+from .densenet import densenet_bc
 from .hybridsn import HybridSN, hybridsn, hybridsn_2d3d, hybridsn_se
+from .resnest import resnest
+from .resnet import preact_resnet18, resnet18, resnet34, resnet50, se_resnet18, se_resnet50
+from .sknet import sknet
 
-MODELS = {"hybridsn": hybridsn, "hybridsn_2d3d": hybridsn_2d3d, "hybridsn_se": hybridsn_se}
+MODELS = {"hybridsn": hybridsn, "hybridsn_2d3d": hybridsn_2d3d, "hybridsn_se": hybridsn_se,
+          "resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50, "preact_resnet18": preact_resnet18,
+          "se_resnet18": se_resnet18, "se_resnet50": se_resnet50, "densenet_bc": densenet_bc, "sknet": sknet,
+          "resnest": resnest}
 
 
 def list_models():
@@ -12,16 +19,18 @@ def list_models():
 
 
 def build_model(name, *, bands, n_classes, patch_size=25, attention=None, **kwargs):
-    """Build a HybridSN-family network for ``(N, 1, bands, patch_size, patch_size)`` inputs.
+    """Build a patch classifier for ``(N, 1, bands, patch_size, patch_size)`` inputs.
 
     ``attention`` is a block name, class or factory for every slot, or a dict naming each slot
-    (``{"after_3d": "cbam", "after_2d": "se"}``); see :func:`hsi.list_attention`.
+    (``{"after_3d": "cbam", "after_2d": "se"}``; the ResNet-style backbones have one slot, ``unit``, in every
+    residual unit, DenseNet-BC one, ``block``, after every dense block); see :func:`hsi.list_attention`.
+    None keeps the model's own default (squeeze-excitation for the ``*_se`` models), ``"none"`` empties it.
     """
     if name not in MODELS:
         raise ConfigError(f"unknown model {name!r}; known models: {', '.join(MODELS)}")
     if n_classes < 1:
         raise ConfigError(f"n_classes must be at least 1, got {n_classes}")
-    if attention is not None or name != "hybridsn_se":
+    if attention is not None:
         kwargs["attention"] = attention
     try:
         return MODELS[name](bands=bands, n_classes=n_classes, patch_size=patch_size, **kwargs)

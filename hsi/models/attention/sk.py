@@ -14,17 +14,18 @@ class SelectiveKernel(nn.Module):
     Each branch is a padded 3x3 grouped conv + BN + ReLU with one of ``dilations`` (dilation 2 covers a 5x5
     field). The summed branches are pooled globally, squeezed to ``max(channels // reduction, min_hidden)``
     units and expanded to per-branch channel logits; a softmax over the branches weights their sum. The conv
-    uses ``gcd(channels, groups)`` groups so any channel count works.
+    uses ``gcd(channels, groups)`` groups so any channel count works. ``stride`` 2 makes it SKNet's
+    downsampling SK convolution (then the output is half the size; as an attention block it stays 1).
     """
 
-    def __init__(self, channels, *, dilations=(1, 2), groups=32, reduction=16, min_hidden=32):
+    def __init__(self, channels, *, dilations=(1, 2), groups=32, reduction=16, min_hidden=32, stride=1):
         super().__init__()
         hidden = hidden_width(channels, reduction, min_hidden)
         dilations = check_positive_tuple("dilations", dilations)
         groups = math.gcd(channels, check_positive("groups", groups))
         self.branches = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(channels, channels, 3, padding=dilation, dilation=dilation, groups=groups,
-                                    bias=False),
+            nn.Sequential(nn.Conv2d(channels, channels, 3, stride=check_positive("stride", stride), padding=dilation,
+                                    dilation=dilation, groups=groups, bias=False),
                           nn.BatchNorm2d(channels), nn.ReLU(inplace=True))
             for dilation in dilations)
         self.squeeze = nn.Sequential(nn.Conv2d(channels, hidden, 1), nn.ReLU(inplace=True))

@@ -1,0 +1,33 @@
+"""SKNet (Li et al., CVPR 2019) for HSI patches: residual units whose middle convolution selects its kernel.
+
+An SK unit is a bottleneck: 1×1 reduction, an SK convolution (:class:`~hsi.models.attention.sk.SelectiveKernel`:
+M branches of 3×3 convolutions with dilation 1..M, i.e. receptive fields 3×3, 5×5, ...; their sum pooled
+globally, squeezed by an FC layer to ``max(C / r, L)`` units and expanded to one channel vector per branch;
+a softmax across the branches weights their sum), then a 1×1 expansion to twice the middle width, as in
+SKNet-50's 128 → 256. The default stage layout is SKNet-26's, ``(2, 2, 2, 2)`` units, with the ResNet widths
+32-64-128-256 as middle widths; the attention slot ``unit`` sits before the addition, as in ResNet.
+"""
+from .attention.registry import check_positive
+from .attention.sk import SelectiveKernel
+from .resnet import Bottleneck, residual_network
+
+
+class SKUnit(Bottleneck):
+    """Bottleneck with an SK convolution of ``branches`` (M) branches, ``groups`` (G), ``reduction`` (r) and
+    ``min_hidden`` (L) in the middle; the stride is the SK convolution's."""
+
+    expansion = 2
+
+    def __init__(self, in_channels, planes, stride=1, *, branches=2, groups=32, reduction=16, min_hidden=32,
+                 **options):
+        self.sk_options = dict(dilations=tuple(range(1, check_positive("branches", branches) + 1)), groups=groups,
+                               reduction=reduction, min_hidden=min_hidden)
+        super().__init__(in_channels, planes, stride, **options)
+
+    def middle(self, planes, stride):
+        return [SelectiveKernel(planes, stride=stride, **self.sk_options)]
+
+
+def sknet(*, units=(2, 2, 2, 2), **options):
+    """SKNet with ``units`` SK units per stage (M = 2, G = 32, r = 16, L = 32 by default)."""
+    return residual_network("sknet", SKUnit, tuple(units), **options)
