@@ -2,6 +2,7 @@
 
     python benchmarks/reproduce.py ip-paper-30 ip-paper-10 ip-disjoint salinas-a   # run (or resume) them
     python benchmarks/reproduce.py --table                                         # only rebuild the table
+    python benchmarks/reproduce.py ip-paper-10 --model fcn8s                       # another model, same protocol
 
 Each run trains in ``runs/reproduce/<protocol>/seed-<N>`` (resumed from its ``last.pt`` if it was stopped)
 and writes ``benchmarks/results/<protocol>-seed-<N>.json``: config, per-class accuracy, OA, AA, kappa,
@@ -44,11 +45,12 @@ PROTOCOLS = {
 }
 
 
-def run_protocol(name, seeds, runs_dir, data_dir, epochs):
+def run_protocol(name, seeds, runs_dir, data_dir, epochs, model="hybridsn"):
     description, settings, default_seeds, _ = PROTOCOLS[name]
+    tag = "" if model == "hybridsn" else f"-{model}"
     for seed in seeds or default_seeds:
-        out = runs_dir / name / f"seed-{seed}"
-        config = RunConfig(**settings, seed=seed, data_dir=data_dir,
+        out = runs_dir / f"{name}{tag}" / f"seed-{seed}"
+        config = RunConfig(**settings, model=model, seed=seed, data_dir=data_dir,
                            fit=FitOptions(**{**PAPER_FIT, "epochs": epochs or PAPER_FIT["epochs"]}))
         if (out / "metrics.json").is_file():
             metrics = json.loads((out / "metrics.json").read_text())
@@ -65,7 +67,7 @@ def run_protocol(name, seeds, runs_dir, data_dir, epochs):
                   "median_epoch_seconds": round(float(np.median([row["seconds"] for row in history])), 2),
                   "host": host()}
         RESULTS.mkdir(parents=True, exist_ok=True)
-        path = RESULTS / f"{name}-seed-{seed}.json"
+        path = RESULTS / f"{name}{tag}-seed-{seed}.json"
         path.write_text(json.dumps(record, indent=2) + "\n")
         print(f"{name} seed {seed}: OA {100 * record['oa']:.2f}  AA {100 * record['aa']:.2f}  "
               f"kappa {100 * record['kappa']:.2f}  ({record['train_seconds']:.0f} s)  -> {path}", flush=True)
@@ -82,12 +84,17 @@ def host():
 def table():
     """Markdown table of every result JSON, mean ± std over seeds, beside the paper's figures."""
     rows = ["| protocol | seeds | OA (%) | kappa (×100) | AA (%) | paper OA / kappa / AA | test pixels (classes) "
-            "| epochs | epoch time |",
-            "|---|---|---|---|---|---|---|---|---|"]
-    for name, (description, _, _, paper) in PROTOCOLS.items():
-        records = [json.loads(p.read_text()) for p in sorted(RESULTS.glob(f"{name}-seed-*.json"))]
-        if not records:
-            continue
+            "| epochs | epoch time | training time |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    groups = {}
+    for path in sorted(RESULTS.glob("*-seed-*.json")):
+        record = json.loads(path.read_text())
+        groups.setdefault((record["protocol"], record["config"].get("model", "hybridsn")), []).append(record)
+    for (name, model), records in sorted(groups.items(), key=lambda item: (list(PROTOCOLS).index(item[0][0]),
+                                                                            item[0][1] != "hybridsn", item[0][1])):
+        description, _, _, paper = PROTOCOLS[name]
+        if model != "hybridsn":
+            description = f"{model}; {description}"
         cells = []
         for key in ("oa", "kappa", "aa"):
             values = 100 * np.array([r[key] for r in records])
@@ -97,7 +104,8 @@ def table():
         epoch_seconds = np.median([r["median_epoch_seconds"] for r in records])
         tested = sum(v is not None for v in records[0]["per_class_accuracy"].values())
         rows.append(f"| `{name}`: {description} | {len(records)} | {' | '.join(cells)} | {paper_cell} | "
-                    f"{records[0]['n_test']:,} ({tested}) | {records[0]['epochs']} | {epoch_seconds:.0f} s |")
+                    f"{records[0]['n_test']:,} ({tested}) | {records[0]['epochs']} | {epoch_seconds:.1f} s | "
+                    f"{np.mean([r['train_seconds'] for r in records]):.0f} s |")
     text = "\n".join(rows) + "\n"
     (RESULTS / "results.md").write_text(text)
     return text
@@ -108,6 +116,7 @@ def main(argv=None):
     parser.add_argument("protocols", nargs="*", metavar="PROTOCOL", help=f"any of: {', '.join(PROTOCOLS)}")
     parser.add_argument("--seeds", type=int, nargs="+", help="override the protocol's seeds")
     parser.add_argument("--epochs", type=int, help="override the paper's 100 epochs (for a quick check)")
+    parser.add_argument("--model", default="hybridsn", help="any name of hsi.list_models() (default hybridsn)")
     parser.add_argument("--runs-dir", default="runs/reproduce", type=Path)
     parser.add_argument("--data-dir", help="folder holding the scene files (Salinas-A)")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
@@ -121,7 +130,7 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     if not args.table:
         for name in args.protocols:
-            run_protocol(name, args.seeds, args.runs_dir, args.data_dir, args.epochs)
+            run_protocol(name, args.seeds, args.runs_dir, args.data_dir, args.epochs, args.model)
     print(table())
 
 

@@ -95,7 +95,9 @@ def _add_train_arguments(p):
     src.add_argument("--gt-key", help=".mat key of the labels")
     src.add_argument("--data-dir", help="folder holding the scene files")
     m = p.add_argument_group("model")
-    m.add_argument("--model", default="hybridsn", help="hybridsn, hybridsn_2d3d or hybridsn_se (default hybridsn)")
+    m.add_argument("--model", default="hybridsn",
+                   help="patch models: hybridsn, hybridsn_2d3d, hybridsn_se; scene models (whole scene at once): "
+                        "fcn32s, fcn16s, fcn8s, fcn_jpu (default hybridsn)")
     m.add_argument("--attention", help="attention block for both slots, e.g. se, cbam (see hsi.list_attention())")
     s = p.add_argument_group("split and preprocessing")
     s.add_argument("--split", default="random", choices=("random", "fixed", "disjoint"))
@@ -111,6 +113,8 @@ def _add_train_arguments(p):
     s.add_argument("--patch", type=int, default=25, help="odd window size (default 25)")
     s.add_argument("--padding", default="zero", choices=("zero", "reflect"))
     s.add_argument("--augment", action="store_true", help="random flips and quarter turns while training")
+    s.add_argument("--crop", type=int, help="scene models (fcn*): train on random CROP x CROP windows of the "
+                                            "scene instead of the whole scene (for scenes beyond memory)")
     o = p.add_argument_group("optimisation")
     o.add_argument("--epochs", type=int, default=100)
     o.add_argument("--batch-size", type=int, default=256,
@@ -154,7 +158,7 @@ def _train(args):
             train_ratio=args.train_ratio if args.train_ratio is not None or args.train_per_class else 0.3,
             train_per_class=args.train_per_class, val_ratio=args.val_ratio, pca=args.pca, pca_fit=args.pca_fit,
             whiten=args.whiten, standardize=args.standardize, patch=args.patch, padding=args.padding,
-            augment=args.augment, seed=args.seed, write_map=not args.no_map,
+            augment=args.augment, crop=args.crop, seed=args.seed, write_map=not args.no_map,
             fit=FitOptions(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                            weight_decay=args.weight_decay, scheduler=args.scheduler, patience=args.patience,
                            class_weights=args.class_weights, device=args.device, amp=args.amp,

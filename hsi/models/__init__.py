@@ -1,9 +1,11 @@
 """Model builders: ``build_model(name, bands=..., n_classes=..., patch_size=..., attention=...)``."""
 from ..errors import ConfigError
 from .attention import create_attention, list_attention, register_attention
+from .fcn import fcn8s, fcn16s, fcn32s, fcn_jpu
 from .hybridsn import HybridSN, hybridsn, hybridsn_2d3d, hybridsn_se
 
-MODELS = {"hybridsn": hybridsn, "hybridsn_2d3d": hybridsn_2d3d, "hybridsn_se": hybridsn_se}
+MODELS = {"hybridsn": hybridsn, "hybridsn_2d3d": hybridsn_2d3d, "hybridsn_se": hybridsn_se,
+          "fcn32s": fcn32s, "fcn16s": fcn16s, "fcn8s": fcn8s, "fcn_jpu": fcn_jpu}
 
 
 def list_models():
@@ -12,7 +14,9 @@ def list_models():
 
 
 def build_model(name, *, bands, n_classes, patch_size=25, attention=None, **kwargs):
-    """Build a HybridSN-family network for ``(N, 1, bands, patch_size, patch_size)`` inputs.
+    """Build a model by name. Patch models (``kind = "patch"``, the HybridSN family) take
+    ``(N, 1, bands, patch_size, patch_size)`` windows; scene models (``kind = "scene"``, the FCNs) take the
+    whole reduced scene ``(1, bands, H, W)`` and ignore ``patch_size``.
 
     ``attention`` is a block name, class or factory for every slot, or a dict naming each slot
     (``{"after_3d": "cbam", "after_2d": "se"}``); see :func:`hsi.list_attention`.
