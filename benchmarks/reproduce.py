@@ -90,8 +90,8 @@ def host():
 def table(results=RESULTS):
     """Markdown table of every result JSON, mean ± std over seeds, beside the paper's figures (HybridSN rows)."""
     rows = ["| protocol | seeds | OA (%) | kappa (×100) | AA (%) | paper OA / kappa / AA | test pixels (classes) "
-            "| epochs | epoch time |",
-            "|---|---|---|---|---|---|---|---|---|"]
+            "| epochs | epoch time | training time |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     found = [json.loads(p.read_text()) for p in sorted(results.glob("*-seed-*.json"))]
     models = ["hybridsn", *sorted({r["config"]["model"] for r in found} - {"hybridsn"})]
     for (name, (description, _, _, paper)), model in ((p, m) for p in PROTOCOLS.items() for m in models):
@@ -110,7 +110,8 @@ def table(results=RESULTS):
         tested = sum(v is not None for v in records[0]["per_class_accuracy"].values())
         label = name if model == "hybridsn" else f"{name}/{model}"
         rows.append(f"| `{label}`: {description} | {len(records)} | {' | '.join(cells)} | {paper_cell} | "
-                    f"{records[0]['n_test']:,} ({tested}) | {records[0]['epochs']} | {epoch_seconds:.0f} s |")
+                    f"{records[0]['n_test']:,} ({tested}) | {records[0]['epochs']} | {epoch_seconds:.1f} s | "
+                    f"{np.mean([r['train_seconds'] for r in records]):.0f} s |")
     text = "\n".join(rows) + "\n"
     (results / "results.md").write_text(text)
     return text

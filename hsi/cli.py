@@ -131,7 +131,9 @@ def _add_train_arguments(p):
     src.add_argument("--data-dir", help="folder holding the scene files (searched before $HSI_DATA_DIR and the "
                                         "cache); with --resume: where the run's files are now, if they moved")
     m = p.add_argument_group("model")
-    m.add_argument("--model", default="hybridsn", help=f"model name: {', '.join(list_models())}")
+    m.add_argument("--model", default="hybridsn",
+                   help=f"model name: {', '.join(list_models())} (the fcn* models are scene models: they read the "
+                        f"whole scene at once)")
     m.add_argument("--attention", help="attention block for every slot, e.g. se, cbam (see hsi.list_attention()); "
                                        "none by default")
     s = p.add_argument_group("split and preprocessing")
@@ -152,6 +154,8 @@ def _add_train_arguments(p):
     s.add_argument("--padding", default="zero", choices=("zero", "reflect"),
                    help="how the scene is extended beyond its border for the edge pixels' windows")
     s.add_argument("--augment", action="store_true", help="random flips and quarter turns while training")
+    s.add_argument("--crop", type=int, help="scene models (fcn*): train on random CROP x CROP windows of the "
+                                            "scene instead of the whole scene (for scenes beyond memory)")
     o = p.add_argument_group("optimisation")
     o.add_argument("--epochs", type=int, default=100, help="training epochs (passes over the training set)")
     o.add_argument("--batch-size", type=int, default=256,
@@ -197,7 +201,7 @@ def _train(args):
             train_ratio=args.train_ratio if args.train_ratio is not None or args.train_per_class else 0.3,
             train_per_class=args.train_per_class, val_ratio=args.val_ratio, pca=args.pca, pca_fit=args.pca_fit,
             whiten=args.whiten, standardize=args.standardize, patch=args.patch, padding=args.padding,
-            augment=args.augment, seed=args.seed, write_map=not args.no_map,
+            augment=args.augment, crop=args.crop, seed=args.seed, write_map=not args.no_map,
             fit=FitOptions(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                            weight_decay=args.weight_decay, scheduler=args.scheduler, patience=args.patience,
                            class_weights=args.class_weights, device=args.device, amp=args.amp,

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .data.patches import collate_batch
 from .errors import ConfigError
+from .kinds import kind_of
 from .metrics import epoch_score
 
 log = logging.getLogger("hsi")
@@ -66,6 +66,7 @@ class Trainer:
         self.options = options
         self.device = resolve_device(options.device)
         self.model = model.to(self.device)
+        self.kind = kind_of(model)
         self.n_classes = n_classes
         self.optimizer = torch.optim.Adam(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
         self.scheduler = self._make_scheduler()
@@ -75,7 +76,7 @@ class Trainer:
         if options.class_weights:
             counts = np.bincount(train_set.labels, minlength=n_classes).astype(np.float64)
             weights = torch.tensor(counts.sum() / (n_classes * np.maximum(counts, 1)), dtype=torch.float32)
-        self.criterion = nn.CrossEntropyLoss(weight=weights).to(self.device)
+        self.criterion = nn.CrossEntropyLoss(weight=weights, ignore_index=IGNORE).to(self.device)
         self.shuffle = torch.Generator().manual_seed(seed)
         self.train_loader = self._loader(train_set, shuffle=True)
         self.val_loader = self._loader(val_set) if len(val_set) else None
@@ -94,10 +95,8 @@ class Trainer:
 
     def _loader(self, dataset, shuffle=False):
         generator = self.shuffle if shuffle else torch.Generator()   # never draws from the global RNG
-        return torch.utils.data.DataLoader(
-            dataset, batch_size=self.options.batch_size, shuffle=shuffle, generator=generator,
-            collate_fn=collate_batch, num_workers=self.options.workers,
-            pin_memory=self.device.type == "cuda", persistent_workers=self.options.workers > 0)
+        return self.kind.loader(dataset, self.options.batch_size, generator, shuffle, self.options.workers,
+                                self.device.type == "cuda")
 
     @property
     def done(self):
@@ -148,9 +147,10 @@ class Trainer:
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
             self.scaler.update()
-            total_loss += loss.item() * len(y)
-            correct += (logits.argmax(1) == y).sum().item()
-            seen += len(y)
+            labelled = y >= 0
+            total_loss += loss.item() * labelled.sum().item()
+            correct += (logits.argmax(1) == y)[labelled].sum().item()
+            seen += labelled.sum().item()
             bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}")
             if log_every and (step % log_every == 0 or step == n_batches):
                 log.info("%s  batch %d/%d  train loss %.4f  OA %.4f", desc, step, n_batches, total_loss / seen,
@@ -161,7 +161,7 @@ class Trainer:
         """Loss and OA on the validation set (``nan`` when there is none)."""
         if self.val_loader is None:
             return float("nan"), float("nan")
-        logits, labels = self.predict_logits(self.val_loader)
+        logits, labels = labelled_pixels(*self.predict_logits(self.val_loader))
         loss = nn.functional.cross_entropy(logits, labels, weight=self.criterion.weight.cpu()
                                            if self.criterion.weight is not None else None).item()
         return loss, (logits.argmax(1) == labels).sum().item() / len(labels)
@@ -195,6 +195,18 @@ class Trainer:
         self.shuffle.set_state(state["rng"]["shuffle"])
         if state["rng"]["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+
+
+IGNORE = -1     # the label of pixels outside a subset in a scene model's label map
+
+
+def labelled_pixels(logits, labels):
+    """Logits ``(n, K)`` and classes ``(n,)`` of the labelled pixels of a batch: patch logits ``(N, K)`` pass
+    as they are, scene logits ``(N, K, H, W)`` with label maps ``(N, H, W)`` are flattened and masked."""
+    logits = logits.movedim(1, -1).reshape(-1, logits.shape[1]) if logits.dim() > 2 else logits
+    labels = labels.reshape(-1)
+    keep = labels != IGNORE
+    return logits[keep], labels[keep]
 
 
 def to_device(x, device):

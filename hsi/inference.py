@@ -1,8 +1,10 @@
 """Classify every pixel of a scene, borders and unlabelled pixels included.
 
-``dense`` runs the network over whole tiles of the scene at once (:mod:`hsi.models.dense`), exact up to
-float rounding; ``patch`` runs it window by window from lazy patch views; ``auto`` takes dense whenever the
-model supports it. Tiles carry a halo of ``patch_size - 1`` pixels, so a tiled map equals the untiled one.
+Patch models: ``dense`` runs the network over whole tiles of the scene at once (:mod:`hsi.models.dense`),
+exact up to float rounding; ``patch`` runs it window by window from lazy patch views; ``auto`` takes dense
+whenever the model supports it. Tiles carry a halo of ``patch_size - 1`` pixels, so a tiled map equals the
+untiled one. Scene models run in one pass, or (beyond the memory budget) in tiles aligned to the encoder's
+stride with a halo of the receptive-field radius, which gives the untiled logits up to float rounding.
 """
 import logging
 import math
@@ -17,6 +19,7 @@ from .data.patches import PatchDataset, collate_batch, pad_cube
 from .data.scenes import Scene
 from .engine import predict_logits, resolve_device
 from .errors import ConfigError
+from .kinds import kind_of
 from .models.dense import activation_floats_per_pixel, dense_logits, supports_dense
 
 log = logging.getLogger("hsi")
@@ -83,20 +86,90 @@ def _logit_tiles(model_or_checkpoint, scene, mode, tile, batch_size, device, mem
     cube = _cube(scene)
     trained.check_cube(cube, getattr(scene, "name", "the cube"))
     model = trained.model
-    if mode == "dense" and not supports_dense(model):
-        raise ConfigError(f"{type(model).__name__} has no dense form; use mode 'patch' or 'auto'")
-    if mode == "auto" and not supports_dense(model):
-        log.info("%s has no dense form: predicting window by window (patch mode)", type(model).__name__)
     device = device if isinstance(device, torch.device) else resolve_device(device or "auto")
     was_training = model.training
     model.to(device).eval()
     try:
-        if mode == "patch" or not supports_dense(model):
-            yield (0, cube.shape[0], 0, cube.shape[1]), _patch_logits(trained, cube, batch_size, device, progress)
-        else:
-            yield from _dense_tiles(trained, cube, tile, batch_size, device, memory_mb, progress)
+        yield from kind_of(model).logit_tiles(trained, cube, mode=mode, tile=tile, batch_size=batch_size,
+                                              device=device, memory_mb=memory_mb, progress=progress)
     finally:
         model.train(was_training)
+
+
+def patch_model_tiles(trained, cube, *, mode, tile, batch_size, device, memory_mb, progress):
+    """A patch model's logit tiles: dense where exact, else window by window."""
+    model = trained.model
+    if mode == "dense" and not supports_dense(model):
+        raise ConfigError(f"{type(model).__name__} has no dense form; use mode 'patch' or 'auto'")
+    if mode == "auto" and not supports_dense(model):
+        log.info("%s has no dense form: predicting window by window (patch mode)", type(model).__name__)
+    if mode == "patch" or not supports_dense(model):
+        yield (0, cube.shape[0], 0, cube.shape[1]), _patch_logits(trained, cube, batch_size, device, progress)
+    else:
+        yield from _dense_tiles(trained, cube, tile, batch_size, device, memory_mb, progress)
+
+
+def scene_model_tiles(trained, cube, *, mode, tile, batch_size, device, memory_mb, progress):
+    """A scene model's logit tiles: one pass when the scene fits in ``memory_mb`` (or the model's receptive
+    field is global), else tiles of side ``tile`` (a multiple of the stride) with a halo of the receptive-field
+    radius rounded up to the stride, so every tile sees the pooling grid and the context the whole pass sees."""
+    from .models.receptive import receptive_field_radius
+
+    model = trained.model
+    if mode == "patch":
+        raise ConfigError(f"{type(model).__name__} is a scene model: it has no patch mode; use auto or dense")
+    rows, cols = cube.shape[:2]
+    stride = model.stride
+    floats = scene_floats_per_pixel(model)
+    fits = _ceil_to(rows, stride) * _ceil_to(cols, stride) * floats * 4 <= memory_mb * 2**20
+    if tile is not None and tile < 1:
+        raise ConfigError(f"tile must be at least 1 pixel, got {tile}")
+    radius = None if (tile is None and fits) else receptive_field_radius(model)
+    if radius is None:
+        if not fits:
+            log.warning("%s has a global receptive field: predicting the scene in one pass beyond the %d MB "
+                        "budget", type(model).__name__, memory_mb)
+        yield (0, rows, 0, cols), _scene_pass(trained, cube, device)
+        return
+    halo = _ceil_to(radius, stride)
+    if tile is None:
+        side = math.isqrt(int(memory_mb * 2**20 / (4 * floats))) - 2 * halo
+        tile = max(side // stride * stride, stride)
+    tile = _ceil_to(tile, stride)
+    starts = [(r, c) for r in range(0, rows, tile) for c in range(0, cols, tile)]
+    for r0, c0 in tqdm(starts, desc="tiles", unit="tile", disable=not progress, leave=False):
+        r1, c1 = min(r0 + tile, rows), min(c0 + tile, cols)
+        w0, v0 = max(r0 - halo, 0), max(c0 - halo, 0)
+        logits = _scene_pass(trained, cube[w0:min(r1 + halo, rows), v0:min(c1 + halo, cols)], device)
+        yield (r0, r1, c0, c1), logits[r0 - w0:r1 - w0, c0 - v0:c1 - v0]
+
+
+def _ceil_to(n, multiple):
+    return -(-n // multiple) * multiple
+
+
+def _scene_pass(trained, cube, device):
+    """Logits ``(rows, cols, K)`` float32 of a scene model over ``cube`` in one forward pass."""
+    x = torch.from_numpy(trained.reduce(cube)).permute(2, 0, 1)[None].to(device)
+    with torch.inference_mode():
+        return trained.model(x)[0].permute(1, 2, 0).float().cpu().numpy()
+
+
+def scene_floats_per_pixel(model):
+    """Floats a scene model's forward pass holds per input pixel (every layer's output, summed)."""
+    side = 2 * model.stride
+    counts = []
+    hooks = [m.register_forward_hook(lambda m, i, o: counts.append(o.numel() / side**2))
+             for m in model.modules() if not list(m.children())]
+    training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, model.bands, side, side, device=next(model.parameters()).device))
+    finally:
+        model.train(training)
+        for hook in hooks:
+            hook.remove()
+    return sum(counts)
 
 
 def _patch_logits(trained, cube, batch_size, device, progress):

@@ -22,12 +22,13 @@ import torch
 from . import __version__
 from .atomic import write_json_atomic, write_text_atomic
 from .checkpoint import TrainedModel, load_checkpoint, save_checkpoint
-from .data.patches import PADDING_MODES, PatchDataset, check_patch_size, collate_batch, pad_cube
+from .data.patches import PADDING_MODES, check_patch_size
 from .data.preprocess import Reducer, fit_pca
 from .data.scenes import load_recorded, load_scene, scene_record
 from .data.splits import Split, make_split
-from .engine import FitOptions, Trainer, log, predict_logits
+from .engine import FitOptions, Trainer, labelled_pixels, log, predict_logits
 from .errors import ConfigError, SplitError
+from .kinds import describe_leakage, kind_of, leakage
 
 HISTORY_FIELDS = ("epoch", "train_loss", "train_oa", "val_loss", "val_oa", "lr", "seconds")
 
@@ -60,6 +61,7 @@ class RunConfig:
     patch: int = 25
     padding: str = "zero"
     augment: bool = False
+    crop: int | None = None             # scene models: train on random crops of this side instead of the scene
     seed: int = 0
     write_map: bool = True
     fit: FitOptions = field(default_factory=FitOptions)
@@ -78,6 +80,8 @@ class RunConfig:
         if self.padding not in PADDING_MODES:
             raise ConfigError(f"padding must be one of {PADDING_MODES}, got {self.padding!r}")
         check_patch_size(self.patch)
+        if self.crop is not None and (isinstance(self.crop, bool) or not isinstance(self.crop, int) or self.crop < 1):
+            raise ConfigError(f"crop must be a positive number of pixels, got {self.crop!r}")
         self.fit.check()
 
 
@@ -86,12 +90,14 @@ class Prepared:
     scene: object
     split: Split
     reducer: Reducer
-    datasets: dict   # "train", "val", "test" -> PatchDataset
+    datasets: dict   # "train", "val", "test" -> the model kind's datasets (patch windows or the scene)
 
 
-def prepare(scene, config):
-    """Split, fit the PCA (on training pixels unless ``pca_fit == "scene"``) and cut lazy patch datasets."""
+def prepare(scene, config, kind=None):
+    """Split, fit the PCA (on training pixels unless ``pca_fit == "scene"``) and cut the datasets of the
+    model's ``kind`` (default: the kind of ``config.model``): lazy patch windows or the whole scene."""
     config.check()
+    kind = kind or kind_of(build_for(config, scene))
     check_patch_size(config.patch, scene.cube.shape)
     if config.pca > scene.bands:
         raise ConfigError(f"--pca {config.pca} is larger than the scene's band count {scene.bands}")
@@ -109,13 +115,8 @@ def prepare(scene, config):
         warnings.warn(warning.message, stacklevel=2)
     mask = None if config.pca_fit == "scene" else split.train >= 0
     reducer = fit_pca(scene.cube, config.pca, mask=mask, whiten=config.whiten, standardize=config.standardize)
-    padded = pad_cube(reducer.transform(scene.cube), config.patch, config.padding)
     augment_rng = torch.Generator().manual_seed(config.seed + 1)
-    datasets = {}
-    for name in ("train", "val", "test"):
-        coords, labels = split.coords(name)
-        datasets[name] = PatchDataset(padded, coords, labels, config.patch, augment=config.augment and
-                                      name == "train", generator=augment_rng)
+    datasets = kind.datasets(reducer.transform(scene.cube), split, config, augment_rng)
     return Prepared(scene, split, reducer, datasets)
 
 
@@ -183,12 +184,15 @@ def train(config, out=None, *, scene=None, progress=True, on_epoch=None):
     out = Path(out) if out else default_out(config, scene)
     check_writable(out)
     torch.manual_seed(config.seed)
-    prepared = prepare(scene, config)
     model = build_for(config, scene)
+    kind = kind_of(model)
+    kind.check(config, model, scene)
+    prepared = prepare(scene, config, kind)
     trainer = Trainer(model, config.fit, prepared.datasets["train"], prepared.datasets["val"], scene.n_classes,
                       seed=config.seed)
     out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "config.json", _config_record(config, scene, prepared))
+    write_json_atomic(out / "config.json", {**_config_record(config, scene, prepared),
+                                            "leakage": leakage(model, prepared.split)})
     prepared.split.save(out / "split.npz")
     _save(out / "last.pt", trainer, prepared, config, scene)   # epoch 0: resumable from the very start
     return _fit_and_finish(trainer, prepared, config, scene, out, progress, on_epoch)
@@ -205,10 +209,10 @@ def resume(run_dir, *, progress=True, on_epoch=None, **where):
     state = load_checkpoint(run_dir / "last.pt")
     scene = run_scene(run_dir, **where)
     torch.manual_seed(config.seed)
-    prepared = prepare(scene, config)
+    model = build_for(config, scene)
+    prepared = prepare(scene, config, kind_of(model))
     if not np.array_equal(prepared.split.train, Split.load(run_dir / "split.npz").train):
         raise ConfigError(f"{run_dir}: the scene no longer gives the split this run was trained on")
-    model = build_for(config, scene)
     model.load_state_dict(state["state_dict"])
     trainer = Trainer(model, config.fit, prepared.datasets["train"], prepared.datasets["val"], scene.n_classes,
                       seed=config.seed)
@@ -245,7 +249,11 @@ def _finish(out, config, scene, prepared, device):
     history = read_history(out / "history.csv")
     metrics["best_epoch"] = int(best["epoch"])
     write_json_atomic(out / "metrics.json", metrics)
-    write_text_atomic(out / "report.txt", format_report(metrics, title=f"{scene.name} / {config.model}"))
+    report = format_report(metrics, title=f"{scene.name} / {config.model}")
+    record = json.loads((out / "config.json").read_text())
+    if "leakage" in record:
+        report = report.rstrip("\n") + "\n\n" + describe_leakage(record["leakage"]) + "\n"
+    write_text_atomic(out / "report.txt", report)
     save_figure(confusion_matrix_figure(np.array(metrics["confusion_matrix"]), scene.class_names,
                                         label_ids=trained.label_ids), out / "confusion.png")
     if history:
@@ -261,8 +269,8 @@ def _finish(out, config, scene, prepared, device):
 def evaluate_test(trained, prepared, device):
     from .metrics import evaluate_predictions
 
-    loader = torch.utils.data.DataLoader(prepared.datasets["test"], batch_size=256, collate_fn=collate_batch)
-    logits, labels = predict_logits(trained.model.to(device), loader, device)
+    loader = kind_of(trained.model).loader(prepared.datasets["test"], batch_size=256)
+    logits, labels = labelled_pixels(*predict_logits(trained.model.to(device), loader, device))
     predictions = logits.argmax(1).numpy() if len(logits) else np.empty(0, dtype=np.int64)
     return evaluate_predictions(labels.numpy(), predictions, trained.class_names, trained.label_ids)
 
@@ -319,10 +327,9 @@ def evaluate_run(run_dir, **where):
     scene = run_scene(run_dir, **where)
     trained.check_scene(scene)
     split = Split.load(run_dir / "split.npz")
-    padded = pad_cube(trained.reducer.transform(scene.cube), trained.patch_size, trained.padding)
-    coords, labels = split.coords("test")
-    prepared = Prepared(scene, split, trained.reducer,
-                        {"test": PatchDataset(padded, coords, labels, trained.patch_size)})
+    datasets = kind_of(trained.model).datasets(trained.reducer.transform(scene.cube), split, config,
+                                               subsets=("test",))
+    prepared = Prepared(scene, split, trained.reducer, datasets)
     from .engine import resolve_device
 
     return evaluate_test(trained, prepared, resolve_device(config.fit.device))

@@ -2,6 +2,7 @@
 from ..errors import ConfigError
 from .attention import create_attention, list_attention, register_attention
 from .densenet import densenet_bc
+from .fcn import fcn8s, fcn16s, fcn32s, fcn_jpu
 from .hybridsn import HybridSN, hybridsn, hybridsn_2d3d, hybridsn_se
 from .resnest import resnest
 from .resnet import preact_resnet18, resnet18, resnet34, resnet50, se_resnet18, se_resnet50
@@ -10,7 +11,7 @@ from .sknet import sknet
 MODELS = {"hybridsn": hybridsn, "hybridsn_2d3d": hybridsn_2d3d, "hybridsn_se": hybridsn_se,
           "resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50, "preact_resnet18": preact_resnet18,
           "se_resnet18": se_resnet18, "se_resnet50": se_resnet50, "densenet_bc": densenet_bc, "sknet": sknet,
-          "resnest": resnest}
+          "resnest": resnest, "fcn32s": fcn32s, "fcn16s": fcn16s, "fcn8s": fcn8s, "fcn_jpu": fcn_jpu}
 
 
 def list_models():
@@ -19,7 +20,9 @@ def list_models():
 
 
 def build_model(name, *, bands, n_classes, patch_size=25, attention=None, **kwargs):
-    """Build a patch classifier for ``(N, 1, bands, patch_size, patch_size)`` inputs.
+    """Build a model by name. Patch models (``kind = "patch"``: the HybridSN family and the CNN backbones) take
+    ``(N, 1, bands, patch_size, patch_size)`` windows; scene models (``kind = "scene"``, the FCNs) take the
+    whole reduced scene ``(1, bands, H, W)`` and ignore ``patch_size``.
 
     ``attention`` is a block name, class or factory for every slot, or a dict naming each slot
     (``{"after_3d": "cbam", "after_2d": "se"}``; the ResNet-style backbones have one slot, ``unit``, in every

@@ -67,6 +67,8 @@ class HybridSN(nn.Module):
     spatial size of the map after stage ``i`` for one patch, and ``slot_names[i]`` the name of its slot.
     """
 
+    kind = "patch"
+
     def __init__(self, stages, slot_names, bands, n_classes, patch_size, attention=None, dropout=0.4):
         super().__init__()
         self.bands, self.n_classes, self.patch_size = bands, n_classes, patch_size

@@ -1,0 +1,71 @@
+"""What a scene model trains and is evaluated on: the whole reduced scene with one label map, or random crops."""
+import math
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+
+
+class SceneSamples:
+    """The reduced scene ``(rows, cols, bands)`` as one ``(bands, rows, cols)`` tensor and a label map (classes,
+    -1 elsewhere). ``len()`` is the number of labelled pixels.
+
+    :meth:`draw` gives one batch ``(x (1, bands, h, w), y (1, h, w))``: the whole scene, or with ``crop`` a
+    ``crop x crop`` window holding at least one labelled pixel (placed around a random labelled pixel); with
+    ``augment`` a random flip and quarter turn of both. An epoch is ``steps`` draws: 1 for the whole scene,
+    else as many crops as cover the scene's area once.
+    """
+
+    def __init__(self, reduced, label_map, *, crop=None, augment=False):
+        rows, cols = label_map.shape
+        if crop is not None and (not isinstance(crop, (int, np.integer)) or crop < 1):
+            raise ConfigError(f"crop must be a positive number of pixels, got {crop!r}")
+        self.x = torch.from_numpy(np.ascontiguousarray(reduced, dtype=np.float32)).permute(2, 0, 1)
+        self.y = torch.from_numpy(np.asarray(label_map, dtype=np.int64))
+        self.crop = None if crop is None or crop >= max(rows, cols) else int(crop)
+        self.augment = augment
+        self.labelled = torch.nonzero(self.y >= 0)
+        self.steps = 1 if self.crop is None else math.ceil(rows * cols / self.crop ** 2)
+
+    @property
+    def labels(self):
+        """Classes of the labelled pixels (for class weights)."""
+        return self.y[self.y >= 0].numpy()
+
+    def __len__(self):
+        return len(self.labelled)
+
+    def draw(self, generator):
+        x, y = self.x, self.y
+        if self.crop is not None:
+            x, y = self._crop(generator)
+        if self.augment:
+            flip, turns = torch.randint(0, 2, (1,), generator=generator).item(), \
+                torch.randint(0, 4, (1,), generator=generator).item()
+            x, y = (x.flip(-1), y.flip(-1)) if flip else (x, y)
+            x, y = torch.rot90(x, turns, (-2, -1)), torch.rot90(y, turns, (-2, -1))
+        return x.contiguous()[None], y.contiguous()[None]
+
+    def _crop(self, generator):
+        rows, cols = self.y.shape
+        height, width = min(self.crop, rows), min(self.crop, cols)
+        r, c = self.labelled[torch.randint(len(self.labelled), (1,), generator=generator).item()].tolist()
+        r0 = r - torch.randint(height, (1,), generator=generator).item()
+        c0 = c - torch.randint(width, (1,), generator=generator).item()
+        r0, c0 = min(max(r0, 0), rows - height), min(max(c0, 0), cols - width)
+        return self.x[:, r0:r0 + height, c0:c0 + width], self.y[r0:r0 + height, c0:c0 + width]
+
+
+class SceneLoader:
+    """``steps`` draws of a :class:`SceneSamples` per pass, from ``generator``."""
+
+    def __init__(self, samples, generator):
+        self.samples, self.generator = samples, generator
+
+    def __len__(self):
+        return self.samples.steps
+
+    def __iter__(self):
+        for _ in range(self.samples.steps):
+            yield self.samples.draw(self.generator)

@@ -1,0 +1,119 @@
+"""The two kinds of model, asked in one place: ``kind_of(model)`` reads the model class's ``kind`` attribute.
+
+A *patch* model maps windows ``(N, 1, bands, p, p)`` to ``(N, K)`` logits; a *scene* model maps the reduced
+scene ``(1, bands, H, W)`` to ``(1, K, H, W)``. Each kind says how to cut its datasets and batches, how to
+check a run's settings, how far its receptive field reaches and how to predict a scene; the engine, runs,
+checkpoints and inference call these and never look at model names.
+"""
+import torch
+
+from .errors import ConfigError
+
+SUBSETS = ("train", "val", "test")
+
+
+class PatchKind:
+    name = "patch"
+    transductive = False     # a training step reads only the windows of training pixels
+
+    def check(self, config, model, scene):
+        if config.crop is not None:
+            raise ConfigError(f"--crop applies to scene models; {config.model} reads {config.patch}x{config.patch} "
+                              f"patches")
+
+    def datasets(self, reduced, split, config, generator=None, subsets=SUBSETS):
+        from .data.patches import PatchDataset, pad_cube
+
+        padded = pad_cube(reduced, config.patch, config.padding)
+        return {name: PatchDataset(padded, *split.coords(name), config.patch,
+                                   augment=config.augment and name == "train", generator=generator)
+                for name in subsets}
+
+    def loader(self, dataset, batch_size, generator=None, shuffle=False, workers=0, pin_memory=False):
+        from .data.patches import collate_batch
+
+        return torch.utils.data.DataLoader(
+            dataset, batch_size=batch_size, shuffle=shuffle, generator=generator or torch.Generator(),
+            collate_fn=collate_batch, num_workers=workers, pin_memory=pin_memory,
+            persistent_workers=workers > 0)
+
+    def receptive_field_radius(self, model):
+        return model.patch_size // 2
+
+    def logit_tiles(self, trained, cube, **options):
+        from .inference import patch_model_tiles
+
+        return patch_model_tiles(trained, cube, **options)
+
+
+class SceneKind:
+    name = "scene"
+    transductive = True      # a training step reads every pixel's spectrum, labelled or not
+
+    def check(self, config, model, scene):
+        smallest = model.stride + 1         # batch norm needs a context map of at least 2 positions
+        if config.crop is not None and config.crop < smallest:
+            raise ConfigError(f"--crop {config.crop} is too small for {config.model} (total stride "
+                              f"{model.stride}); use at least {smallest} pixels")
+        if max(scene.cube.shape[:2]) < smallest:
+            raise ConfigError(f"scene {scene.name!r} ({scene.cube.shape[0]}x{scene.cube.shape[1]}) is too small "
+                              f"for {config.model}: one side must exceed its total stride {model.stride}")
+
+    def datasets(self, reduced, split, config, generator=None, subsets=SUBSETS):
+        from .data.scene_samples import SceneSamples
+
+        return {name: SceneSamples(reduced, getattr(split, name), crop=config.crop if name == "train" else None,
+                                   augment=config.augment and name == "train")
+                for name in subsets}
+
+    def loader(self, dataset, batch_size, generator=None, shuffle=False, workers=0, pin_memory=False):
+        from .data.scene_samples import SceneLoader
+
+        return SceneLoader(dataset, generator or torch.Generator())
+
+    def receptive_field_radius(self, model):
+        from .models.receptive import receptive_field_radius
+
+        return receptive_field_radius(model)
+
+    def logit_tiles(self, trained, cube, **options):
+        from .inference import scene_model_tiles
+
+        return scene_model_tiles(trained, cube, **options)
+
+
+KINDS = {kind.name: kind for kind in (PatchKind(), SceneKind())}
+
+
+def kind_of(model):
+    """The kind of ``model`` (its class's ``kind`` attribute: "patch" or "scene")."""
+    name = getattr(model, "kind", None)
+    if name not in KINDS:
+        raise ConfigError(f"{type(model).__name__} declares no model kind (a class attribute kind = 'patch' or "
+                          f"'scene'), got {name!r}")
+    return KINDS[name]
+
+
+def leakage(model, split):
+    """What a model trained on ``split`` can see of the test pixels: the record written to config.json."""
+    kind = kind_of(model)
+    radius = kind.receptive_field_radius(model)
+    from .data.splits import exposed_test_pixels
+
+    return {"model_kind": kind.name, "transductive": kind.transductive,
+            "receptive_field_radius": "global" if radius is None else radius,
+            "test_pixels": int((split.test >= 0).sum()),
+            "test_pixels_with_training_pixel_in_receptive_field": exposed_test_pixels(split, radius)}
+
+
+def describe_leakage(record):
+    """The leakage record as a paragraph for report.txt."""
+    radius = record["receptive_field_radius"]
+    reach = "the whole scene" if radius == "global" else f"{radius} pixels (Chebyshev)"
+    lines = [f"Leakage: {record['model_kind']} model, receptive-field radius {reach}; "
+             f"{record['test_pixels_with_training_pixel_in_receptive_field']} of {record['test_pixels']} test "
+             f"pixels have a training pixel inside their receptive field."]
+    if record["transductive"]:
+        lines.append("Transductive: every training step reads every pixel's spectrum (test pixels included, "
+                     "never their labels).")
+    return "\n".join(lines)

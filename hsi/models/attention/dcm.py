@@ -1,0 +1,52 @@
+"""DMNet's dynamic convolutional modules (He et al., "Dynamic Multi-scale Filters for Semantic Segmentation",
+ICCV 2019), as a shape-preserving block."""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .registry import check_positive_tuple, hidden_width, register_attention
+
+
+class DynamicConv(nn.Module):
+    """One DCM of filter size ``k``: a ``k x k`` depthwise kernel per image and channel, generated from the
+    features average-pooled to ``k x k`` by a 1x1 conv (with bias); applied (no bias) to a 1x1 conv-BN-ReLU
+    reduced copy of the features, zero-padded to keep H x W (an even ``k`` pads one more at top and left),
+    then BN and ReLU. Input ``(N, channels, H, W)``, output ``(N, hidden, H, W)``."""
+
+    def __init__(self, channels, hidden, filter_size):
+        super().__init__()
+        self.filter_size = filter_size
+        self.generate = nn.Conv2d(channels, hidden, 1)
+        self.reduce = nn.Sequential(nn.Conv2d(channels, hidden, 1, bias=False), nn.BatchNorm2d(hidden),
+                                    nn.ReLU(inplace=True))
+        self.norm = nn.Sequential(nn.BatchNorm2d(hidden), nn.ReLU(inplace=True))
+
+    def forward(self, x):
+        k = self.filter_size
+        kernels = self.generate(F.adaptive_avg_pool2d(x, k))               # (N, hidden, k, k)
+        features = self.reduce(x)
+        n, c, h, w = features.shape
+        pad = (k - 1) // 2
+        extra = (k - 1) % 2
+        features = F.pad(features.reshape(1, n * c, h, w), (pad + extra, pad, pad + extra, pad))
+        out = F.conv2d(features, kernels.reshape(n * c, 1, k, k), groups=n * c)
+        return self.norm(out.reshape(n, c, h, w))
+
+
+@register_attention("dcm")
+class DCM(nn.Module):
+    """DMNet's head as a block: DCMs of ``filter_sizes`` in parallel (``max(channels // reduction,
+    min_hidden)`` channels each), concatenated with the input and projected back to ``channels`` by a 3x3
+    conv-BN-ReLU (DMNet's bottleneck). Works at batch 1 and on maps smaller than the filters."""
+
+    def __init__(self, channels, *, filter_sizes=(1, 3, 5, 7), reduction=4, min_hidden=8):
+        super().__init__()
+        hidden = hidden_width(channels, reduction, min_hidden)
+        filter_sizes = check_positive_tuple("filter_sizes", filter_sizes)
+        self.branches = nn.ModuleList(DynamicConv(channels, hidden, k) for k in filter_sizes)
+        self.project = nn.Sequential(nn.Conv2d(channels + hidden * len(filter_sizes), channels, 3, padding=1,
+                                               bias=False),
+                                     nn.BatchNorm2d(channels), nn.ReLU(inplace=True))
+
+    def forward(self, x):
+        return self.project(torch.cat([x] + [branch(x) for branch in self.branches], dim=1))
