@@ -1,4 +1,5 @@
 """The Scene object and ``load_scene``: by registry name (local, tensorly, download) or by file path."""
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -8,14 +9,18 @@ import numpy as np
 from ..errors import ConfigError, DataError
 from . import download as _download
 from .io import read_array
+from .mapped import MappedCube
 from .registry import SCENES, SceneInfo, find_by_file, palette_for
+
+log = logging.getLogger("hsi")
 
 
 @dataclass
 class Scene:
     """A hyperspectral scene with its ground truth.
 
-    ``cube`` is (rows, cols, bands) float32; ``labels`` is (rows, cols) int64 with classes 0..K-1 and
+    ``cube`` is (rows, cols, bands) float32: an array, or for ENVI and .npy files a
+    :class:`~hsi.data.mapped.MappedCube` left on disk (index it to read pixels); ``labels`` is (rows, cols) int64 with classes 0..K-1 and
     -1 for unlabelled pixels; ``label_ids[k]`` is class k's id in the original file.
     """
 
@@ -27,6 +32,7 @@ class Scene:
     name: str
     wavelengths: np.ndarray | None = None
     source: str = ""
+    header: dict | None = None      # the ENVI header entries of the cube file (georeferencing for outputs)
 
     @property
     def n_classes(self):
@@ -135,13 +141,16 @@ def _make_scene(cube, labels, info, name, wavelengths, source, gt_source):
     if labels.shape != cube.shape[:2]:
         raise DataError(f"{where_gt}: label map is {labels.shape[0]}x{labels.shape[1]} but the cube {source} is "
                         f"{cube.shape[0]}x{cube.shape[1]}; expected the same rows and columns")
-    if not np.all(np.isfinite(cube)):
+    mapped = isinstance(cube, MappedCube)
+    if not mapped and not np.all(np.isfinite(cube)):
         bad = int(np.size(cube) - np.count_nonzero(np.isfinite(cube)))
         raise DataError(f"{source}: the cube holds {bad} NaN or Inf values; expected finite numbers")
     raw = labels.astype(np.int64)
     if raw.min(initial=0) < 0:
         raise DataError(f"{where_gt}: negative labels {sorted(set(raw[raw < 0].tolist()))[:5]}; "
                         f"expected 0 for unlabelled and positive class ids")
+    if mapped:
+        _drop_nodata_labels(cube, raw, where_gt)
     present = np.unique(raw[raw > 0])
     if info is not None:
         label_ids = np.array(sorted(info.classes), dtype=np.int64)
@@ -157,9 +166,24 @@ def _make_scene(cube, labels, info, name, wavelengths, source, gt_source):
     lookup[label_ids[label_ids < lookup.size]] = np.arange(len(label_ids))[label_ids < lookup.size]
     if wavelengths is not None and len(wavelengths) != cube.shape[2]:
         wavelengths = None
-    return Scene(cube=np.ascontiguousarray(cube, dtype=np.float32), labels=lookup[raw], label_ids=label_ids,
-                 class_names=class_names, palette=palette_for(label_ids) if len(label_ids) else
-                 np.zeros((0, 3), np.uint8), name=name, wavelengths=wavelengths, source=source)
+    return Scene(cube=cube if mapped else np.ascontiguousarray(cube, dtype=np.float32), labels=lookup[raw],
+                 label_ids=label_ids, class_names=class_names, palette=palette_for(label_ids) if len(label_ids)
+                 else np.zeros((0, 3), np.uint8), name=name, wavelengths=wavelengths, source=source,
+                 header=getattr(cube, "header", None))
+
+
+def _drop_nodata_labels(cube, raw, where_gt):
+    """Unlabel (in place) the labelled pixels that are no-data in the cube: they are never trained on."""
+    if cube.dropped_bands:
+        log.info("%s: %d bad bands dropped (bbl): %s", cube.source, len(cube.dropped_bands), cube.dropped_bands)
+    if cube.ignore_value is None:
+        return
+    rows, cols = np.nonzero(raw > 0)
+    empty = cube.nodata((rows, cols))
+    if empty.any():
+        log.info("%s: %d labelled pixels are no-data (data ignore value %g) and are left unlabelled",
+                 where_gt, int(empty.sum()), cube.ignore_value)
+        raw[rows[empty], cols[empty]] = 0
 
 
 def _registry_key(path, info, field):
