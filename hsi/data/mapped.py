@@ -96,5 +96,26 @@ class MappedCube:
             return np.isnan(block).all(axis=-1)
         return (block == np.float32(self.ignore_value)).all(axis=-1)
 
+    def release(self):
+        """Drop the pages read so far from this process's memory (see :func:`release_pages`)."""
+        release_pages(self.raw)
+
     def __repr__(self):
         return f"MappedCube({self.source!r}, shape={self.shape}, file dtype={self.raw.dtype})"
+
+
+def release_pages(array):
+    """Flush a memory-mapped array and drop its pages from this process (they stay in the page cache), so
+    reading or writing a file much larger than memory does not grow the resident set; no-op for plain arrays."""
+    import mmap
+
+    base = array
+    while base is not None:
+        handle = getattr(base, "_mmap", None)
+        if handle is not None:
+            if isinstance(base, np.memmap) and base.mode in ("r+", "w+"):
+                base.flush()
+            if hasattr(handle, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+                handle.madvise(mmap.MADV_DONTNEED)
+            return
+        base = getattr(base, "base", None)
