@@ -98,7 +98,14 @@ def build_parser():
     p.add_argument("--out", help="output path prefix (default: RUN_DIR/map)")
     p.add_argument("--format", default="png,npy",
                    help="comma-separated: png (map with legend beside the ground truth), npy (label ids), envi "
-                        "(classification image), rgb (false-colour composite); default png,npy")
+                        "(classification image), tif (GeoTIFF, needs the geo extra), rgb (false-colour "
+                        "composite); default png,npy. ENVI and GeoTIFF outputs keep the input's map coordinates")
+    p.add_argument("--probs", action="store_true",
+                   help="also write the class probabilities and a confidence band as an ENVI float32 cube "
+                        "(OUT_probs.hdr)")
+    p.add_argument("--memory-mb", type=int, default=1024,
+                   help="memory budget of the tiled prediction in MB (default 1024); the scene itself is read "
+                        "tile by tile from disk")
     p.add_argument("--mode", default="auto", choices=("auto", "dense", "patch"),
                    help="dense: exact fully-convolutional; patch: window by window; auto: dense when exact")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -244,21 +251,43 @@ def _scene_elsewhere(args):
     return {"cube": args.cube, "gt": args.gt, "key": args.key, "gt_key": args.gt_key, "data_dir": args.data_dir}
 
 
+PREDICT_FORMATS = ("png", "npy", "envi", "rgb", "tif")
+
+
 def _predict(args):
     from .checkpoint import TrainedModel
     from .engine import resolve_device
-    from .runs import run_scene, write_map
+    from .data.registry import palette_for
+    from .export import write_rgb_png
+    from .runs import _model_classes, run_scene
+    from .stream import stream_map
+    from .viz import false_color
 
     run_dir = Path(args.run_dir)
     checkpoint = run_dir / f"{args.checkpoint}.pt"
     if not checkpoint.is_file():
         raise ConfigError(f"{run_dir} holds no {checkpoint.name}; expected a run folder written by hsi train")
-    formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
+    formats = list(dict.fromkeys(f.strip().lower() for f in args.format.split(",") if f.strip()))
+    unknown = [f for f in formats if f not in PREDICT_FORMATS]
+    if unknown or not formats:
+        raise ConfigError(f"unknown map format(s) {unknown or formats}; expected one or more of "
+                          f"{', '.join(PREDICT_FORMATS)}")
+    if args.memory_mb < 16:
+        raise ConfigError(f"--memory-mb must be at least 16, got {args.memory_mb}")
     trained = TrainedModel.from_checkpoint(checkpoint)
     scene = run_scene(run_dir, **_scene_elsewhere(args), verify=args.cube is None)   # any cube may be classified
     trained.check_scene(scene)
-    written = write_map(trained, scene, Path(args.out) if args.out else run_dir / "map",
-                        device=resolve_device(args.device), formats=formats, mode=args.mode, palette=args.palette)
+    prefix = Path(args.out) if args.out else run_dir / "map"
+    written = {}
+    map_formats = [f for f in formats if f != "rgb"]
+    if map_formats or args.probs:
+        written = stream_map(trained, scene, prefix, formats=map_formats, probs=args.probs, mode=args.mode,
+                             device=resolve_device(args.device), memory_mb=args.memory_mb,
+                             ground_truth=_model_classes(scene, trained),
+                             palette=None if args.palette is None else palette_for(trained.label_ids, args.palette),
+                             progress=not args.quiet and sys.stderr.isatty())
+    if "rgb" in formats:
+        written["rgb"] = write_rgb_png(false_color(scene.cube, scene.wavelengths), f"{prefix}_rgb.png")
     for fmt, path in written.items():
         print(f"{fmt}: {path}")
     return 0

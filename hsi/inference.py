@@ -213,3 +213,11 @@ def default_tile(model, memory_mb):
     floats = activation_floats_per_pixel(model)
     side_with_halo = math.isqrt(int(memory_mb * 2**20 / (4 * floats)))
     return max(side_with_halo - (model.patch_size - 1), 16)
+
+
+def logit_tiles(model_or_checkpoint, scene, *, mode="auto", tile=None, batch_size=256, device=None,
+                memory_mb=1024):
+    """Yield ``((r0, r1, c0, c1), logits (r1 - r0, c1 - c0, K) float32)`` tile by tile (the streaming seam of
+    :mod:`hsi.stream`): in dense mode each tile is read from the cube with its halo and reduced on its own, so
+    a memory-mapped cube stays on disk; patch mode yields the whole scene as one tile."""
+    yield from _logit_tiles(model_or_checkpoint, scene, mode, tile, batch_size, device, memory_mb, False)

@@ -380,6 +380,7 @@ def _config_record(config, scene, prepared):
         "split": {"mode": config.split, "counts": prepared.split.counts(scene.n_classes),
                   **prepared.split.info},
         "pca_fit_scope": prepared.reducer.fit_scope,
+        "pca_fit": prepared.reducer.fit_record(),
         "versions": {"hsi": __version__, "torch": torch.__version__, "numpy": np.__version__,
                      "scikit-learn": sklearn.__version__, "python": platform.python_version()},
         "host": {"platform": platform.platform(), "cpu_threads": torch.get_num_threads(),

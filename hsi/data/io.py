@@ -1,9 +1,15 @@
-"""Read cubes and label maps from .mat (v5 and v7.3), ENVI .hdr/.img and .npy files."""
+"""Read cubes and label maps from .mat (v5 and v7.3), ENVI .hdr/.img and .npy files.
+
+ENVI and .npy cubes stay on disk as a :class:`~hsi.data.mapped.MappedCube` (memory-mapped, read as needed);
+.mat cubes are read whole.
+"""
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError
+from .envi import open_image, split_list
+from .mapped import MappedCube
 
 _KINDS = {"cube": "3-D numeric array (rows, cols, bands)", "labels": "2-D integer label map (rows, cols)"}
 
@@ -12,6 +18,7 @@ def read_array(path, key=None, kind="cube"):
     """Return ``(array, wavelengths)`` read from ``path``; ``wavelengths`` is None unless the file has them.
 
     ``kind`` is ``"cube"`` or ``"labels"``. Without ``key`` the file must hold exactly one array of that kind.
+    An ENVI or .npy cube comes back as a :class:`MappedCube` (nothing read yet); labels always as an array.
     """
     path = Path(path)
     if not path.is_file():
@@ -26,6 +33,10 @@ def read_array(path, key=None, kind="cube"):
     else:
         raise DataError(f"{path}: unsupported file type {suffix!r} (expected .mat, .hdr/.img or .npy)")
     array = _pick(path, arrays, key, kind)
+    if kind == "cube" and isinstance(array, np.memmap):
+        array = MappedCube(array, source=str(path))
+    elif kind == "labels":
+        array = np.array(array.raw if isinstance(array, MappedCube) else array)
     if kind == "labels" and array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
     return array, wavelengths
@@ -56,28 +67,46 @@ def _read_mat73(path):
 
 
 def _read_envi(path):
-    import spectral.io.envi as envi
-
+    """The image as a :class:`MappedCube` (``bbl`` bad bands dropped, ``data ignore value`` kept as no-data,
+    the header entries in ``.header``) and its wavelengths (of the kept bands)."""
     hdr = path if path.suffix.lower() == ".hdr" else path.with_suffix(".hdr")
     if not hdr.is_file():
         raise DataError(f"{path}: ENVI header {hdr.name} not found beside it")
-    try:
-        image = envi.open(str(hdr))
-        array = np.asarray(image.load())
-    except Exception as exc:
-        raise DataError(f"{hdr}: unreadable ENVI image ({_reason(exc)})") from None
-    wavelengths = image.metadata.get("wavelength")
-    if wavelengths is not None:
+    raw, header = open_image(hdr)
+    bands = raw.shape[2]
+    keep = None
+    if "bbl" in header:
+        flags = _numbers(hdr, header, "bbl", bands)
+        if not flags.any():
+            raise DataError(f"{hdr}: 'bbl' marks every band as bad; expected at least one good band (1)")
+        keep = np.flatnonzero(flags != 0) if not flags.all() else None
+    ignore = _numbers(hdr, header, "data ignore value", 1)[0] if "data ignore value" in header else None
+    cube = MappedCube(raw, keep=keep, ignore_value=ignore, source=str(hdr))
+    cube.header = header
+    wavelengths = None
+    if "wavelength" in header:
         try:
-            wavelengths = np.asarray(wavelengths, dtype=np.float64)
+            wavelengths = np.asarray(split_list(header["wavelength"]), dtype=np.float64)
         except ValueError:
             wavelengths = None
-    return {"": array}, wavelengths
+        if wavelengths is not None and len(wavelengths) == bands and keep is not None:
+            wavelengths = wavelengths[keep]
+    return {"": cube}, wavelengths
+
+
+def _numbers(hdr, header, key, count):
+    try:
+        values = np.asarray(split_list(header[key]), dtype=np.float64)
+    except ValueError:
+        raise DataError(f"{hdr}: {key!r} is not a list of numbers: {header[key][:60]!r}") from None
+    if len(values) != count:
+        raise DataError(f"{hdr}: {key!r} has {len(values)} values; expected {count}")
+    return values
 
 
 def _read_npy(path):
     try:
-        return np.load(path, allow_pickle=False)
+        return np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as exc:
         raise DataError(f"{path}: unreadable or truncated .npy file ({_reason(exc)})") from None
 
@@ -102,6 +131,7 @@ def _pick(path, arrays, key, kind):
 
 
 def _fits(array, kind):
+    array = getattr(array, "raw", array)
     if array.dtype.kind not in "uif" or array.size == 0:
         return False
     if kind == "cube":

@@ -21,6 +21,7 @@ class Reducer:
     fit_scope: str = "train"
     whiten: bool = False
     standardize: bool = False
+    fit_pixels: int = 0       # how many pixels the fit used (0: not recorded, an older checkpoint)
 
     @property
     def bands(self):
@@ -47,12 +48,19 @@ class Reducer:
     def to_dict(self):
         return {"mean": self.mean.tolist(), "components": self.components.tolist(), "scale": self.scale.tolist(),
                 "band_std": self.band_std.tolist(), "fit_scope": self.fit_scope, "whiten": self.whiten,
-                "standardize": self.standardize}
+                "standardize": self.standardize, "fit_pixels": self.fit_pixels}
 
     @classmethod
     def from_dict(cls, d):
         arrays = {k: np.asarray(d[k], dtype=np.float64) for k in ("mean", "components", "scale", "band_std")}
-        return cls(**arrays, fit_scope=d["fit_scope"], whiten=bool(d["whiten"]), standardize=bool(d["standardize"]))
+        return cls(**arrays, fit_scope=d["fit_scope"], whiten=bool(d["whiten"]), standardize=bool(d["standardize"]),
+                   fit_pixels=int(d.get("fit_pixels", 0)))
+
+    def fit_record(self):
+        """How the PCA was fitted, for ``config.json``."""
+        how = ("training pixels gathered from the cube" if self.fit_scope == "train" else
+               "every scene pixel, streamed in row chunks")
+        return {"scope": self.fit_scope, "pixels": self.fit_pixels, "how": how}
 
 
 def fit_pca(cube, n_components=30, *, mask=None, whiten=False, standardize=False, fit_scope=None,
@@ -60,24 +68,25 @@ def fit_pca(cube, n_components=30, *, mask=None, whiten=False, standardize=False
     """Fit PCA on the pixels where ``mask`` is True (all pixels when ``mask`` is None).
 
     Pass the training mask for a leak-free fit; ``fit_scope`` defaults to ``"train"`` with a mask and
-    ``"scene"`` without one. The band covariance is accumulated in float64 over chunks of ``chunk_pixels``
-    pixels and eigen-decomposed, so memory is ``bands²`` plus one chunk whatever the scene size. Components
+    ``"scene"`` without one. The masked pixels are gathered (fancy indexing, so a memory-mapped cube reads only
+    them); without a mask the cube is streamed a few rows at a time, twice. The band covariance is accumulated
+    in float64 over chunks of ``chunk_pixels`` pixels and eigen-decomposed, so memory is ``bands²`` plus one
+    chunk (plus the gathered pixels) whatever the scene size. Components
     and variances equal scikit-learn's ``PCA`` (same sign convention: each component's largest loading is
     positive).
     """
     bands = cube.shape[-1]
     if not 1 <= n_components <= bands:
         raise ConfigError(f"PCA components must be between 1 and the band count {bands}, got {n_components}")
-    pixels = cube.reshape(-1, bands) if mask is None else cube[np.asarray(mask, dtype=bool)]
-    n = len(pixels)
+    pixels = None if mask is None else cube[np.asarray(mask, dtype=bool)]
+    n = int(np.prod(cube.shape[:-1])) if mask is None else len(pixels)
     if n < n_components:
         raise ConfigError(f"PCA with {n_components} components needs at least {n_components} fitting pixels, "
                           f"got {n}")
-    chunks = range(0, n, chunk_pixels)
-    mean = sum(pixels[i:i + chunk_pixels].sum(axis=0, dtype=np.float64) for i in chunks) / n
+    mean = sum(chunk.sum(axis=0, dtype=np.float64) for chunk in _chunks(cube, pixels, chunk_pixels)) / n
     covariance = np.zeros((bands, bands))
-    for i in chunks:
-        centred = pixels[i:i + chunk_pixels].astype(np.float64) - mean
+    for chunk in _chunks(cube, pixels, chunk_pixels):
+        centred = chunk.astype(np.float64) - mean
         covariance += centred.T @ centred
     covariance /= max(n - 1, 1)
     band_std = np.sqrt(np.diag(covariance) * (max(n - 1, 1) / n)) if standardize else np.ones(bands)
@@ -91,4 +100,14 @@ def fit_pca(cube, n_components=30, *, mask=None, whiten=False, standardize=False
     scale[scale == 0] = 1.0
     return Reducer(mean=mean / band_std, components=components, scale=scale, band_std=band_std,
                    fit_scope=fit_scope or ("scene" if mask is None else "train"), whiten=whiten,
-                   standardize=standardize)
+                   standardize=standardize, fit_pixels=n)
+
+
+def _chunks(cube, pixels, chunk_pixels):
+    """(n, bands) blocks of about ``chunk_pixels``: of the gathered ``pixels``, else of the cube row by row."""
+    if pixels is not None:
+        yield from (pixels[i:i + chunk_pixels] for i in range(0, len(pixels), chunk_pixels))
+        return
+    step = max(1, chunk_pixels // max(1, int(np.prod(cube.shape[1:-1]))))
+    for start in range(0, cube.shape[0], step):
+        yield np.asarray(cube[start:start + step]).reshape(-1, cube.shape[-1])

@@ -1,6 +1,7 @@
 """The Scene object and ``load_scene``: by registry name (local, tensorly, download) or by file path; the record of
 where a scene was read from (``scene_record``) and loading it again from that record (``load_recorded``)."""
 import hashlib
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,14 +11,18 @@ import numpy as np
 from ..errors import ConfigError, DataError
 from . import download as _download
 from .io import read_array
+from .mapped import MappedCube
 from .registry import SCENES, SceneInfo, find_by_file, palette_for
+
+log = logging.getLogger("hsi")
 
 
 @dataclass
 class Scene:
     """A hyperspectral scene with its ground truth.
 
-    ``cube`` is (rows, cols, bands) float32; ``labels`` is (rows, cols) int64 with classes 0..K-1 and
+    ``cube`` is (rows, cols, bands) float32: an array, or for ENVI and .npy files a
+    :class:`~hsi.data.mapped.MappedCube` left on disk (index it to read pixels); ``labels`` is (rows, cols) int64 with classes 0..K-1 and
     -1 for unlabelled pixels; ``label_ids[k]`` is class k's id in the original file.
 
     Label numbering: the Python API (``labels``, ``hsi.predict_scene``, metrics dicts, ``class_names[k]``,
@@ -35,6 +40,7 @@ class Scene:
     wavelengths: np.ndarray | None = None
     source: str = ""
     origin: dict | None = None
+    header: dict | None = None      # the ENVI header entries of the cube file (georeferencing for outputs)
 
     @property
     def n_classes(self):
@@ -167,9 +173,13 @@ def scene_record(scene):
     return {**record, "arrays_sha256": arrays_sha256(scene)}
 
 
-def arrays_sha256(scene):
+def arrays_sha256(scene, chunk_rows=64):
+    """sha256 of the float32 cube (read ``chunk_rows`` rows at a time, so a mapped cube stays on disk), the int64
+    labels and the label ids."""
     digest = hashlib.sha256()
-    for array in (scene.cube.astype(np.float32), scene.labels.astype(np.int64), scene.label_ids.astype(np.int64)):
+    for start in range(0, scene.cube.shape[0], chunk_rows):
+        digest.update(np.ascontiguousarray(scene.cube[start:start + chunk_rows], dtype=np.float32).tobytes())
+    for array in (scene.labels.astype(np.int64), scene.label_ids.astype(np.int64)):
         digest.update(np.ascontiguousarray(array).tobytes())
     return digest.hexdigest()
 
@@ -248,13 +258,16 @@ def _make_scene(cube, labels, info, name, wavelengths, source, gt_source, origin
     if labels.shape != cube.shape[:2]:
         raise DataError(f"{where_gt}: label map is {labels.shape[0]}x{labels.shape[1]} but the cube {source} is "
                         f"{cube.shape[0]}x{cube.shape[1]}; expected the same rows and columns")
-    if not np.all(np.isfinite(cube)):
+    mapped = isinstance(cube, MappedCube)
+    if not mapped and not np.all(np.isfinite(cube)):
         bad = int(np.size(cube) - np.count_nonzero(np.isfinite(cube)))
         raise DataError(f"{source}: the cube holds {bad} NaN or Inf values; expected finite numbers")
     raw = labels.astype(np.int64)
     if raw.min(initial=0) < 0:
         raise DataError(f"{where_gt}: negative labels {sorted(set(raw[raw < 0].tolist()))[:5]}; "
                         f"expected 0 for unlabelled and positive class ids")
+    if mapped:
+        _drop_nodata_labels(cube, raw, where_gt)
     present = np.unique(raw[raw > 0])
     if info is not None:
         label_ids = np.array(sorted(info.classes), dtype=np.int64)
@@ -270,9 +283,24 @@ def _make_scene(cube, labels, info, name, wavelengths, source, gt_source, origin
     lookup[label_ids[label_ids < lookup.size]] = np.arange(len(label_ids))[label_ids < lookup.size]
     if wavelengths is not None and len(wavelengths) != cube.shape[2]:
         wavelengths = None
-    return Scene(cube=np.ascontiguousarray(cube, dtype=np.float32), labels=lookup[raw], label_ids=label_ids,
-                 class_names=class_names, palette=palette_for(label_ids) if len(label_ids) else
-                 np.zeros((0, 3), np.uint8), name=name, wavelengths=wavelengths, source=source, origin=origin)
+    return Scene(cube=cube if mapped else np.ascontiguousarray(cube, dtype=np.float32), labels=lookup[raw],
+                 label_ids=label_ids, class_names=class_names, palette=palette_for(label_ids) if len(label_ids)
+                 else np.zeros((0, 3), np.uint8), name=name, wavelengths=wavelengths, source=source,
+                 header=getattr(cube, "header", None), origin=origin)
+
+
+def _drop_nodata_labels(cube, raw, where_gt):
+    """Unlabel (in place) the labelled pixels that are no-data in the cube: they are never trained on."""
+    if cube.dropped_bands:
+        log.info("%s: %d bad bands dropped (bbl): %s", cube.source, len(cube.dropped_bands), cube.dropped_bands)
+    if cube.ignore_value is None:
+        return
+    rows, cols = np.nonzero(raw > 0)
+    empty = cube.nodata((rows, cols))
+    if empty.any():
+        log.info("%s: %d labelled pixels are no-data (data ignore value %g) and are left unlabelled",
+                 where_gt, int(empty.sum()), cube.ignore_value)
+        raw[rows[empty], cols[empty]] = 0
 
 
 def _registry_key(path, info, field):

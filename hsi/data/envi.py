@@ -1,0 +1,116 @@
+"""ENVI headers as text (read, write) and ENVI images opened memory-mapped in (rows, cols, bands) order.
+
+Header values are kept as the text of the file (lists without their braces), so entries such as ``map info``
+and ``coordinate system string`` can be written into an output header unchanged.
+"""
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+
+# ENVI "data type" codes (complex types are not hyperspectral reflectance and are refused)
+DTYPES = {1: np.uint8, 2: np.int16, 3: np.int32, 4: np.float32, 5: np.float64, 12: np.uint16, 13: np.uint32,
+          14: np.int64, 15: np.uint64}
+# Entries of an input header carried into every output header: where the pixels are and what the bands were
+GEOREF_KEYS = ("map info", "coordinate system string", "pixel size", "projection info", "geo points")
+SPECTRAL_KEYS = ("wavelength", "wavelength units", "fwhm")
+_IMAGE_SUFFIXES = (".img", ".dat", ".raw", ".bsq", ".bil", ".bip", "")
+
+
+def read_header(hdr):
+    """``{key: text}`` of an ENVI header (keys lower-case; a ``{...}`` list keeps the text between its braces)."""
+    hdr = Path(hdr)
+    try:
+        text = hdr.read_text(errors="replace")
+    except OSError as exc:
+        raise DataError(f"{hdr}: unreadable ENVI header ({exc.strerror})") from None
+    lines = text.splitlines()
+    if not lines or lines[0].strip() != "ENVI":
+        raise DataError(f"{hdr}: not an ENVI header (expected the first line to be 'ENVI')")
+    entries, i = {}, 1
+    while i < len(lines):
+        line = lines[i]
+        i += 1
+        if "=" not in line:
+            continue
+        key, value = (part.strip() for part in line.split("=", 1))
+        if value.startswith("{"):
+            while "}" not in value and i < len(lines):
+                value += "\n" + lines[i]
+                i += 1
+            if "}" not in value:
+                raise DataError(f"{hdr}: the value of {key!r} opens '{{' but never closes it")
+            value = value[1:value.rindex("}")].strip()
+        entries[key.lower()] = value
+    return entries
+
+
+def split_list(text):
+    """The items of a header list value, stripped."""
+    return [item.strip() for item in text.replace("\n", " ").split(",") if item.strip()]
+
+
+def format_header(entries):
+    """ENVI header text from ``{key: value}``: a list or tuple becomes ``{a, b}``; a string is written as is,
+    inside braces if it is one of the kept list entries (``map info`` and the like)."""
+    out = ["ENVI"]
+    for key, value in entries.items():
+        if isinstance(value, (list, tuple, np.ndarray)):
+            value = "{" + ", ".join(str(v) for v in value) + "}"
+        elif key in GEOREF_KEYS + SPECTRAL_KEYS + ("description",) or key.startswith("source "):
+            value = "{" + str(value) + "}" if key not in ("wavelength units",) else str(value)
+        out.append(f"{key} = {value}")
+    return "\n".join(out) + "\n"
+
+
+def carried_entries(header):
+    """The georeferencing entries of an input header, and its band centres as ``source wavelength`` /
+    ``source fwhm`` (an output's bands are classes, not the input's bands)."""
+    carried = {k: header[k] for k in GEOREF_KEYS if k in header}
+    for key in SPECTRAL_KEYS:
+        if key in header:
+            carried["source " + key] = header[key]
+    return carried
+
+
+def open_image(hdr):
+    """``(raw, header)``: the image as a read-only ``numpy.memmap`` viewed as (rows, cols, bands) in the file's
+    dtype and byte order (a strided view for BSQ and BIL, nothing read), and the header entries."""
+    hdr = Path(hdr)
+    header = read_header(hdr)
+    try:
+        samples, lines, bands = (int(header[k]) for k in ("samples", "lines", "bands"))
+        code = int(header.get("data type", "0"))
+        offset = int(header.get("header offset", "0"))
+        big_endian = int(header.get("byte order", "0")) == 1
+    except KeyError as exc:
+        raise DataError(f"{hdr}: ENVI header has no {exc.args[0]!r} entry") from None
+    except ValueError as exc:
+        raise DataError(f"{hdr}: ENVI header has a non-integer size or type entry ({exc})") from None
+    if code not in DTYPES:
+        raise DataError(f"{hdr}: ENVI data type {code} is not supported (expected one of {sorted(DTYPES)}: "
+                        f"integers or real floats)")
+    interleave = header.get("interleave", "bsq").strip().lower()
+    layouts = {"bsq": (bands, lines, samples), "bil": (lines, bands, samples), "bip": (lines, samples, bands)}
+    if interleave not in layouts:
+        raise DataError(f"{hdr}: unknown interleave {interleave!r} (expected bsq, bil or bip)")
+    dtype = np.dtype(DTYPES[code]).newbyteorder(">" if big_endian else "<")
+    image = _image_file(hdr)
+    needed = offset + samples * lines * bands * dtype.itemsize
+    if image.stat().st_size < needed:
+        raise DataError(f"{image}: truncated ENVI image: {image.stat().st_size} bytes, expected {needed} "
+                        f"({lines} lines x {samples} samples x {bands} bands of {dtype.name} after a "
+                        f"{offset}-byte offset)")
+    mapped = np.memmap(image, dtype=dtype, mode="r", offset=offset, shape=layouts[interleave])
+    order = {"bsq": (1, 2, 0), "bil": (0, 2, 1), "bip": (0, 1, 2)}[interleave]
+    return mapped.transpose(order), header
+
+
+def _image_file(hdr):
+    for suffix in _IMAGE_SUFFIXES:
+        for candidate in (hdr.with_suffix(suffix), hdr.with_suffix(suffix.upper())):
+            if candidate != hdr and candidate.is_file():
+                return candidate
+    raise DataError(f"{hdr}: no image file beside the header (looked for {hdr.stem} with "
+                    f"{', '.join(s or 'no suffix' for s in _IMAGE_SUFFIXES)})")

@@ -1,0 +1,121 @@
+"""A cube left on disk: indexing reads only the addressed pixels, as float32, with bad bands dropped."""
+import numpy as np
+
+from ..errors import DataError
+
+
+class MappedCube:
+    """A (rows, cols, bands) cube over a memory-mapped array, read lazily.
+
+    ``raw`` is the file's array viewed as (rows, cols, raw bands) in its own dtype and byte order; ``keep``
+    lists the raw bands kept (``bbl``), None for all; ``ignore_value`` marks no-data pixels (equal to it in
+    every kept band). ``cube[rows, cols]`` (slices, integer arrays or a 2-D boolean mask) returns float32;
+    non-finite values outside no-data pixels raise :class:`DataError`, inside them they read as 0.
+    """
+
+    ndim = 3
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, raw, *, keep=None, ignore_value=None, source=""):
+        self.raw = raw
+        self.keep = None if keep is None else np.asarray(keep, dtype=np.intp)
+        self.ignore_value = None if ignore_value is None else float(ignore_value)
+        self.source = source
+
+    @property
+    def shape(self):
+        bands = self.raw.shape[2] if self.keep is None else len(self.keep)
+        return self.raw.shape[:2] + (bands,)
+
+    @property
+    def size(self):
+        return int(np.prod(self.shape))
+
+    @property
+    def nbytes(self):
+        return self.size * 4
+
+    @property
+    def dropped_bands(self):
+        """Indices (0-based, in the file) of the bands dropped as bad."""
+        if self.keep is None:
+            return []
+        return sorted(set(range(self.raw.shape[2])) - set(self.keep.tolist()))
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        pixels, bands = self._split(key)
+        block = self._read(pixels, slice(None) if bands is None else bands)
+        if self.raw.dtype.kind == "f":
+            bad = ~np.isfinite(block)
+            if bad.any():
+                empty = self.nodata(pixels)
+                outside = bad & ~(empty if block.ndim == empty.ndim else empty[..., None])
+                if outside.any():
+                    raise DataError(f"{self.source}: the cube holds {int(outside.sum())} NaN or Inf values outside "
+                                    f"no-data pixels; expected finite numbers (or a 'data ignore value' marking "
+                                    f"them)")
+                block[bad] = 0
+        return block
+
+    def __array__(self, dtype=None, copy=None):
+        out = np.empty(self.shape, dtype=np.float32)
+        step = max(1, 2**22 // max(1, self.shape[1] * self.shape[2]))
+        for start in range(0, self.shape[0], step):
+            out[start:start + step] = self[start:start + step]
+        return out if dtype is None else out.astype(dtype)
+
+    def nodata(self, key=(slice(None), slice(None))):
+        """Boolean mask of the no-data pixels among ``cube[key]`` (all False without an ignore value)."""
+        pixels, _ = self._split(key)
+        if self.ignore_value is None:
+            return np.zeros(np.empty(self.raw.shape[:2], dtype=bool)[pixels].shape, dtype=bool)
+        return self._nodata(self._read(pixels, slice(None)))
+
+    def _split(self, key):
+        if not isinstance(key, tuple):
+            key = (key,)
+        if len(key) == 1 and isinstance(key[0], np.ndarray) and key[0].dtype == bool and key[0].ndim == 2:
+            key = tuple(np.nonzero(key[0]))
+        if len(key) > 3:
+            raise IndexError(f"too many indices for a 3-D cube: {len(key)}")
+        return key[:2], (key[2] if len(key) == 3 else None)
+
+    def _read(self, pixels, bands):
+        raw = self.raw[pixels]
+        if self.keep is not None:
+            raw = raw[..., self.keep[bands]]
+        elif not (isinstance(bands, slice) and bands == slice(None)):
+            raw = raw[..., bands]
+        return np.array(raw, dtype=np.float32)
+
+    def _nodata(self, block):
+        if np.isnan(self.ignore_value):
+            return np.isnan(block).all(axis=-1)
+        return (block == np.float32(self.ignore_value)).all(axis=-1)
+
+    def release(self):
+        """Drop the pages read so far from this process's memory (see :func:`release_pages`)."""
+        release_pages(self.raw)
+
+    def __repr__(self):
+        return f"MappedCube({self.source!r}, shape={self.shape}, file dtype={self.raw.dtype})"
+
+
+def release_pages(array):
+    """Flush a memory-mapped array and drop its pages from this process (they stay in the page cache), so
+    reading or writing a file much larger than memory does not grow the resident set; no-op for plain arrays."""
+    import mmap
+
+    base = array
+    while base is not None:
+        handle = getattr(base, "_mmap", None)
+        if handle is not None:
+            if isinstance(base, np.memmap) and base.mode in ("r+", "w+"):
+                base.flush()
+            if hasattr(handle, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+                handle.madvise(mmap.MADV_DONTNEED)
+            return
+        base = getattr(base, "base", None)

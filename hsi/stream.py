@@ -1,0 +1,194 @@
+"""Map a scene of any size tile by tile into memory-mapped output files.
+
+Each tile is read from the cube with its halo (a :class:`~hsi.data.mapped.MappedCube` stays on disk), reduced,
+classified and written into the outputs at once; pages read and written are dropped from the process after
+each tile, so memory is bounded by the tile budget (``memory_mb``), not by the scene. Outputs go to a hidden
+folder beside ``prefix`` and are renamed into place only when the whole map is done.
+
+``envi``  ``prefix.hdr/.img``: ENVI classification (0 = Unclassified, k + 1 = class k).
+``npy``   ``prefix.npy``: int32 original label ids, 0 where there is no class.
+``png``   ``prefix.png``: the map with a legend (beside the scene's ground truth if it has one).
+``tif``   ``prefix.tif``: GeoTIFF of the ENVI values with the input's transform and CRS, a colour table and
+          the class names as tags (needs rasterio: ``pip install hsi[geo]``).
+``probs`` ``prefix_probs.hdr/.img``: float32 class probabilities, band K + 1 the confidence (max probability).
+
+Every ENVI output header carries the input header's ``map info``, ``coordinate system string``,
+``pixel size`` (unchanged) and its band centres as ``source wavelength``.
+"""
+import os
+import secrets
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .data.envi import carried_entries, format_header
+from .data.mapped import MappedCube, release_pages
+from .errors import ConfigError
+
+STREAM_FORMATS = ("png", "npy", "envi", "tif")
+
+
+def stream_map(trained, scene, prefix, *, formats=("envi", "npy", "png"), probs=False, mode="auto", tile=None,
+               device=None, memory_mb=1024, batch_size=256, ground_truth=None, palette=None, progress=False):
+    """Predict every pixel of ``scene`` tile by tile and write the map in ``formats``; return
+    ``{format: path}`` (``probs`` under the key ``"probs"``). No-data pixels of a mapped cube get no class
+    (0 in every file, probabilities 0). ``ground_truth`` (classes, -1 unlabelled) is drawn beside the PNG, with
+    the map on labelled pixels only; ``palette`` (K x 3) replaces the model's colours in the PNG."""
+    from .inference import as_trained, logit_tiles
+
+    formats = _check_formats(formats, probs)
+    trained = as_trained(trained)
+    cube = scene.cube if hasattr(scene, "cube") else scene
+    rows, cols = cube.shape[:2]
+    k = len(trained.class_names)
+    prefix = Path(prefix)
+    if prefix.suffix.lower() in {".png", ".npy", ".hdr", ".img", ".tif"}:
+        prefix = prefix.with_suffix("")
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    header = getattr(scene, "header", None) or {}
+    tmpdir = prefix.parent / f".{prefix.name}.tmp-{secrets.token_hex(4)}"
+    tmpdir.mkdir()
+    try:
+        values_dtype = np.uint8 if k + 1 <= 256 else np.uint16
+        values = np.memmap(tmpdir / "map.img", dtype=values_dtype, mode="w+", shape=(rows, cols))
+        ids = (np.lib.format.open_memmap(tmpdir / "map.npy", mode="w+", dtype=np.int32, shape=(rows, cols))
+               if "npy" in formats else None)
+        prob_cube = (np.memmap(tmpdir / "probs.img", dtype=np.float32, mode="w+", shape=(rows, cols, k + 1))
+                     if probs else None)
+        tif = _open_geotiff(tmpdir / "map.tif", scene, trained, rows, cols, values_dtype) if "tif" in formats \
+            else None
+        label_ids = np.concatenate([[0], np.asarray(trained.label_ids, dtype=np.int64)])
+        with tqdm(total=rows * cols, desc="map", unit="px", unit_scale=True, disable=not progress) as bar:
+            for (r0, r1, c0, c1), logits in logit_tiles(trained, scene, mode=mode, tile=tile,
+                                                        batch_size=batch_size, device=device,
+                                                        memory_mb=memory_mb):
+                tile_values = logits.argmax(-1).astype(values_dtype) + 1
+                empty = cube.nodata((slice(r0, r1), slice(c0, c1))) if isinstance(cube, MappedCube) else None
+                if empty is not None:
+                    tile_values[empty] = 0
+                values[r0:r1, c0:c1] = tile_values
+                if ids is not None:
+                    ids[r0:r1, c0:c1] = label_ids[tile_values]
+                if prob_cube is not None:
+                    p = torch.softmax(torch.from_numpy(logits), -1).numpy()
+                    if empty is not None:
+                        p[empty] = 0
+                    prob_cube[r0:r1, c0:c1, :k] = p
+                    prob_cube[r0:r1, c0:c1, k] = p.max(-1)
+                if tif is not None:
+                    from rasterio.windows import Window
+
+                    tif.write(tile_values, 1, window=Window(c0, r0, c1 - c0, r1 - r0))
+                for array in (values, ids, prob_cube, cube if isinstance(cube, MappedCube) else None):
+                    if array is not None:
+                        release_pages(array.raw if isinstance(array, MappedCube) else array)
+                bar.update((r1 - r0) * (c1 - c0))
+        if tif is not None:
+            tif.close()
+        for array in (values, ids, prob_cube):
+            if array is not None:
+                array.flush()
+        written = _finish(tmpdir, prefix, formats, probs, values, trained, header, ground_truth)
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    return written
+
+
+def _check_formats(formats, probs):
+    if isinstance(formats, str):
+        formats = [f.strip() for f in formats.split(",") if f.strip()]
+    formats = list(dict.fromkeys(str(f).lower() for f in formats))
+    unknown = [f for f in formats if f not in STREAM_FORMATS]
+    if unknown or not (formats or probs):
+        raise ConfigError(f"unknown map format(s) {unknown or formats!r}; expected one or more of "
+                          f"{', '.join(STREAM_FORMATS)}")
+    if "tif" in formats:
+        try:
+            import rasterio  # noqa: F401
+        except ImportError:
+            raise ConfigError("the tif format needs rasterio: install the geo extra (pip install hsi[geo])") \
+                from None
+    return formats
+
+
+def _finish(tmpdir, prefix, formats, probs, values, trained, header, ground_truth):
+    """Headers and PNG from the finished map, then every file renamed into place (headers last)."""
+    names = [str(n).replace(",", ";").replace("{", "(").replace("}", ")") for n in trained.class_names]
+    carried = carried_entries(header)
+    moves = []
+    if "envi" in formats:
+        (tmpdir / "map.hdr").write_text(classification_header(values.shape, values.dtype, names, trained.palette,
+                                                              carried))
+        moves += [("map.img", ".img"), ("map.hdr", ".hdr")]
+    if probs:
+        rows, cols, bands = values.shape + (len(names) + 1,)
+        (tmpdir / "probs.hdr").write_text(format_header({
+            "description": "hsi class probabilities; last band: confidence (max probability)",
+            "samples": cols, "lines": rows, "bands": bands, "header offset": 0, "file type": "ENVI Standard",
+            "data type": 4, "interleave": "bip", "byte order": 0,
+            "band names": [*names, "confidence"], **carried}))
+        moves += [("probs.img", "_probs.img"), ("probs.hdr", "_probs.hdr")]
+    if "npy" in formats:
+        moves.append(("map.npy", ".npy"))
+    if "tif" in formats:
+        moves.append(("map.tif", ".tif"))
+    if "png" in formats:
+        from .export import export_map
+
+        classes = np.asarray(values).astype(np.int64) - 1
+        export_map(classes, trained, tmpdir / "map", formats=["png"], ground_truth=ground_truth,
+                   mask_unlabelled="both" if ground_truth is not None else False, palette=palette)
+        moves.append(("map.png", ".png"))
+    written = {}
+    for name, suffix in moves:
+        target = prefix.with_name(prefix.name + suffix)
+        os.replace(tmpdir / name, target)
+        key = {".img": None, "_probs.img": None, "_probs.hdr": "probs", ".hdr": "envi"}.get(suffix, suffix[1:])
+        if key:
+            written[key] = target
+    return written
+
+
+def classification_header(shape, dtype, names, palette, carried):
+    """ENVI classification header text: 0 = Unclassified (black), k + 1 = class k, plus ``carried`` entries."""
+    colors = np.vstack([np.zeros((1, 3), np.uint8), np.asarray(palette, dtype=np.uint8)]).astype(int)
+    return format_header({
+        "description": "hsi class map: 0 = Unclassified, k+1 = class k",
+        "samples": shape[1], "lines": shape[0], "bands": 1, "header offset": 0,
+        "file type": "ENVI Classification", "data type": 1 if np.dtype(dtype) == np.uint8 else 12,
+        "interleave": "bsq", "byte order": 0, "classes": len(names) + 1,
+        "class lookup": colors.ravel().tolist(), "class names": ["Unclassified", *names], **carried})
+
+
+def _open_geotiff(path, scene, trained, rows, cols, dtype):
+    """A GeoTIFF open for writing, with the input image's transform and CRS (as GDAL reads its header)."""
+    import rasterio
+    from rasterio.transform import Affine
+
+    transform, crs = Affine.identity(), None
+    source = _georeferenced_image(scene)
+    if source is not None:
+        with rasterio.open(source) as src:
+            transform, crs = src.transform, src.crs
+    names = ["Unclassified", *map(str, trained.class_names)]
+    tif = rasterio.open(path, "w", driver="GTiff", width=cols, height=rows, count=1, dtype=np.dtype(dtype).name,
+                        transform=transform, crs=crs, nodata=0, compress="deflate", tiled=True)
+    colors = np.vstack([np.zeros((1, 3), np.uint8), np.asarray(trained.palette, dtype=np.uint8)])
+    if np.dtype(dtype) == np.uint8:
+        tif.write_colormap(1, {i: (*map(int, c), 255) for i, c in enumerate(colors)})
+    tif.update_tags(1, class_names=",".join(names), **{f"class_{i}": name for i, name in enumerate(names)})
+    tif.update_tags(label_ids=",".join(str(int(i)) for i in [0, *trained.label_ids]))
+    return tif
+
+
+def _georeferenced_image(scene):
+    """The ENVI image file of a scene whose header has ``map info`` (GDAL reads it beside its header)."""
+    header = getattr(scene, "header", None) or {}
+    if "map info" not in header and "coordinate system string" not in header:
+        return None
+    from .data.envi import _image_file
+
+    return _image_file(Path(scene.source))
