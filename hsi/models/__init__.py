@@ -1,9 +1,10 @@
 """Model builders: ``build_model(name, bands=..., n_classes=..., patch_size=..., attention=...)``."""
 from ..errors import ConfigError
 from .attention import create_attention, list_attention, register_attention
+from .classic import rf, svm
 from .hybridsn import HybridSN, hybridsn, hybridsn_2d3d, hybridsn_se
 
-MODELS = {"hybridsn": hybridsn, "hybridsn_2d3d": hybridsn_2d3d, "hybridsn_se": hybridsn_se}
+MODELS = {"hybridsn": hybridsn, "hybridsn_2d3d": hybridsn_2d3d, "hybridsn_se": hybridsn_se, "svm": svm, "rf": rf}
 
 
 def list_models():
