@@ -332,3 +332,60 @@ def _check_map(label_map, what, k):
         raise ConfigError(f"{what} holds {bad} outside -1..{k - 1}; expected classes 0..{k - 1} "
                           f"(-1 = no class) for {k} classes")
     return arr.astype(np.int64, copy=False)
+
+
+def comparison_maps_figure(maps, ground_truth, class_names, palette, label_ids=None):
+    """The ground truth and one class map per model side by side, with one legend.
+
+    ``maps`` is ``{title: (rows, cols) classes 0..K-1}``; ``ground_truth`` holds classes 0..K-1 and -1."""
+    names = [str(n) for n in class_names]
+    palette = _check_palette(palette)
+    panels = [("ground truth", _check_map(ground_truth, "ground_truth", len(names)))]
+    panels += [(str(title), _check_map(m, f"map {title!r}", len(names))) for title, m in maps.items()]
+    columns = min(len(panels), 4)
+    grid_rows = math.ceil(len(panels) / columns)
+    rows, cols = panels[0][1].shape
+    panel_w = 3.2
+    panel_h = min(panel_w * rows / cols, 6.0)
+    fig = _figure((columns * panel_w + 2.2, grid_rows * (panel_h + 0.4)))
+    axes = np.atleast_1d(fig.subplots(grid_rows, columns, squeeze=False)).ravel()
+    for ax, (title, classes) in zip(axes, panels):
+        ax.imshow(label_map_rgb(classes, palette), interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in axes[len(panels):]:
+        ax.set_axis_off()
+    from matplotlib.patches import Patch
+
+    ids = label_ids if label_ids is not None else range(len(names))
+    handles = [Patch(facecolor=palette[k] / 255.0, edgecolor="0.3", label=f"{i} {names[k]}")
+               for k, i in enumerate(ids)]
+    fig.legend(handles=handles, loc="outside right center", fontsize=7, frameon=False, title="classes",
+               title_fontsize=8, handlelength=1.2)
+    return fig
+
+
+def per_class_figure(stats, class_names, label_ids=None):
+    """Grouped bars of per-class accuracy (%): ``stats`` is ``{model: [(mean, std) or (None, None) per class]}``.
+    The accuracy axis starts at 0 so differences are not exaggerated; error bars show the std over seeds."""
+    names = [str(n) for n in class_names]
+    ids = list(label_ids) if label_ids is not None else list(range(len(names)))
+    models = list(stats)
+    width = 0.8 / max(len(models), 1)
+    fig = _figure((max(6.0, 0.55 * len(names) * max(1, len(models)) ** 0.5 + 2), 4.2))
+    ax = fig.add_subplot()
+    x = np.arange(len(names))
+    for i, model in enumerate(models):
+        means = np.array([np.nan if m is None else 100 * m for m, _ in stats[model]])
+        stds = np.array([0.0 if s is None else 100 * s for _, s in stats[model]])
+        ax.bar(x + (i - (len(models) - 1) / 2) * width, means, width, yerr=stds, label=model, capsize=1.5,
+               error_kw={"linewidth": 0.6})
+    ax.set_xticks(x, [f"{i} {n}" for i, n in zip(ids, names)], rotation=45, ha="right", rotation_mode="anchor",
+                  fontsize=_tick_size(len(names)))
+    ax.set_ylim(0, 105)
+    ax.set_ylabel("class accuracy (%)")
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=8, ncols=min(len(models), 4), loc="lower left")
+    return fig

@@ -7,7 +7,7 @@ from scipy.ndimage import maximum_filter
 
 from ..errors import SplitError
 
-SPLIT_MODES = ("random", "fixed", "disjoint")
+SPLIT_MODES = ("random", "fixed", "disjoint", "blocks")
 
 
 @dataclass
@@ -45,16 +45,20 @@ class Split:
 
 
 def make_split(labels, mode="random", *, train_ratio=None, train_per_class=None, val_ratio=0.1,
-               patch_size=25, min_per_class=1, max_fraction=0.5, seed=0, class_names=None):
+               patch_size=25, min_per_class=1, max_fraction=0.5, seed=0, class_names=None, folds=None, fold=0):
     """Split ``labels`` (classes 0..K-1, -1 unlabelled) by ``mode``; deterministic for a seed.
 
-    ``class_names`` only serve the error and warning messages.
+    ``folds`` and ``fold`` choose the held-out block of the ``blocks`` mode. ``class_names`` only serve the error
+    and warning messages.
     """
     if mode not in SPLIT_MODES:
         raise SplitError(f"split mode must be one of {SPLIT_MODES}, got {mode!r}")
     if not 0 <= val_ratio < 1:
         raise SplitError(f"validation ratio must be in [0, 1), got {val_ratio}")
     rng = np.random.default_rng(seed)
+    if mode == "blocks":
+        return block_split(labels, folds, fold, patch_size=patch_size, val_ratio=val_ratio, rng=rng,
+                           class_names=class_names)
     if mode == "fixed":
         if train_per_class is None:
             raise SplitError("the fixed split needs a number of training pixels per class")
@@ -165,6 +169,58 @@ def disjoint_split(labels, train_ratio, *, patch_size=25, val_ratio=0.1, rng=Non
         warnings.warn(f"disjoint split: classes {missing} have no training or no test pixels left after the "
                       f"{patch_size // 2}-pixel buffer (too few or too compact pixels)", stacklevel=2)
     return split
+
+
+def block_split(labels, folds, fold, *, patch_size=25, val_ratio=0.1, rng=None, class_names=None):
+    """Spatial block cross-validation: the scene is cut into a grid of ``folds`` blocks and fold ``fold`` tests on
+    the labelled pixels of block ``fold``. Training (and validation, drawn at random from it) takes the labelled
+    pixels of the other blocks farther than ``patch_size // 2`` from the held-out block, so no test window holds
+    a training or validation pixel. The grid has the factorisation of ``folds`` whose blocks are closest to
+    square, with cuts at quantiles of the labelled rows and columns so blocks hold similar numbers of pixels.
+    ``info`` names the classes a fold cannot train on or test.
+    """
+    if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or folds < 2:
+        raise SplitError(f"the blocks split needs folds >= 2, got {folds!r}")
+    if not isinstance(fold, (int, np.integer)) or not 0 <= fold < folds:
+        raise SplitError(f"fold must be in 0..{folds - 1} for {folds} folds, got {fold!r}")
+    rng = rng or np.random.default_rng(0)
+    labelled = labels >= 0
+    rows, cols = np.nonzero(labelled)
+    if len(rows) < folds:
+        raise SplitError(f"{len(rows)} labelled pixels cannot make {folds} blocks")
+    height, width = labels.shape
+    n_rows = min((r for r in range(1, folds + 1) if folds % r == 0),
+                 key=lambda r: abs(np.log((height / r) / (width / (folds // r)))))
+    row_cuts = _quantile_cuts(rows, n_rows, height)
+    col_cuts = _quantile_cuts(cols, folds // n_rows, width)
+    r, c = divmod(int(fold), folds // n_rows)
+    block = np.zeros(labels.shape, dtype=bool)
+    block[row_cuts[r]:row_cuts[r + 1], col_cuts[c]:col_cuts[c + 1]] = True
+    buffer = patch_size // 2
+    near_block = maximum_filter(block, size=2 * buffer + 1, mode="constant", cval=False)
+    test = np.where(block & labelled, labels, -1)
+    train, val = _carve_val(np.where(labelled & ~near_block, labels, -1), val_ratio, rng)
+    split = Split(train, val, test, "blocks")
+    n_classes = int(labels.max(initial=-1)) + 1
+    counts = split.counts(n_classes)
+    present = np.bincount(labels[labelled], minlength=n_classes) > 0
+
+    def names(ks):
+        return [class_names[k] if class_names is not None else f"class {k}" for k in ks]
+
+    no_train = [k for k in range(n_classes) if present[k] and counts["train"][k] + counts["val"][k] == 0]
+    no_test = [k for k in range(n_classes) if present[k] and counts["test"][k] == 0]
+    split.info = {"folds": int(folds), "fold": int(fold), "buffer": buffer,
+                  "block": [int(row_cuts[r]), int(row_cuts[r + 1]), int(col_cuts[c]), int(col_cuts[c + 1])],
+                  "buffer_pixels": int((labelled & near_block & ~block).sum()),
+                  "classes_without_training": names(no_train), "classes_without_test": names(no_test)}
+    return split
+
+
+def _quantile_cuts(positions, parts, size):
+    """``parts + 1`` increasing cut positions from 0 to ``size`` at quantiles of ``positions``."""
+    inner = np.quantile(positions, np.arange(1, parts) / parts).round().astype(int) if parts > 1 else []
+    return np.concatenate([[0], np.maximum.accumulate(np.clip(inner, 1, size - 1)), [size]]).astype(int)
 
 
 def _region_candidates(mask, pixels, target, rng, tries):

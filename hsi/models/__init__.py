@@ -1,6 +1,7 @@
 """Model builders: ``build_model(name, bands=..., n_classes=..., patch_size=..., attention=...)``."""
 from ..errors import ConfigError
 from .attention import create_attention, list_attention, register_attention
+from .classic import rf, svm
 from .densenet import densenet_bc
 from .fcn import fcn8s, fcn16s, fcn32s, fcn_jpu
 from .hybridsn import HybridSN, hybridsn, hybridsn_2d3d, hybridsn_se
@@ -11,7 +12,8 @@ from .sknet import sknet
 MODELS = {"hybridsn": hybridsn, "hybridsn_2d3d": hybridsn_2d3d, "hybridsn_se": hybridsn_se,
           "resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50, "preact_resnet18": preact_resnet18,
           "se_resnet18": se_resnet18, "se_resnet50": se_resnet50, "densenet_bc": densenet_bc, "sknet": sknet,
-          "resnest": resnest, "fcn32s": fcn32s, "fcn16s": fcn16s, "fcn8s": fcn8s, "fcn_jpu": fcn_jpu}
+          "resnest": resnest, "fcn32s": fcn32s, "fcn16s": fcn16s, "fcn8s": fcn8s, "fcn_jpu": fcn_jpu,
+          "svm": svm, "rf": rf}
 
 
 def list_models():

@@ -63,3 +63,32 @@ def test_split_save_load(tmp_path, salinas_a):
     for name in ("train", "val", "test"):
         np.testing.assert_array_equal(getattr(again, name), getattr(split, name))
     assert [p.name for p in tmp_path.iterdir()] == ["split.npz"]
+
+
+@pytest.mark.parametrize("folds", [2, 4, 5])
+def test_block_folds_test_every_labelled_pixel_once_without_leakage(indian_pines, folds):
+    from hsi.leakage import window_leakage
+
+    labels = indian_pines.labels
+    tested = np.zeros(labels.shape, dtype=int)
+    for fold in range(folds):
+        split = make_split(labels, "blocks", folds=folds, fold=fold, patch_size=9, val_ratio=0.1, seed=0,
+                           class_names=indian_pines.class_names)
+        _covers_all_labelled_once(split, labels)
+        assert window_leakage(split, 4)["leaked_pixels"] == 0
+        assert window_leakage(split, 5)["leaked_pixels"] > 0      # the buffer is just the window's radius
+        r0, r1, c0, c1 = split.info["block"]
+        assert (split.test[r0:r1, c0:c1] == np.where(labels[r0:r1, c0:c1] >= 0, labels[r0:r1, c0:c1], -1)).all()
+        counts = split.counts(16)
+        for k, name in enumerate(indian_pines.class_names):
+            assert (name in split.info["classes_without_training"]) == (counts["train"][k] + counts["val"][k] == 0)
+            assert (name in split.info["classes_without_test"]) == (counts["test"][k] == 0)
+        tested += split.test >= 0
+    np.testing.assert_array_equal(tested, labels >= 0)
+
+
+def test_block_split_names_bad_folds(indian_pines):
+    with pytest.raises(hsi.SplitError, match="folds >= 2"):
+        make_split(indian_pines.labels, "blocks", folds=1)
+    with pytest.raises(hsi.SplitError, match="fold must be in 0..2"):
+        make_split(indian_pines.labels, "blocks", folds=3, fold=3)

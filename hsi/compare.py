@@ -1,0 +1,261 @@
+"""Models side by side on the same splits: ``hsi.compare(config, models, out, runs=3)``.
+
+``<out>/experiment.json``   what is compared (base settings, models, seeds); a rerun must ask for the same
+``<out>/splits/seed-N.npz`` the split every model of seed N trains and is tested on
+``<out>/<label>/seed-N/``   one run folder per model and seed: reused when finished, resumed when stopped
+``<out>/results.csv``       one row per model × seed; ``results.md``: mean ± std per model, per-class accuracy
+``<out>/maps.png``          every model's map of the first seed beside the ground truth
+``<out>/per_class.png``     per-class accuracy of every model (mean over seeds)
+
+Every score is reported with its leakage (see :mod:`hsi.leakage`): the share of test pixels whose model input
+holds a training or validation pixel, and whether the PCA saw the test pixels.
+"""
+import csv
+import io
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import write_json_atomic, write_text_atomic
+from .data.splits import Split, make_split
+from .errors import ConfigError
+from .runs import RunConfig, read_history, resume, scene_for, train
+
+log = logging.getLogger("hsi")
+
+RESULT_FIELDS = ("model", "seed", "oa", "aa", "kappa", "leakage", "pca_saw_test", "transductive", "parameters",
+                 "train_seconds", "map_seconds", "best_epoch", "run_dir")
+
+
+@dataclass
+class ModelSpec:
+    """One column of the comparison: a registry model under a ``label``, with its own settings (any
+    :class:`~hsi.runs.RunConfig` field, ``fit`` a dict of :class:`~hsi.engine.FitOptions` fields)."""
+
+    model: str
+    label: str = ""
+    options: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.label = self.label or self.model
+        if not self.label.replace("-", "").replace("_", "").replace(".", "").isalnum():
+            raise ConfigError(f"model label {self.label!r} must be letters, digits, '-', '_' or '.' (it names a "
+                              f"folder)")
+
+    def config(self, base, seed):
+        """The run settings of this model for one seed: the base settings with this model's on top."""
+        from .models import list_models
+
+        if self.model not in list_models():
+            raise ConfigError(f"unknown model {self.model!r} in the comparison; known models: "
+                              f"{', '.join(list_models())}")
+        values = asdict(base)
+        unknown = sorted(set(self.options) - set(values))
+        if unknown:
+            raise ConfigError(f"model {self.label!r}: unknown setting(s) {unknown}; expected fields of hsi train's "
+                              f"settings ({', '.join(sorted(values))})")
+        values.update({k: v for k, v in self.options.items() if k != "fit"}, model=self.model, seed=seed)
+        values["fit"] = {**values["fit"], **self.options.get("fit", {})}
+        return RunConfig.from_dict(values)
+
+
+def parse_models(text):
+    """``"hybridsn,se_resnet18,svm"`` as model specs, one per name (each labelled by its name)."""
+    names = [name.strip() for name in str(text).split(",") if name.strip()]
+    if not names:
+        raise ConfigError("--models needs at least one model name, e.g. hybridsn,svm")
+    return [ModelSpec(name) for name in names]
+
+
+def read_experiment(path):
+    """A TOML experiment: top-level ``hsi train`` settings (``fit`` a table), ``runs``, ``out``, and one
+    ``[[models]]`` table per model with ``model``, an optional ``label`` and its own settings.
+
+    Returns ``(base RunConfig, [ModelSpec], runs, out or None)``."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:          # Python 3.10
+        import tomli as tomllib
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: experiment file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    tables = data.pop("models", None)
+    if not isinstance(tables, list) or not tables:
+        raise ConfigError(f"{path}: expected at least one [[models]] table with a model name")
+    runs, out = data.pop("runs", 1), data.pop("out", None)
+    fields_ = set(asdict(RunConfig()))
+    unknown = sorted(set(data) - fields_)
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting(s) {unknown}; expected runs, out, [[models]] or fields of "
+                          f"hsi train's settings ({', '.join(sorted(fields_))})")
+    specs = []
+    for table in tables:
+        table = dict(table)
+        if "model" not in table:
+            raise ConfigError(f"{path}: a [[models]] table has no model name (model = \"hybridsn\")")
+        specs.append(ModelSpec(table.pop("model"), table.pop("label", ""), table))
+    return RunConfig.from_dict(data), specs, runs, out
+
+
+def compare(base, models, out, *, runs=3, scene=None, progress=False):
+    """Train and test every model on the same split per seed (seeds ``base.seed .. base.seed + runs - 1``);
+    write the files listed in the module docstring and return the result rows.
+
+    Finished runs are read back, stopped ones resumed, so a comparison killed at any moment and started again
+    ends with the same ``results.csv``."""
+    labels = [spec.label for spec in models]
+    if len(set(labels)) != len(labels):
+        raise ConfigError(f"model labels must differ, got {labels}; give repeated models a label")
+    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
+        raise ConfigError(f"runs must be a whole number >= 1, got {runs!r}")
+    seeds = list(range(base.seed, base.seed + runs))
+    configs = {(spec.label, seed): spec.config(base, seed) for spec in models for seed in seeds}
+    for config in configs.values():
+        config.check()
+    scene = scene if scene is not None else scene_for(base)
+    out = Path(out)
+    _claim(out, {"base": asdict(base), "models": [asdict(spec) for spec in models], "seeds": seeds})
+    rows, done = [], 0
+    for seed in seeds:
+        split = _shared_split(base, scene, seed, out / "splits" / f"seed-{seed}.npz")
+        for spec in models:
+            run_dir = out / spec.label / f"seed-{seed}"
+            metrics = _run(configs[spec.label, seed], run_dir, scene, split, progress)
+            rows.append(_row(spec.label, seed, metrics, run_dir, out))
+            done += 1
+            log.info("[%d/%d] %s seed %d: OA %.2f%%  AA %.2f%%  kappa %.4f  leakage %s  (%s)", done,
+                     len(configs), spec.label, seed, 100 * metrics["oa"], 100 * metrics["aa"], metrics["kappa"],
+                     _percent(rows[-1]["leakage"]), run_dir)
+    _write_results(out, rows, scene, labels)
+    return rows
+
+
+def _claim(out, experiment):
+    """Start ``out`` for this experiment, or check that it already holds this same one."""
+    path = out / "experiment.json"
+    if path.is_file():
+        if json.loads(path.read_text()) != json.loads(json.dumps(experiment)):
+            raise ConfigError(f"{out} holds another comparison (see {path}); choose another --out to start a new one")
+        return
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(f"output directory {out} is not empty and holds no comparison; choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, experiment)
+
+
+def _shared_split(base, scene, seed, path):
+    if path.is_file():
+        return Split.load(path)
+    split = make_split(scene.labels, base.split, train_ratio=base.train_ratio, train_per_class=base.train_per_class,
+                       val_ratio=base.val_ratio, patch_size=base.patch, seed=seed, class_names=scene.class_names,
+                       folds=base.folds, fold=base.fold)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    split.save(path)
+    return split
+
+
+def _run(config, run_dir, scene, split, progress):
+    if (run_dir / "metrics.json").is_file():
+        return json.loads((run_dir / "metrics.json").read_text())
+    if (run_dir / "last.pt").is_file():
+        return resume(run_dir, progress=progress)
+    if run_dir.exists():                      # stopped before its first checkpoint: start it again
+        import shutil
+
+        shutil.rmtree(run_dir)
+    return train(config, run_dir, scene=scene, split=split, progress=progress)
+
+
+def _row(label, seed, metrics, run_dir, out):
+    history = read_history(run_dir / "history.csv")
+    leakage = metrics["leakage"]
+    return {"model": label, "seed": seed, "oa": metrics["oa"], "aa": metrics["aa"], "kappa": metrics["kappa"],
+            "leakage": leakage["fraction"], "pca_saw_test": leakage["pca_saw_test"],
+            "transductive": leakage["transductive"], "parameters": metrics["parameters"],
+            "train_seconds": round(sum(row["seconds"] for row in history), 1),
+            "map_seconds": metrics.get("map_seconds"), "best_epoch": metrics.get("best_epoch"),
+            "run_dir": str(run_dir.relative_to(out)), "per_class_accuracy": metrics["per_class_accuracy"]}
+
+
+def _write_results(out, rows, scene, labels):
+    buffer = io.StringIO()
+    names = list(scene.class_names)
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([*RESULT_FIELDS, *(f"acc:{name}" for name in names)])
+    for row in rows:
+        writer.writerow([row[key] for key in RESULT_FIELDS] + ["" if a is None else a
+                                                               for a in row["per_class_accuracy"]])
+    write_text_atomic(out / "results.csv", buffer.getvalue())
+    write_text_atomic(out / "results.md", format_results(rows, names, scene.label_ids, labels))
+    from .viz import comparison_maps_figure, per_class_figure, save_figure
+
+    first_seed = rows[0]["seed"]
+    maps = {row["model"]: _class_map(out / row["run_dir"], scene) for row in rows if row["seed"] == first_seed}
+    if all(m is not None for m in maps.values()):
+        save_figure(comparison_maps_figure(maps, scene.labels, names, scene.palette, scene.label_ids),
+                    out / "maps.png")
+    save_figure(per_class_figure({label: _mean_std([row["per_class_accuracy"] for row in rows
+                                                    if row["model"] == label]) for label in labels},
+                                 names, scene.label_ids), out / "per_class.png")
+
+
+def _class_map(run_dir, scene):
+    """The run's map as class indices 0..K-1 (from ``map.npy``, which holds label ids), or None without a map."""
+    path = run_dir / "map.npy"
+    if not path.is_file():
+        return None
+    ids = np.load(path)
+    lookup = np.full(int(max(ids.max(), scene.label_ids.max())) + 1, -1, dtype=np.int64)
+    lookup[scene.label_ids] = np.arange(len(scene.label_ids))
+    return lookup[ids]
+
+
+def _mean_std(per_class_runs):
+    """Mean and sample std per class over runs (None where a class had no test pixel in any run)."""
+    columns = list(zip(*per_class_runs))
+    stats = []
+    for values in columns:
+        present = np.array([v for v in values if v is not None], dtype=np.float64)
+        stats.append((float(present.mean()), float(present.std(ddof=1)) if len(present) > 1 else 0.0)
+                     if len(present) else (None, None))
+    return stats
+
+
+def _percent(value):
+    return "-" if value is None else f"{100 * value:.1f} %"
+
+
+def _cell(values, scale=100.0):
+    values = np.asarray([v for v in values if v is not None], dtype=np.float64) * scale
+    if not len(values):
+        return "-"
+    return f"{values.mean():.2f} ± {values.std(ddof=1):.2f}" if len(values) > 1 else f"{values.mean():.2f}"
+
+
+def format_results(rows, class_names, label_ids, labels):
+    """The comparison as Markdown: one line per model (mean ± std over seeds), then per-class accuracy."""
+    lines = ["| model | runs | OA (%) | AA (%) | kappa (×100) | leakage (% of test pixels) | PCA saw test | "
+             "parameters | training (s) | map (s) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for label in labels:
+        mine = [row for row in rows if row["model"] == label]
+        pca = "yes" if mine[0]["pca_saw_test"] else "no"
+        transductive = " (transductive)" if mine[0]["transductive"] else ""
+        seconds = [row["train_seconds"] for row in mine]
+        maps = [row["map_seconds"] for row in mine if row["map_seconds"] is not None]
+        lines.append(f"| {label} | {len(mine)} | {_cell([r['oa'] for r in mine])} | {_cell([r['aa'] for r in mine])}"
+                     f" | {_cell([r['kappa'] for r in mine])} | {_cell([r['leakage'] for r in mine])}"
+                     f"{transductive} | {pca} | {mine[0]['parameters']:,} | {np.mean(seconds):.1f} | "
+                     + (f"{np.mean(maps):.2f} |" if maps else "- |"))
+    lines += ["", "Per-class accuracy (%), mean ± std over seeds:", "",
+              "| id | class | " + " | ".join(labels) + " |", "|---|---|" + "---|" * len(labels)]
+    for k, (name, label_id) in enumerate(zip(class_names, label_ids)):
+        cells = [_cell([row["per_class_accuracy"][k] for row in rows if row["model"] == label]) for label in labels]
+        lines.append(f"| {label_id} | {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,171 @@
+"""Classic pixel classifiers, fitted by scikit-learn and kept as plain tensors: an RBF SVM and a random forest.
+
+Both read one pixel's PCA spectrum (a 1×1 window, so they run through the same datasets, checkpoints, metrics and
+full-scene maps as the networks). ``fit`` runs scikit-learn on the training pixels; the fitted estimator is then
+stored as buffers (support vectors and dual coefficients; the trees' node arrays), so a checkpoint holds tensors
+only and loads with ``weights_only=True``. ``forward`` recomputes scikit-learn's own outputs from those buffers:
+the SVM's one-vs-rest decision function, the forest's log class probabilities.
+"""
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+
+
+class FittedPixelClassifier(nn.Module):
+    """Base: a 1×1-window patch model whose buffers take whatever shapes the fitted estimator has."""
+
+    kind = "patch"
+    fitted_by = "scikit-learn"       # trained by ``fit`` on all training pixels at once, not by gradient steps
+
+    def __init__(self, bands, n_classes, buffers):
+        super().__init__()
+        self.bands, self.n_classes, self.patch_size = bands, n_classes, 1
+        for name, value in buffers.items():
+            self.register_buffer(name, value)
+        self.dummy = nn.Parameter(torch.zeros(0), requires_grad=False)   # optimisers and .to() need one
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for name in list(self._buffers):                                   # the fitted sizes come with the weights
+            if prefix + name in state_dict:
+                setattr(self, name, torch.empty_like(state_dict[prefix + name]))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    @property
+    def fitted(self):
+        return any(buffer.numel() for buffer in self.buffers())
+
+    def spectra(self, x):
+        """``(N, 1, bands, 1, 1)`` windows (or ``(N, bands)``) as float64 ``(N, bands)`` spectra."""
+        if not self.fitted:
+            raise ConfigError(f"{type(self).__name__} is not fitted; train it (fit) before predicting")
+        return x.reshape(len(x), self.bands).double()
+
+
+class RBFSVM(FittedPixelClassifier):
+    """scikit-learn's ``SVC(kernel="rbf")``; C and γ chosen by stratified cross-validation on the training pixels."""
+
+    def __init__(self, bands, n_classes, C=None, gamma=None, folds=3):
+        empty = torch.zeros(0, dtype=torch.float64)
+        super().__init__(bands, n_classes, {"support_vectors": empty.reshape(0, bands), "dual_coef": empty,
+                                            "intercept": empty, "n_support": torch.zeros(0, dtype=torch.long),
+                                            "gamma": empty, "classes": torch.zeros(0, dtype=torch.long)})
+        self.C, self.gamma_option, self.folds = C, gamma, folds
+
+    def fit(self, x, y):
+        from sklearn.model_selection import GridSearchCV, StratifiedKFold
+        from sklearn.svm import SVC
+
+        grid = {"C": [self.C] if self.C else [1, 10, 100, 1000],
+                "gamma": [self.gamma_option] if self.gamma_option else ["scale", 0.01, 0.1, 1.0]}
+        folds = min(self.folds, int(np.bincount(y).max()))
+        if len(grid["C"]) * len(grid["gamma"]) > 1 and folds >= 2:
+            cv = StratifiedKFold(folds, shuffle=True, random_state=0)
+            svc = GridSearchCV(SVC(kernel="rbf"), grid, cv=cv).fit(x, y).best_estimator_
+        else:
+            svc = SVC(kernel="rbf", C=grid["C"][0], gamma=grid["gamma"][0]).fit(x, y)
+        f64 = dict(dtype=torch.float64)
+        self.support_vectors = torch.tensor(svc.support_vectors_, **f64)
+        self.dual_coef = torch.tensor(svc.dual_coef_, **f64)
+        self.intercept = torch.tensor(svc.intercept_, **f64)
+        self.n_support = torch.tensor(svc.n_support_, dtype=torch.long)
+        self.gamma = torch.tensor([svc._gamma], **f64)
+        self.classes = torch.tensor(svc.classes_, dtype=torch.long)
+        return {"C": svc.C, "gamma": float(svc._gamma), "support_vectors": int(len(svc.support_vectors_))}
+
+    def forward(self, x):
+        kernel = torch.exp(-self.gamma * torch.cdist(self.spectra(x), self.support_vectors) ** 2)   # (N, S)
+        starts = torch.cumsum(self.n_support, 0) - self.n_support
+        present = len(self.classes)
+        votes = torch.zeros(len(x), present, dtype=torch.float64, device=x.device)
+        confidence = torch.zeros_like(votes)
+        pair = 0
+        for i in range(present):                  # libsvm's one-vs-one pairs, in its order
+            si = slice(starts[i], starts[i] + self.n_support[i])
+            for j in range(i + 1, present):
+                sj = slice(starts[j], starts[j] + self.n_support[j])
+                decision = (kernel[:, si] @ self.dual_coef[j - 1, si] + kernel[:, sj] @ self.dual_coef[i, sj]
+                            + self.intercept[pair])
+                votes[:, i] += decision >= 0
+                votes[:, j] += decision < 0
+                confidence[:, i] += decision
+                confidence[:, j] -= decision
+                pair += 1
+        scores = votes + confidence / (3 * (confidence.abs() + 1))      # scikit-learn's one-vs-rest shape
+        return _spread(scores, self.classes, self.n_classes, floor=-1.0).float()
+
+
+class RandomForest(FittedPixelClassifier):
+    """scikit-learn's ``RandomForestClassifier``; ``forward`` gives the log of its ``predict_proba``."""
+
+    def __init__(self, bands, n_classes, trees=200, seed=0):
+        long, f64 = torch.zeros(0, 0, dtype=torch.long), torch.zeros(0, 0, dtype=torch.float64)
+        super().__init__(bands, n_classes, {"left": long, "right": long, "feature": long, "threshold": f64,
+                                            "leaf_proba": torch.zeros(0, 0, 0, dtype=torch.float64),
+                                            "classes": torch.zeros(0, dtype=torch.long)})
+        self.trees, self.seed = trees, seed
+
+    def fit(self, x, y):
+        from sklearn.ensemble import RandomForestClassifier
+
+        forest = RandomForestClassifier(self.trees, random_state=self.seed, n_jobs=1).fit(x, y)
+        nodes = max(tree.tree_.node_count for tree in forest.estimators_)
+
+        def stack(field, fill, dtype):
+            out = np.full((len(forest.estimators_), nodes), fill, dtype=dtype)
+            for t, tree in enumerate(forest.estimators_):
+                values = getattr(tree.tree_, field)
+                out[t, :len(values)] = values
+            return torch.from_numpy(out)
+
+        self.left, self.right = stack("children_left", -1, np.int64), stack("children_right", -1, np.int64)
+        self.feature, self.threshold = stack("feature", 0, np.int64).clamp(min=0), stack("threshold", 0, np.float64)
+        proba = np.zeros((len(forest.estimators_), nodes, len(forest.classes_)))
+        for t, tree in enumerate(forest.estimators_):
+            values = tree.tree_.value[:, 0, :]
+            proba[t, :len(values)] = values / values.sum(axis=1, keepdims=True)
+        self.leaf_proba = torch.from_numpy(proba)
+        self.classes = torch.tensor(forest.classes_, dtype=torch.long)
+        return {"trees": self.trees, "nodes": int(nodes)}
+
+    def forward(self, x):
+        spectra = self.spectra(x).float().double()      # scikit-learn compares float32 features with thresholds
+        n, trees = len(spectra), torch.arange(self.left.shape[0], device=x.device)
+        node = torch.zeros(n, len(trees), dtype=torch.long, device=x.device)
+        while True:
+            left = self.left[trees, node]
+            inner = left >= 0
+            if not inner.any():
+                break
+            value = spectra.gather(1, self.feature[trees, node])
+            step = torch.where(value <= self.threshold[trees, node], left, self.right[trees, node])
+            node = torch.where(inner, step, node)
+        proba = self.leaf_proba[trees, node].mean(1)                       # (N, classes present)
+        return _spread(proba.log(), self.classes, self.n_classes, floor=-torch.inf).float()
+
+
+def _spread(scores, classes, n_classes, floor):
+    """Scores of the classes present in training placed at their class index; absent classes get ``floor``."""
+    out = torch.full((len(scores), n_classes), floor, dtype=scores.dtype, device=scores.device)
+    out[:, classes] = scores
+    return out
+
+
+def svm(*, bands, n_classes, patch_size=1, attention=None, C=None, gamma=None, folds=3):
+    """RBF SVM on single-pixel spectra, C and γ by cross-validation on the training pixels."""
+    _check_pixel_input("svm", patch_size, attention)
+    return RBFSVM(bands, n_classes, C=C, gamma=gamma, folds=folds)
+
+
+def rf(*, bands, n_classes, patch_size=1, attention=None, trees=200, seed=0):
+    """Random forest on single-pixel spectra."""
+    _check_pixel_input("rf", patch_size, attention)
+    return RandomForest(bands, n_classes, trees=trees, seed=seed)
+
+
+def _check_pixel_input(name, patch_size, attention):
+    if patch_size != 1:
+        raise ConfigError(f"{name} classifies single-pixel spectra: its patch size is 1, got {patch_size}")
+    if attention is not None:
+        raise ConfigError(f"{name} has no attention slot, got attention={attention!r}")
