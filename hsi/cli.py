@@ -78,6 +78,17 @@ def build_parser():
     _add_train_arguments(p)
     p.set_defaults(run=_train)
 
+    p = sub.add_parser("compare", parents=[common], help="train several models on the same splits and tabulate them",
+                       description="Train and test every model on the same split per seed (one run folder per "
+                                   "model and seed, resumed or reused when run again); write results.csv, "
+                                   "results.md (mean ± std, per-class accuracy, leakage), maps.png and "
+                                   "per_class.png. Options as in hsi train apply to every model.")
+    p.add_argument("--models", help="comma-separated model names, e.g. hybridsn,se_resnet18,fcn8s,svm,rf")
+    p.add_argument("--config", metavar="TOML", help="experiment file: hsi train settings at the top level, runs, "
+                                                    "out, and one [[models]] table per model with its own settings")
+    _add_train_arguments(p, compare=True)
+    p.set_defaults(run=_compare)
+
     p = sub.add_parser("evaluate", parents=[common], help="recompute a run's test metrics",
                        description="Recompute the test metrics of a run from best.pt and split.npz, on the scene "
                                    "files recorded in its config.json (checked by sha256).")
@@ -125,7 +136,9 @@ def _add_moved_scene_arguments(p):
     g.add_argument("--gt-key", help=".mat key of --gt")
 
 
-def _add_train_arguments(p):
+def _add_train_arguments(p, compare=False):
+    """The options of ``hsi train``; ``compare``: those ``hsi compare`` shares (no --model, no --resume)."""
+    from .metrics import CHECKPOINT_RULES
     from .models import list_models
 
     src = p.add_argument_group("scene")
@@ -138,16 +151,20 @@ def _add_train_arguments(p):
     src.add_argument("--data-dir", help="folder holding the scene files (searched before $HSI_DATA_DIR and the "
                                         "cache); with --resume: where the run's files are now, if they moved")
     m = p.add_argument_group("model")
-    m.add_argument("--model", default="hybridsn",
-                   help=f"model name: {', '.join(list_models())} (the fcn* models are scene models: they read the "
-                        f"whole scene at once)")
+    if not compare:
+        m.add_argument("--model", default="hybridsn",
+                       help=f"model name: {', '.join(list_models())} (the fcn* models are scene models: they read "
+                            f"the whole scene at once)")
     m.add_argument("--attention", help="attention block for every slot, e.g. se, cbam (see hsi.list_attention()); "
                                        "none by default")
     s = p.add_argument_group("split and preprocessing")
-    s.add_argument("--split", default="random", choices=("random", "fixed", "disjoint"),
+    s.add_argument("--split", default="random", choices=("random", "fixed", "disjoint", "blocks"),
                    help="random: stratified per class (--train-ratio or --train-per-class); fixed: --train-per-class "
                         "pixels per class (at most half a small class); disjoint: spatially separate parcels, "
-                        "no training pixel inside a test window")
+                        "no training pixel inside a test window; blocks: spatial block cross-validation over "
+                        "--folds blocks")
+    s.add_argument("--folds", type=int, help="blocks split: number of spatial blocks; every fold tests on one "
+                                             "and trains on the rest beyond a patch//2 buffer")
     ratio = s.add_mutually_exclusive_group()
     ratio.add_argument("--train-ratio", type=float, help="fraction of each class for training (default 0.3)")
     ratio.add_argument("--train-per-class", type=int, help="training pixels per class, instead of --train-ratio")
@@ -176,45 +193,39 @@ def _add_train_arguments(p):
     o.add_argument("--patience", type=int, help="stop after this many epochs without a better validation OA "
                                                    "(or, at equal OA, a lower validation loss); off by default")
     o.add_argument("--class-weights", action="store_true", help="weight the loss by inverse class frequency")
+    o.add_argument("--checkpoint-on", default="val", choices=CHECKPOINT_RULES,
+                   help="what best.pt keeps: the epoch with the best validation OA, the best training OA (the "
+                        "official HybridSN code; with --val-ratio 0) or the last epoch")
     o.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     o.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
     o.add_argument("--workers", type=int, default=0, help="data loader worker processes")
     r = p.add_argument_group("run")
     r.add_argument("--seed", type=int, default=0, help="seed of the split, the initial weights and the batch order")
-    r.add_argument("--runs", type=int, default=1, help="repeat with seeds seed..seed+N-1 and report mean ± std")
-    r.add_argument("--out", help="run folder (default runs/<scene>-<model>-<timestamp>)")
-    r.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last.pt")
+    r.add_argument("--runs", type=int, default=3 if compare else 1,
+                   help="repeat with seeds seed..seed+N-1 and report mean ± std")
+    r.add_argument("--out", help="comparison folder (resumed if it holds the same comparison)" if compare else
+                   "run folder (default runs/<scene>-<model>-<timestamp>)")
+    if not compare:
+        r.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last.pt")
     r.add_argument("--no-map", action="store_true", help="do not write the full-scene class map")
 
 
 def _train(args):
     from . import runs
-    from .engine import FitOptions
 
     progress = False if args.quiet else True if sys.stderr.isatty() else "log"
     try:
         if args.resume:
             metrics = runs.resume(args.resume, progress=progress, **_scene_elsewhere(args))
             return _print_metrics(metrics, args.resume)
-        if not (args.dataset or args.cube):
-            raise ConfigError("give --dataset NAME or --cube PATH --gt PATH")
-        if args.dataset and args.cube:
-            raise ConfigError("give either --dataset or --cube, not both")
-        if args.runs < 1:
-            raise ConfigError(f"--runs must be at least 1, got {args.runs}")
-        config = runs.RunConfig(
-            dataset=args.dataset, cube=args.cube, gt=args.gt, key=args.key, gt_key=args.gt_key,
-            data_dir=args.data_dir, model=args.model, attention=args.attention, split=args.split,
-            train_ratio=args.train_ratio if args.train_ratio is not None or args.train_per_class else 0.3,
-            train_per_class=args.train_per_class, val_ratio=args.val_ratio, pca=args.pca, pca_fit=args.pca_fit,
-            whiten=args.whiten, standardize=args.standardize, patch=args.patch, padding=args.padding,
-            augment=args.augment, crop=args.crop, seed=args.seed, write_map=not args.no_map,
-            fit=FitOptions(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                           weight_decay=args.weight_decay, scheduler=args.scheduler, patience=args.patience,
-                           class_weights=args.class_weights, device=args.device, amp=args.amp,
-                           workers=args.workers))
-        if args.train_per_class:
-            config.train_ratio = None
+        config = _config_from_args(args)
+        if args.split == "blocks":
+            if args.runs > 1:
+                raise ConfigError("--split blocks runs one training per fold; give --runs 1 (or leave it out)")
+            from .metrics import format_summary
+
+            print(format_summary(runs.train_folds(config, args.out, progress=progress)))
+            return 0
         if args.runs > 1:
             from .metrics import format_summary
 
@@ -229,6 +240,50 @@ def _train(args):
         print(f"interrupted: the last completed epoch is saved in {run_dir}/last.pt; "
               f"resume with: hsi train --resume {run_dir}", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _config_from_args(args):
+    """The run settings the ``hsi train`` (and ``hsi compare``) options describe."""
+    from .engine import FitOptions
+    from .runs import RunConfig
+
+    if not (args.dataset or args.cube):
+        raise ConfigError("give --dataset NAME or --cube PATH --gt PATH")
+    if args.dataset and args.cube:
+        raise ConfigError("give either --dataset or --cube, not both")
+    if args.runs < 1:
+        raise ConfigError(f"--runs must be at least 1, got {args.runs}")
+    return RunConfig(
+        dataset=args.dataset, cube=args.cube, gt=args.gt, key=args.key, gt_key=args.gt_key,
+        data_dir=args.data_dir, model=getattr(args, "model", "hybridsn"), attention=args.attention,
+        split=args.split, folds=args.folds,
+        train_ratio=None if args.train_per_class else args.train_ratio if args.train_ratio is not None else 0.3,
+        train_per_class=args.train_per_class, val_ratio=args.val_ratio, pca=args.pca, pca_fit=args.pca_fit,
+        whiten=args.whiten, standardize=args.standardize, patch=args.patch, padding=args.padding,
+        augment=args.augment, crop=args.crop, seed=args.seed, write_map=not args.no_map,
+        fit=FitOptions(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+                       scheduler=args.scheduler, patience=args.patience, class_weights=args.class_weights,
+                       device=args.device, amp=args.amp, workers=args.workers, checkpoint_on=args.checkpoint_on))
+
+
+def _compare(args):
+    from .comparison import compare, parse_models, read_experiment
+
+    progress = False if args.quiet else True if sys.stderr.isatty() else "log"
+    if args.config:
+        if args.models or args.dataset or args.cube:
+            raise ConfigError("--config names the scene and the models itself; give it alone (with --out)")
+        config, models, n_runs, out = read_experiment(args.config)
+        out = args.out or out
+    else:
+        if not args.models:
+            raise ConfigError("give --models NAME,NAME,... or --config EXPERIMENT.toml")
+        config, models, n_runs, out = _config_from_args(args), parse_models(args.models), args.runs, args.out
+    if not out:
+        raise ConfigError("give --out FOLDER for the comparison (or out = \"...\" in the experiment file)")
+    compare(config, models, out, runs=n_runs, progress=progress)
+    print((Path(out) / "results.md").read_text(), end="")
+    return 0
 
 
 def _print_metrics(metrics, run_dir):

@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from .errors import ConfigError
 from .kinds import kind_of
-from .metrics import epoch_score
+from .metrics import CHECKPOINT_RULES, epoch_score
 
 log = logging.getLogger("hsi")
 
@@ -43,6 +43,7 @@ class FitOptions:
     device: str = "auto"
     amp: bool = False                   # mixed precision, CUDA only
     workers: int = 0
+    checkpoint_on: str = "val"          # best.pt by: "val" (validation OA), "train" (training OA) or "last" epoch
 
     def check(self):
         for name in ("epochs", "batch_size"):
@@ -56,6 +57,8 @@ class FitOptions:
             raise ConfigError(f"patience must be at least 1, got {self.patience}")
         if self.workers < 0:
             raise ConfigError(f"workers must be 0 or more, got {self.workers}")
+        if self.checkpoint_on not in CHECKPOINT_RULES:
+            raise ConfigError(f"checkpoint-on must be one of {', '.join(CHECKPOINT_RULES)}, got {self.checkpoint_on!r}")
 
 
 class Trainer:
@@ -82,7 +85,7 @@ class Trainer:
         self.val_loader = self._loader(val_set) if len(val_set) else None
         self.epoch = 0
         self.history = []
-        self.best_score = (-math.inf, -math.inf)
+        self.best_score = (-math.inf,)
         self.best_epoch = 0
         self.stale_epochs = 0
 
@@ -99,7 +102,14 @@ class Trainer:
                                 self.device.type == "cuda")
 
     @property
+    def fitted_at_once(self):
+        """The model is fitted on all training pixels in one call (a scikit-learn classifier), not by steps."""
+        return getattr(self.model, "fitted_by", None) is not None
+
+    @property
     def done(self):
+        if self.fitted_at_once:
+            return self.epoch >= 1
         return self.epoch >= self.options.epochs or (
             self.options.patience is not None and self.stale_epochs >= self.options.patience)
 
@@ -119,7 +129,7 @@ class Trainer:
             self.scheduler.step()
         row = {"epoch": self.epoch, "train_loss": train_loss, "train_oa": train_oa, "val_loss": val_loss,
                "val_oa": val_oa, "lr": lr, "seconds": round(time.perf_counter() - start, 3)}
-        score = epoch_score(row)
+        score = epoch_score(row, self.options.checkpoint_on)
         improved = score > self.best_score
         if improved:
             self.best_score, self.best_epoch, self.stale_epochs = score, self.epoch, 0
@@ -132,6 +142,8 @@ class Trainer:
         return row, improved
 
     def _train_one_epoch(self, progress):
+        if self.fitted_at_once:
+            return self._fit_at_once()
         self.model.train()
         total_loss, correct, seen = 0.0, 0, 0
         desc = f"epoch {self.epoch}/{self.options.epochs}"
@@ -156,6 +168,18 @@ class Trainer:
                 log.info("%s  batch %d/%d  train loss %.4f  OA %.4f", desc, step, n_batches, total_loss / seen,
                          correct / seen)
         return total_loss / seen, correct / seen
+
+    def _fit_at_once(self):
+        """Fit the model on every training pixel's spectrum, then score it on them (loss and OA, like an epoch)."""
+        spectra, labels = [], []
+        for x, y in self.train_loader:
+            spectra.append(self.model.spectra(x).numpy())
+            labels.append(y.numpy())
+        fitted = self.model.fit(np.concatenate(spectra), np.concatenate(labels))
+        log.info("%s fitted by %s: %s", type(self.model).__name__, self.model.fitted_by, fitted)
+        logits, y = labelled_pixels(*self.predict_logits(self.train_loader))
+        loss = nn.functional.cross_entropy(logits, y).item()
+        return loss, (logits.argmax(1) == y).sum().item() / len(y)
 
     def validate(self):
         """Loss and OA on the validation set (``nan`` when there is none)."""
@@ -189,7 +213,7 @@ class Trainer:
         self.history = list(state["history"])
         self.best_epoch = state["best_epoch"]
         if self.best_epoch:
-            self.best_score = epoch_score(self.history[self.best_epoch - 1])
+            self.best_score = epoch_score(self.history[self.best_epoch - 1], self.options.checkpoint_on)
         self.stale_epochs = state["stale_epochs"]
         torch.set_rng_state(state["rng"]["torch"])
         self.shuffle.set_state(state["rng"]["shuffle"])

@@ -38,7 +38,8 @@ class PatchKind:
             persistent_workers=workers > 0)
 
     def receptive_field_radius(self, model):
-        return model.patch_size // 2
+        """How far a window's pixels reach: half the patch, or less for a model that reads only its centre."""
+        return getattr(model, "input_radius", model.patch_size // 2)
 
     def logit_tiles(self, trained, cube, **options):
         from .inference import patch_model_tiles
@@ -93,27 +94,3 @@ def kind_of(model):
                           f"'scene'), got {name!r}")
     return KINDS[name]
 
-
-def leakage(model, split):
-    """What a model trained on ``split`` can see of the test pixels: the record written to config.json."""
-    kind = kind_of(model)
-    radius = kind.receptive_field_radius(model)
-    from .data.splits import exposed_test_pixels
-
-    return {"model_kind": kind.name, "transductive": kind.transductive,
-            "receptive_field_radius": "global" if radius is None else radius,
-            "test_pixels": int((split.test >= 0).sum()),
-            "test_pixels_with_training_pixel_in_receptive_field": exposed_test_pixels(split, radius)}
-
-
-def describe_leakage(record):
-    """The leakage record as a paragraph for report.txt."""
-    radius = record["receptive_field_radius"]
-    reach = "the whole scene" if radius == "global" else f"{radius} pixels (Chebyshev)"
-    lines = [f"Leakage: {record['model_kind']} model, receptive-field radius {reach}; "
-             f"{record['test_pixels_with_training_pixel_in_receptive_field']} of {record['test_pixels']} test "
-             f"pixels have a training pixel inside their receptive field."]
-    if record["transductive"]:
-        lines.append("Transductive: every training step reads every pixel's spectrum (test pixels included, "
-                     "never their labels).")
-    return "\n".join(lines)

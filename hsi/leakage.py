@@ -12,15 +12,19 @@ from .errors import ConfigError
 
 
 def window_leakage(split, radius):
-    """Test pixels whose ``(2 radius + 1)²`` window (clipped at the scene's edges) holds a training or validation
-    pixel: ``{"radius", "test_pixels", "leaked_pixels", "fraction"}`` (fraction None without test pixels)."""
-    if isinstance(radius, bool) or not isinstance(radius, (int, np.integer)) or radius < 0:
-        raise ConfigError(f"leakage radius must be a whole number of pixels >= 0, got {radius!r}")
+    """Test pixels whose ``(2 radius + 1)²`` window (clipped at the scene's edges; ``radius`` None: the whole
+    scene, for a model that reads it all) holds a training or validation pixel:
+    ``{"radius", "test_pixels", "leaked_pixels", "fraction"}`` (fraction None without test pixels)."""
+    if radius is not None and (isinstance(radius, bool) or not isinstance(radius, (int, np.integer)) or radius < 0):
+        raise ConfigError(f"leakage radius must be a whole number of pixels >= 0 or None, got {radius!r}")
     seen = (split.train >= 0) | (split.val >= 0)
-    near = maximum_filter(seen, size=2 * int(radius) + 1, mode="constant", cval=False)
+    if radius is None:
+        near = np.full(seen.shape, seen.any())
+    else:
+        near = maximum_filter(seen, size=2 * int(radius) + 1, mode="constant", cval=False)
     test = split.test >= 0
     n_test, leaked = int(test.sum()), int((near & test).sum())
-    return {"radius": int(radius), "test_pixels": n_test, "leaked_pixels": leaked,
+    return {"radius": None if radius is None else int(radius), "test_pixels": n_test, "leaked_pixels": leaked,
             "fraction": leaked / n_test if n_test else None}
 
 
@@ -36,9 +40,10 @@ def format_leakage(record):
     """One line for reports: ``leakage: 99.87 % of test pixels have a training/validation pixel in their ...``."""
     if record.get("fraction") is None:
         return "leakage: no test pixels"
-    side = 2 * record["radius"] + 1
+    reach = ("input (the whole scene)" if record["radius"] is None else
+             f"{2 * record['radius'] + 1}x{2 * record['radius'] + 1} input")
     text = (f"leakage: {100 * record['fraction']:.2f} % of {record['test_pixels']} test pixels have a training or "
-            f"validation pixel in their {side}x{side} input; PCA "
+            f"validation pixel in their {reach}; PCA "
             + ("fitted on the whole scene (saw the test spectra)" if record["pca_saw_test"] else
                "fitted on training pixels only"))
     if record.get("transductive"):

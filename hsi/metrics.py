@@ -97,7 +97,17 @@ def format_report(metrics, title=None):
     extra = f"test pixels: {metrics['n_test']}  classes: {k}"
     if metrics.get("best_epoch") is not None:
         extra += f"  best epoch: {metrics['best_epoch']}"
-    lines += [extra, ""]
+    lines.append(extra)
+    if metrics.get("leakage"):
+        from .leakage import format_leakage
+
+        lines.append(format_leakage(metrics["leakage"]))
+    split = metrics.get("split") or {}
+    for key, what in (("classes_without_training", "no training pixel in this fold (their test pixels count as "
+                                                   "errors)"), ("classes_without_test", "no test pixel in this fold")):
+        if split.get(key):
+            lines.append(f"classes with {what}: {', '.join(split[key])}")
+    lines.append("")
 
     width = max([len("class")] + [len(n) for n in names])
     idx_w = max(2, max(len(str(i)) for i in ids))
@@ -155,16 +165,22 @@ def summarize_runs(results):
     return summary
 
 
-def epoch_score(row):
-    """What the best checkpoint maximises for one history row: validation OA, a tie going to the lower validation
-    loss (a small validation set often reaches 100 % early); training OA and loss when there is no validation."""
-    split = "val" if math.isfinite(row["val_oa"]) else "train"
+CHECKPOINT_RULES = ("val", "train", "last")
+
+
+def epoch_score(row, on="val"):
+    """What the best checkpoint maximises for one history row. ``on="val"``: validation OA, a tie going to the
+    lower validation loss (a small validation set often reaches 100 % early), training OA and loss when there is
+    no validation; ``"train"``: training OA then loss (the official HybridSN code); ``"last"``: the latest epoch."""
+    if on == "last":
+        return (row["epoch"],)
+    split = "val" if on == "val" and math.isfinite(row["val_oa"]) else "train"
     return row[f"{split}_oa"], -row[f"{split}_loss"]
 
 
-def best_epoch(history):
+def best_epoch(history, on="val"):
     """Epoch number of the history row with the highest :func:`epoch_score`, the earliest on an exact tie."""
-    return max(history, key=epoch_score)["epoch"]
+    return max(history, key=lambda row: epoch_score(row, on))["epoch"]
 
 
 def format_summary(summary):

@@ -28,7 +28,8 @@ from .data.scenes import load_recorded, load_scene, scene_record
 from .data.splits import Split, make_split
 from .engine import FitOptions, Trainer, labelled_pixels, log, predict_logits
 from .errors import ConfigError, SplitError
-from .kinds import describe_leakage, kind_of, leakage
+from .kinds import kind_of
+from .leakage import format_leakage, leakage_record
 
 HISTORY_FIELDS = ("epoch", "train_loss", "train_oa", "val_loss", "val_oa", "lr", "seconds")
 
@@ -51,6 +52,8 @@ class RunConfig:
     attention: str | None = None
     model_kwargs: dict = field(default_factory=dict)
     split: str = "random"
+    folds: int | None = None            # blocks split: the number of spatial blocks; ``fold`` is the held-out one
+    fold: int = 0
     train_ratio: float | None = 0.3
     train_per_class: int | None = None
     val_ratio: float = 0.1
@@ -80,6 +83,8 @@ class RunConfig:
         if self.padding not in PADDING_MODES:
             raise ConfigError(f"padding must be one of {PADDING_MODES}, got {self.padding!r}")
         check_patch_size(self.patch)
+        if self.split == "blocks" and self.folds is None:
+            raise ConfigError("the blocks split needs a number of folds (--folds K)")
         if self.crop is not None and (isinstance(self.crop, bool) or not isinstance(self.crop, int) or self.crop < 1):
             raise ConfigError(f"crop must be a positive number of pixels, got {self.crop!r}")
         self.fit.check()
@@ -93,9 +98,9 @@ class Prepared:
     datasets: dict   # "train", "val", "test" -> the model kind's datasets (patch windows or the scene)
 
 
-def prepare(scene, config, kind=None):
-    """Split, fit the PCA (on training pixels unless ``pca_fit == "scene"``) and cut the datasets of the
-    model's ``kind`` (default: the kind of ``config.model``): lazy patch windows or the whole scene."""
+def prepare(scene, config, kind=None, split=None):
+    """Split (or take ``split``), fit the PCA (on training pixels unless ``pca_fit == "scene"``) and cut the
+    datasets of the model's ``kind`` (default: the kind of ``config.model``): lazy patch windows or the scene."""
     config.check()
     kind = kind or kind_of(build_for(config, scene))
     check_patch_size(config.patch, scene.cube.shape)
@@ -103,12 +108,14 @@ def prepare(scene, config, kind=None):
         raise ConfigError(f"--pca {config.pca} is larger than the scene's band count {scene.bands}")
     with warnings.catch_warnings(record=True) as caught:     # shown only if the split is usable at all
         warnings.simplefilter("always")
-        split = make_split(scene.labels, config.split, train_ratio=config.train_ratio,
-                           train_per_class=config.train_per_class, val_ratio=config.val_ratio,
-                           patch_size=config.patch, seed=config.seed, class_names=scene.class_names)
+        if split is None:
+            split = make_split(scene.labels, config.split, train_ratio=config.train_ratio,
+                               train_per_class=config.train_per_class, val_ratio=config.val_ratio,
+                               patch_size=config.patch, seed=config.seed, class_names=scene.class_names,
+                               folds=config.folds, fold=config.fold)
     counts = split.counts(scene.n_classes)["train"]
     empty = [scene.class_names[k] for k, c in enumerate(counts) if c == 0 and scene.class_counts()[k] > 0]
-    if empty:
+    if empty and split.mode != "blocks":        # a block fold names its untrainable classes in the report
         raise SplitError(f"the {config.split} split leaves no training pixel for class(es) {', '.join(empty)}; "
                          f"raise the train ratio or choose another split")
     for warning in caught:
@@ -174,10 +181,11 @@ def default_out(config, scene):
     return Path("runs") / f"{scene.name}-{config.model}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def train(config, out=None, *, scene=None, progress=True, on_epoch=None):
+def train(config, out=None, *, scene=None, split=None, progress=True, on_epoch=None):
     """Train one run into the folder ``out`` and return its test metrics.
 
-    Everything that can fail on user input (scene, split, PCA, model) is checked before any file is written.
+    ``split`` (a :class:`~hsi.data.splits.Split`) replaces the one ``config`` would draw, so that several runs
+    share it (``hsi compare``). Everything that can fail on user input (scene, split, PCA, model) is checked before any file is written.
     ``on_epoch(row)`` is called with each history row once that epoch's checkpoints are on disk.
     """
     scene = scene if scene is not None else scene_for(config)
@@ -187,12 +195,11 @@ def train(config, out=None, *, scene=None, progress=True, on_epoch=None):
     model = build_for(config, scene)
     kind = kind_of(model)
     kind.check(config, model, scene)
-    prepared = prepare(scene, config, kind)
+    prepared = prepare(scene, config, kind, split)
     trainer = Trainer(model, config.fit, prepared.datasets["train"], prepared.datasets["val"], scene.n_classes,
                       seed=config.seed)
     out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "config.json", {**_config_record(config, scene, prepared),
-                                            "leakage": leakage(model, prepared.split)})
+    write_json_atomic(out / "config.json", _config_record(config, scene, prepared, model))
     prepared.split.save(out / "split.npz")
     _save(out / "last.pt", trainer, prepared, config, scene)   # epoch 0: resumable from the very start
     return _fit_and_finish(trainer, prepared, config, scene, out, progress, on_epoch)
@@ -210,9 +217,7 @@ def resume(run_dir, *, progress=True, on_epoch=None, **where):
     scene = run_scene(run_dir, **where)
     torch.manual_seed(config.seed)
     model = build_for(config, scene)
-    prepared = prepare(scene, config, kind_of(model))
-    if not np.array_equal(prepared.split.train, Split.load(run_dir / "split.npz").train):
-        raise ConfigError(f"{run_dir}: the scene no longer gives the split this run was trained on")
+    prepared = prepare(scene, config, kind_of(model), Split.load(run_dir / "split.npz"))
     model.load_state_dict(state["state_dict"])
     trainer = Trainer(model, config.fit, prepared.datasets["train"], prepared.datasets["val"], scene.n_classes,
                       seed=config.seed)
@@ -248,19 +253,20 @@ def _finish(out, config, scene, prepared, device):
     metrics = evaluate_test(trained, prepared, device)
     history = read_history(out / "history.csv")
     metrics["best_epoch"] = int(best["epoch"])
+    metrics["leakage"] = read_config(out)["leakage"]
+    metrics["parameters"] = count_parameters(trained.model)
+    metrics["split"] = prepared.split.info
+    if config.write_map:
+        start = time.perf_counter()
+        write_map(trained, scene, out / "map", device=device,
+                  title=f"{scene.name} / {config.model}: test OA {100 * metrics['oa']:.2f} %")
+        metrics["map_seconds"] = round(time.perf_counter() - start, 3)
     write_json_atomic(out / "metrics.json", metrics)
-    report = format_report(metrics, title=f"{scene.name} / {config.model}")
-    record = json.loads((out / "config.json").read_text())
-    if "leakage" in record:
-        report = report.rstrip("\n") + "\n\n" + describe_leakage(record["leakage"]) + "\n"
-    write_text_atomic(out / "report.txt", report)
+    write_text_atomic(out / "report.txt", format_report(metrics, title=f"{scene.name} / {config.model}"))
     save_figure(confusion_matrix_figure(np.array(metrics["confusion_matrix"]), scene.class_names,
                                         label_ids=trained.label_ids), out / "confusion.png")
     if history:
-        save_figure(curves_figure(history), out / "curves.png")
-    if config.write_map:
-        write_map(trained, scene, out / "map", device=device,
-                  title=f"{scene.name} / {config.model}: test OA {100 * metrics['oa']:.2f} %")
+        save_figure(curves_figure(history, config.fit.checkpoint_on), out / "curves.png")
     log.info("test OA %.2f%%  AA %.2f%%  kappa %.4f  ->  %s", 100 * metrics["oa"], 100 * metrics["aa"],
              metrics["kappa"], out)
     return metrics
@@ -352,6 +358,35 @@ def train_many(config, runs, out=None, *, progress=True):
     return summary
 
 
+def train_folds(config, out=None, *, progress=True):
+    """Spatial block cross-validation: train every fold of the ``blocks`` split (``config.folds`` of them) into
+    ``out/fold-N``; write a mean ± std summary that names the classes each fold could not train on or test."""
+    from .metrics import format_summary, summarize_runs
+
+    if config.split != "blocks" or not config.folds:
+        raise ConfigError("cross-validation needs the blocks split and a number of folds (--split blocks --folds K)")
+    scene = scene_for(config)
+    out = Path(out) if out else default_out(config, scene)
+    check_writable(out)
+    results = [train(RunConfig.from_dict({**asdict(config), "fold": fold}), out / f"fold-{fold}", scene=scene,
+                     progress=progress) for fold in range(config.folds)]
+    summary = summarize_runs(results)
+    summary["folds"] = [{"fold": fold, **{key: r["split"][key] for key in ("block", "classes_without_training",
+                                                                          "classes_without_test")}}
+                        for fold, r in enumerate(results)]
+    lines = [f"Spatial block cross-validation: {config.folds} folds, each tested on one block and trained on the "
+             f"others beyond a {config.patch // 2}-pixel buffer (a run per fold below).", "", format_summary(summary),
+             "| fold | block (rows, cols) | classes without training pixels | classes without test pixels |",
+             "| --- | --- | --- | --- |"]
+    for fold in summary["folds"]:
+        r0, r1, c0, c1 = fold["block"]
+        lines.append(f"| {fold['fold']} | {r0}:{r1}, {c0}:{c1} | {', '.join(fold['classes_without_training']) or '-'} "
+                     f"| {', '.join(fold['classes_without_test']) or '-'} |")
+    write_json_atomic(out / "summary.json", summary)
+    write_text_atomic(out / "summary.md", "\n".join(lines) + "\n")
+    return summary
+
+
 def _save(path, trainer, prepared, config, scene):
     model = trainer.model
     save_checkpoint({
@@ -369,8 +404,16 @@ def _model_kwargs(config, scene):
             "attention": config.attention, **config.model_kwargs}
 
 
-def _config_record(config, scene, prepared):
+def count_parameters(model):
+    """Learned numbers of a model: its parameters, or for a fitted classifier (SVM, forest) its stored buffers."""
+    learned = sum(p.numel() for p in model.parameters())
+    return int(learned or sum(b.numel() for b in model.buffers()))
+
+
+def _config_record(config, scene, prepared, model):
     import sklearn
+
+    kind = kind_of(model)
 
     return {
         "config": asdict(config),
@@ -380,6 +423,9 @@ def _config_record(config, scene, prepared):
         "split": {"mode": config.split, "counts": prepared.split.counts(scene.n_classes),
                   **prepared.split.info},
         "pca_fit_scope": prepared.reducer.fit_scope,
+        "model_kind": kind.name,
+        "leakage": leakage_record(prepared.split, kind.receptive_field_radius(model), prepared.reducer.fit_scope,
+                                  kind.transductive),
         "pca_fit": prepared.reducer.fit_record(),
         "versions": {"hsi": __version__, "torch": torch.__version__, "numpy": np.__version__,
                      "scikit-learn": sklearn.__version__, "python": platform.python_version()},

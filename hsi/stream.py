@@ -91,7 +91,7 @@ def stream_map(trained, scene, prefix, *, formats=("envi", "npy", "png"), probs=
         for array in (values, ids, prob_cube):
             if array is not None:
                 array.flush()
-        written = _finish(tmpdir, prefix, formats, probs, values, trained, header, ground_truth)
+        written = _finish(tmpdir, prefix, formats, probs, values, trained, header, ground_truth, palette)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
     return written
@@ -114,7 +114,7 @@ def _check_formats(formats, probs):
     return formats
 
 
-def _finish(tmpdir, prefix, formats, probs, values, trained, header, ground_truth):
+def _finish(tmpdir, prefix, formats, probs, values, trained, header, ground_truth, palette):
     """Headers and PNG from the finished map, then every file renamed into place (headers last)."""
     names = [str(n).replace(",", ";").replace("{", "(").replace("}", ")") for n in trained.class_names]
     carried = carried_entries(header)

@@ -104,7 +104,7 @@ def _tick_size(k):
     return 9 if k <= 12 else 8 if k <= 20 else 6
 
 
-def curves_figure(history):
+def curves_figure(history, checkpoint_on="val"):
     """Loss and overall accuracy per epoch, training and validation (two panels).
 
     ``history`` is a list of dicts with ``epoch, train_loss, train_oa, val_loss, val_oa`` (accuracies as
@@ -134,10 +134,11 @@ def curves_figure(history):
         ax.set_ylabel(label)
         ax.grid(True, alpha=0.3)
     val_oa = column("val_oa")
-    if np.isfinite(val_oa).any():
-        best = best_epoch(history)
+    if np.isfinite(val_oa).any() or checkpoint_on != "val":
+        best = best_epoch(history, checkpoint_on)
+        rule = {"val": "best validation", "train": "best training", "last": "last"}[checkpoint_on]
         for ax in (ax_loss, ax_acc):
-            ax.axvline(best, color="grey", linestyle="--", linewidth=1, label=f"best validation (epoch {best})")
+            ax.axvline(best, color="grey", linestyle="--", linewidth=1, label=f"{rule} (epoch {best})")
     ax_loss.set_title("loss")
     ax_acc.set_title("overall accuracy" + ("" if np.isfinite(val_oa).any() else " (no validation set)"))
     from matplotlib.ticker import MaxNLocator

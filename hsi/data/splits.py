@@ -275,11 +275,3 @@ def _carve_val(train, val_ratio, rng):
         train[pixels[:n_val, 0], pixels[:n_val, 1]] = -1
     return train, val
 
-
-def exposed_test_pixels(split, radius):
-    """Test pixels with a training pixel within Chebyshev distance ``radius`` (inside their receptive field);
-    ``radius`` None means the whole scene."""
-    train, test = split.train >= 0, split.test >= 0
-    if radius is None:
-        return int(test.sum()) if train.any() else 0
-    return int((test & maximum_filter(train, size=2 * radius + 1, mode="constant")).sum())

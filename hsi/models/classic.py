@@ -1,7 +1,7 @@
 """Classic pixel classifiers, fitted by scikit-learn and kept as plain tensors: an RBF SVM and a random forest.
 
-Both read one pixel's PCA spectrum (a 1×1 window, so they run through the same datasets, checkpoints, metrics and
-full-scene maps as the networks). ``fit`` runs scikit-learn on the training pixels; the fitted estimator is then
+Both read one pixel's PCA spectrum: the centre of whatever window the run cuts, so they run through the same
+datasets, checkpoints, metrics and full-scene maps as the networks, and their input radius (for leakage) is 0. ``fit`` runs scikit-learn on the training pixels; the fitted estimator is then
 stored as buffers (support vectors and dual coefficients; the trees' node arrays), so a checkpoint holds tensors
 only and loads with ``weights_only=True``. ``forward`` recomputes scikit-learn's own outputs from those buffers:
 the SVM's one-vs-rest decision function, the forest's log class probabilities.
@@ -14,14 +14,16 @@ from ..errors import ConfigError
 
 
 class FittedPixelClassifier(nn.Module):
-    """Base: a 1×1-window patch model whose buffers take whatever shapes the fitted estimator has."""
+    """Base: a patch model that reads the centre pixel of its window and whose buffers take whatever shapes the
+    fitted estimator has."""
 
     kind = "patch"
     fitted_by = "scikit-learn"       # trained by ``fit`` on all training pixels at once, not by gradient steps
+    input_radius = 0                 # reads only the centre pixel of its window
 
-    def __init__(self, bands, n_classes, buffers):
+    def __init__(self, bands, n_classes, patch_size, buffers):
         super().__init__()
-        self.bands, self.n_classes, self.patch_size = bands, n_classes, 1
+        self.bands, self.n_classes, self.patch_size = bands, n_classes, patch_size
         for name, value in buffers.items():
             self.register_buffer(name, value)
         self.dummy = nn.Parameter(torch.zeros(0), requires_grad=False)   # optimisers and .to() need one
@@ -37,18 +39,23 @@ class FittedPixelClassifier(nn.Module):
         return any(buffer.numel() for buffer in self.buffers())
 
     def spectra(self, x):
-        """``(N, 1, bands, 1, 1)`` windows (or ``(N, bands)``) as float64 ``(N, bands)`` spectra."""
+        """The centre spectra ``(N, bands)`` float64 of ``(N, 1, bands, p, p)`` windows (or of ``(N, bands)``)."""
+        if x.dim() == 5:
+            x = x[:, 0, :, x.shape[-2] // 2, x.shape[-1] // 2]
+        return x.reshape(len(x), self.bands).double()
+
+    def __call__(self, x):
         if not self.fitted:
             raise ConfigError(f"{type(self).__name__} is not fitted; train it (fit) before predicting")
-        return x.reshape(len(x), self.bands).double()
+        return super().__call__(x)
 
 
 class RBFSVM(FittedPixelClassifier):
     """scikit-learn's ``SVC(kernel="rbf")``; C and γ chosen by stratified cross-validation on the training pixels."""
 
-    def __init__(self, bands, n_classes, C=None, gamma=None, folds=3):
+    def __init__(self, bands, n_classes, patch_size=1, C=None, gamma=None, folds=3):
         empty = torch.zeros(0, dtype=torch.float64)
-        super().__init__(bands, n_classes, {"support_vectors": empty.reshape(0, bands), "dual_coef": empty,
+        super().__init__(bands, n_classes, patch_size, {"support_vectors": empty.reshape(0, bands), "dual_coef": empty,
                                             "intercept": empty, "n_support": torch.zeros(0, dtype=torch.long),
                                             "gamma": empty, "classes": torch.zeros(0, dtype=torch.long)})
         self.C, self.gamma_option, self.folds = C, gamma, folds
@@ -99,9 +106,9 @@ class RBFSVM(FittedPixelClassifier):
 class RandomForest(FittedPixelClassifier):
     """scikit-learn's ``RandomForestClassifier``; ``forward`` gives the log of its ``predict_proba``."""
 
-    def __init__(self, bands, n_classes, trees=200, seed=0):
+    def __init__(self, bands, n_classes, patch_size=1, trees=200, seed=0):
         long, f64 = torch.zeros(0, 0, dtype=torch.long), torch.zeros(0, 0, dtype=torch.float64)
-        super().__init__(bands, n_classes, {"left": long, "right": long, "feature": long, "threshold": f64,
+        super().__init__(bands, n_classes, patch_size, {"left": long, "right": long, "feature": long, "threshold": f64,
                                             "leaf_proba": torch.zeros(0, 0, 0, dtype=torch.float64),
                                             "classes": torch.zeros(0, dtype=torch.long)})
         self.trees, self.seed = trees, seed
@@ -142,7 +149,9 @@ class RandomForest(FittedPixelClassifier):
             step = torch.where(value <= self.threshold[trees, node], left, self.right[trees, node])
             node = torch.where(inner, step, node)
         proba = self.leaf_proba[trees, node].mean(1)                       # (N, classes present)
-        return _spread(proba.log(), self.classes, self.n_classes, floor=-torch.inf).float()
+        # a class the forest never predicts here gets 1e-12, not log(0), so losses stay finite; classes absent from
+        # training get -inf (probability exactly 0)
+        return _spread(proba.clamp_min(1e-12).log(), self.classes, self.n_classes, floor=-torch.inf).float()
 
 
 def _spread(scores, classes, n_classes, floor):
@@ -154,18 +163,16 @@ def _spread(scores, classes, n_classes, floor):
 
 def svm(*, bands, n_classes, patch_size=1, attention=None, C=None, gamma=None, folds=3):
     """RBF SVM on single-pixel spectra, C and γ by cross-validation on the training pixels."""
-    _check_pixel_input("svm", patch_size, attention)
-    return RBFSVM(bands, n_classes, C=C, gamma=gamma, folds=folds)
+    _check_pixel_input("svm", attention)
+    return RBFSVM(bands, n_classes, patch_size, C=C, gamma=gamma, folds=folds)
 
 
 def rf(*, bands, n_classes, patch_size=1, attention=None, trees=200, seed=0):
     """Random forest on single-pixel spectra."""
-    _check_pixel_input("rf", patch_size, attention)
-    return RandomForest(bands, n_classes, trees=trees, seed=seed)
+    _check_pixel_input("rf", attention)
+    return RandomForest(bands, n_classes, patch_size, trees=trees, seed=seed)
 
 
-def _check_pixel_input(name, patch_size, attention):
-    if patch_size != 1:
-        raise ConfigError(f"{name} classifies single-pixel spectra: its patch size is 1, got {patch_size}")
-    if attention is not None:
+def _check_pixel_input(name, attention):
+    if attention is not None and attention != "none":
         raise ConfigError(f"{name} has no attention slot, got attention={attention!r}")

@@ -3,7 +3,9 @@
 ``<out>/experiment.json``   what is compared (base settings, models, seeds); a rerun must ask for the same
 ``<out>/splits/seed-N.npz`` the split every model of seed N trains and is tested on
 ``<out>/<label>/seed-N/``   one run folder per model and seed: reused when finished, resumed when stopped
-``<out>/results.csv``       one row per model × seed; ``results.md``: mean ± std per model, per-class accuracy
+``<out>/results.csv``       one row per model × seed: scores, leakage, parameters (no clock times, so a comparison
+                            stopped and resumed writes the same file); ``timing.csv``: training and map seconds
+``<out>/results.md``        mean ± std per model with times, per-class accuracy
 ``<out>/maps.png``          every model's map of the first seed beside the ground truth
 ``<out>/per_class.png``     per-class accuracy of every model (mean over seeds)
 
@@ -27,7 +29,8 @@ from .runs import RunConfig, read_history, resume, scene_for, train
 log = logging.getLogger("hsi")
 
 RESULT_FIELDS = ("model", "seed", "oa", "aa", "kappa", "leakage", "pca_saw_test", "transductive", "parameters",
-                 "train_seconds", "map_seconds", "best_epoch", "run_dir")
+                 "best_epoch", "run_dir")
+TIMING_FIELDS = ("model", "seed", "train_seconds", "map_seconds")
 
 
 @dataclass
@@ -193,6 +196,11 @@ def _write_results(out, rows, scene, labels):
         writer.writerow([row[key] for key in RESULT_FIELDS] + ["" if a is None else a
                                                                for a in row["per_class_accuracy"]])
     write_text_atomic(out / "results.csv", buffer.getvalue())
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(TIMING_FIELDS)
+    writer.writerows([row[key] for key in TIMING_FIELDS] for row in rows)
+    write_text_atomic(out / "timing.csv", buffer.getvalue())
     write_text_atomic(out / "results.md", format_results(rows, names, scene.label_ids, labels))
     from .viz import comparison_maps_figure, per_class_figure, save_figure
 
