@@ -1,0 +1,117 @@
+"""hsi.compare: models side by side on shared splits, leakage beside every score, resumable."""
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+import hsi
+import hsi.comparison as comparison
+from hsi.data.splits import Split
+from hsi.engine import FitOptions
+from hsi.leakage import window_leakage
+from hsi.runs import Interrupted, RunConfig, train
+
+MODELS = [comparison.ModelSpec("hybridsn"), comparison.ModelSpec("svm", options={"model_kwargs": {"C": 100}}),
+          comparison.ModelSpec("fcn8s")]
+
+
+@pytest.fixture(scope="module")
+def crop(indian_pines, tmp_path_factory):
+    """A 48x48 Indian Pines sub-scene (10 classes, 1,510 labelled pixels) written to .npy files."""
+    folder = tmp_path_factory.mktemp("crop")
+    ids = np.where(indian_pines.labels >= 0, indian_pines.label_ids[indian_pines.labels], 0)[8:56, :48]
+    np.save(folder / "cube.npy", indian_pines.cube[8:56, :48])
+    np.save(folder / "gt.npy", ids.astype(np.uint8))
+    return hsi.load_scene(folder / "cube.npy", folder / "gt.npy")
+
+
+def base_config():
+    return RunConfig(pca=15, patch=9, train_ratio=0.3, val_ratio=0.2, seed=5,
+                     fit=FitOptions(epochs=2, batch_size=64, device="cpu"))
+
+
+@pytest.fixture(scope="module")
+def compared(crop, tmp_path_factory):
+    out = tmp_path_factory.mktemp("comparison") / "a"
+    return out, hsi.compare(base_config(), MODELS, out, runs=2, scene=crop)
+
+
+def read_rows(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_every_model_and_seed_shares_one_split_and_gets_its_leakage(compared):
+    out, rows = compared
+    assert [(r["model"], r["seed"]) for r in rows] == [(m.label, s) for s in (5, 6) for m in MODELS]
+    for row in rows:
+        shared = Split.load(out / "splits" / f"seed-{row['seed']}.npz")
+        run = Split.load(out / row["run_dir"] / "split.npz")
+        for part in ("train", "val", "test"):
+            np.testing.assert_array_equal(getattr(run, part), getattr(shared, part))
+        record = json.loads((out / row["run_dir"] / "metrics.json").read_text())["leakage"]
+        radius = {"hybridsn": 4, "svm": 0}.get(row["model"], record["radius"])
+        assert record == {**window_leakage(shared, radius), "pca_saw_test": False,
+                          "transductive": row["model"] == "fcn8s"}
+        assert row["leakage"] == record["fraction"]
+    by_model = {r["model"]: r for r in rows if r["seed"] == 5}
+    assert by_model["svm"]["leakage"] == 0                 # a pixel's own spectrum only: nothing leaks
+    assert by_model["hybridsn"]["leakage"] > 0.9           # random split: training pixels in most 9x9 windows
+    assert by_model["fcn8s"]["leakage"] >= by_model["hybridsn"]["leakage"]
+    assert json.loads((out / "svm" / "seed-5" / "config.json").read_text())["model_kind"] == "patch"
+
+
+def test_results_files_and_figures(compared, crop):
+    out, rows = compared
+    table = read_rows(out / "results.csv")
+    assert len(table) == 6 and {"oa", "leakage", *(f"acc:{n}" for n in crop.class_names)} <= set(table[0])
+    for row, line in zip(rows, table):
+        assert float(line["oa"]) == row["oa"] and line["model"] == row["model"]
+    timing = read_rows(out / "timing.csv")
+    assert all(float(t["train_seconds"]) > 0 and float(t["map_seconds"]) > 0 for t in timing)
+    text = (out / "results.md").read_text()
+    for spec in MODELS:
+        mine = [r["oa"] for r in rows if r["model"] == spec.label]
+        assert f"| {spec.label} | 2 | {100 * np.mean(mine):.2f} ± {100 * np.std(mine, ddof=1):.2f} |" in text
+    assert "(transductive)" in text and all(str(i) in text for i in crop.label_ids)
+    assert (out / "maps.png").stat().st_size > 10_000 and (out / "per_class.png").stat().st_size > 10_000
+
+
+def test_a_stopped_comparison_resumes_to_the_same_results(compared, crop, tmp_path):
+    """A comparison killed during seed 6's hybridsn run (after its first epoch, before fcn8s started) and run
+    again: finished runs are reused, the stopped one resumed, the missing one trained; results.csv is the same."""
+    out, _ = compared
+    stopped = tmp_path / "b"
+    shutil.copytree(out, stopped, ignore=shutil.ignore_patterns("results.*", "timing.csv", "*.png"))
+    for label in ("hybridsn", "fcn8s"):
+        shutil.rmtree(stopped / label / "seed-6")
+    with pytest.raises(Interrupted):
+        train(MODELS[0].config(base_config(), 6), stopped / "hybridsn" / "seed-6", scene=crop,
+              split=Split.load(stopped / "splits" / "seed-6.npz"), progress=False,
+              on_epoch=lambda row: (_ for _ in ()).throw(KeyboardInterrupt))
+    rows = hsi.compare(base_config(), MODELS, stopped, runs=2, scene=crop)
+    assert (stopped / "results.csv").read_text() == (out / "results.csv").read_text()
+    assert len(rows) == 6 and (stopped / "maps.png").is_file()
+
+
+def test_another_comparison_in_the_same_folder_is_refused(compared, crop):
+    out, _ = compared
+    with pytest.raises(hsi.ConfigError, match="holds another comparison"):
+        hsi.compare(base_config(), MODELS[:2], out, runs=2, scene=crop)
+
+
+def test_experiment_file(tmp_path):
+    (tmp_path / "exp.toml").write_text('dataset = "indian_pines"\nsplit = "disjoint"\nruns = 3\n'
+                                       '[fit]\nepochs = 5\n\n[[models]]\nmodel = "hybridsn"\n\n'
+                                       '[[models]]\nmodel = "resnet18"\nlabel = "resnet18-cbam"\nattention = "cbam"\n'
+                                       'fit = {epochs = 7}\n')
+    base, models, runs, out = comparison.read_experiment(tmp_path / "exp.toml")
+    assert (base.dataset, base.split, base.fit.epochs, runs, out) == ("indian_pines", "disjoint", 5, 3, None)
+    config = models[1].config(base, seed=2)
+    assert (config.model, config.attention, config.fit.epochs, config.seed, config.split) == \
+        ("resnet18", "cbam", 7, 2, "disjoint")
+    (tmp_path / "bad.toml").write_text('dataset = "indian_pines"\nepoch = 5\n[[models]]\nmodel = "hybridsn"\n')
+    with pytest.raises(hsi.ConfigError, match=r"unknown setting\(s\) \['epoch'\]"):
+        comparison.read_experiment(tmp_path / "bad.toml")
