@@ -1,26 +1,92 @@
-"""Shared fixtures: the real scenes in ../shared/data (or $HSI_SHARED_DATA)."""
-import os
+"""Shared fixtures: real data cut from the Indian Pines copy inside tensorly, written to temporary folders.
+
+Nothing here reads outside the repository and the installed packages, and every file goes to a temporary folder:
+the suite passes on a fresh clone, offline, with no data folder and no environment variable.
+"""
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
+import scipy.io
 
 import hsi
+from hsi.engine import FitOptions
+from hsi.runs import RunConfig, train
 
-SHARED_DATA = Path(os.environ.get("HSI_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
+# The second scene: a 40 x 48 field of Indian Pines (rows 16-55, columns 80-127) holding five of its classes.
+# Loaded from plain cube/gt files it keeps the file's own label ids (2, 8, 10, 11, 14): ids that are not 1..K,
+# the case a sub-scene such as Salinas-A poses.
+FIELD_ROWS, FIELD_COLS = slice(16, 56), slice(80, 128)
 
 
-@pytest.fixture(scope="session")
-def shared_data():
-    if not (SHARED_DATA / "salinas_a" / "SalinasA_corrected.mat").is_file():
-        pytest.fail(f"real scenes not found in {SHARED_DATA}; set HSI_SHARED_DATA")
-    return SHARED_DATA
+@pytest.fixture(scope="session", autouse=True)
+def private_environment(tmp_path_factory):
+    """Point every cache the suite (and the processes and kernels it starts) could write at a temporary folder,
+    and hide the data locations a developer's shell may set."""
+    home = tmp_path_factory.mktemp("home")
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("HSI_DATA_DIR", "HSI_SHARED_DATA"):
+            patch.delenv(name, raising=False)
+        patch.setenv("HSI_CACHE_DIR", str(home / "hsi-cache"))
+        for name, folder in (("XDG_CACHE_HOME", "cache"), ("XDG_CONFIG_HOME", "config"),
+                             ("MPLCONFIGDIR", "matplotlib"), ("IPYTHONDIR", "ipython"),
+                             ("JUPYTER_RUNTIME_DIR", "jupyter-runtime"), ("TORCH_HOME", "torch")):
+            patch.setenv(name, str(home / folder))
+        yield home
 
 
 @pytest.fixture(scope="session")
 def indian_pines():
+    """The whole Indian Pines scene (145 x 145 x 200, 16 classes), offline from tensorly."""
     return hsi.load_scene("indian_pines")
 
 
+def original_ids(scene):
+    """The label map with the original label ids, 0 for unlabelled: what a ground-truth file holds."""
+    return np.where(scene.labels >= 0, scene.label_ids[np.maximum(scene.labels, 0)], 0).astype(np.uint8)
+
+
+@dataclass
+class SceneFiles:
+    cube: Path
+    gt: Path
+    scene: hsi.data.scenes.Scene
+
+
 @pytest.fixture(scope="session")
-def salinas_a(shared_data):
-    return hsi.load_scene("salinas_a", data_dir=shared_data)
+def field(tmp_path_factory, indian_pines):
+    """The second scene: a field of Indian Pines written as cube.mat / gt.mat (MATLAB v5) and loaded from them."""
+    folder = tmp_path_factory.mktemp("field")
+    scipy.io.savemat(folder / "cube.mat", {"cube": indian_pines.cube[FIELD_ROWS, FIELD_COLS]})
+    scipy.io.savemat(folder / "gt.mat", {"gt": original_ids(indian_pines)[FIELD_ROWS, FIELD_COLS]})
+    return SceneFiles(folder / "cube.mat", folder / "gt.mat", hsi.load_scene(folder / "cube.mat", folder / "gt.mat"))
+
+
+@pytest.fixture(scope="session")
+def ip_data_dir(tmp_path_factory, indian_pines):
+    """A data folder holding Indian Pines under its registry file names and .mat keys."""
+    folder = tmp_path_factory.mktemp("data")
+    scipy.io.savemat(folder / "Indian_pines_corrected.mat", {"indian_pines_corrected": indian_pines.cube})
+    scipy.io.savemat(folder / "Indian_pines_gt.mat", {"indian_pines_gt": original_ids(indian_pines)})
+    return folder
+
+
+@pytest.fixture(scope="session")
+def field_config(field):
+    """``field_config(**changes)``: the suite's small run setting on the field (HybridSN, PCA 15, 9 x 9 patches,
+    15 % of the pixels for training, 3 epochs, seed 0), with changes."""
+    def make(**changes):
+        fit = FitOptions(epochs=changes.pop("epochs", 3), batch_size=64, device="cpu")
+        values = dict(cube=str(field.cube), gt=str(field.gt), pca=15, patch=9, train_ratio=0.15, seed=0, fit=fit)
+        values.update(changes)
+        return RunConfig(**values)
+    return make
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, field, field_config):
+    """One finished run in the suite's small setting, shared by every test that needs a trained run folder:
+    ``(run folder, its metrics)``."""
+    out = tmp_path_factory.mktemp("runs") / "field"
+    return out, train(field_config(), out, scene=field.scene, progress=False)

@@ -5,9 +5,10 @@ import sys
 
 import numpy as np
 import pytest
+import scipy.io
 import torch
 
-SMALL = ["--pca", "15", "--patch", "9", "--train-ratio", "0.05", "--batch-size", "64", "--device", "cpu"]
+SMALL = ["--pca", "15", "--patch", "9", "--train-ratio", "0.15", "--batch-size", "64", "--device", "cpu"]
 
 
 def hsi(*args, check=True, **kwargs):
@@ -18,24 +19,33 @@ def hsi(*args, check=True, **kwargs):
     return result
 
 
-@pytest.fixture(scope="module")
-def cli_run(tmp_path_factory, shared_data):
-    out = tmp_path_factory.mktemp("cli") / "run"
-    hsi("train", "--dataset", "salinas_a", "--data-dir", shared_data, "--epochs", 2, "--out", out, *SMALL)
-    return out
-
-
-def test_train_writes_run_folder_and_evaluate_agrees(cli_run):
-    names = {p.name for p in cli_run.iterdir()}
+def test_train_writes_run_folder_and_evaluate_agrees(tmp_path, field, indian_pines):
+    """A registry scene read from a data folder (here the field of Indian Pines under the registry's file names and
+    keys, to keep it small): train one epoch, then evaluate."""
+    data = tmp_path / "data"
+    data.mkdir()
+    scipy.io.savemat(data / "Indian_pines_corrected.mat", {"indian_pines_corrected": field.scene.cube})
+    scipy.io.savemat(data / "Indian_pines_gt.mat", {"indian_pines_gt": scipy.io.loadmat(field.gt)["gt"]})
+    out = tmp_path / "run"
+    trained = hsi("train", "--dataset", "indian_pines", "--data-dir", data, "--epochs", 1, "--out", out, *SMALL)
+    names = {p.name for p in out.iterdir()}
     assert {"config.json", "split.npz", "best.pt", "last.pt", "history.csv", "metrics.json", "report.txt",
             "confusion.png", "curves.png", "map.png", "map.npy"} <= names
-    metrics = json.loads((cli_run / "metrics.json").read_text())
-    printed = hsi("evaluate", cli_run).stdout
+    assert json.loads((out / "config.json").read_text())["config"]["dataset"] == "indian_pines"
+    assert torch.load(out / "best.pt", weights_only=True)["class_names"] == indian_pines.class_names
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert f"OA {100 * metrics['oa']:.2f}%" in trained.stdout
+    printed = hsi("evaluate", out).stdout
     assert f"OA {100 * metrics['oa']:.2f}%" in printed and f"kappa {metrics['kappa']:.4f}" in printed
-    assert f"AA {100 * metrics['aa']:.2f}%" in printed and "Lettuce_romaine_7wk" in printed
+    assert f"AA {100 * metrics['aa']:.2f}%" in printed and "Soybean-mintill" in printed   # a class of the field
 
 
-def test_predict_writes_png_npy_envi(cli_run, tmp_path):
+@pytest.fixture(scope="module")
+def cli_run(trained_run):
+    return trained_run[0]
+
+
+def test_predict_writes_png_npy_envi(cli_run, tmp_path, field):
     import spectral
 
     result = hsi("predict", cli_run, "--format", "png,npy,envi,rgb", "--out", tmp_path / "scene")
@@ -48,16 +58,20 @@ def test_predict_writes_png_npy_envi(cli_run, tmp_path):
     assert image.metadata["class names"] == ["Unclassified", *checkpoint["class_names"]]
     lookup = np.array(image.metadata["class lookup"], dtype=int).reshape(-1, 3)
     np.testing.assert_array_equal(lookup, [[0, 0, 0], *checkpoint["palette"]])
-    label_ids = [1, 10, 11, 12, 13, 14]
+    label_ids = checkpoint["label_ids"]
+    assert label_ids == field.scene.label_ids.tolist()
     np.testing.assert_array_equal(np.array([0] + label_ids)[classes], ids)
     assert set(np.unique(ids)) <= set(label_ids)                  # every pixel classified
-    assert ids.shape == (83, 86)
+    assert ids.shape == field.scene.labels.shape
 
 
-def test_datasets_lists_every_scene(shared_data):
-    out = hsi("datasets", "--data-dir", shared_data).stdout
-    assert "indian_pines" in out and "tensorly" in out or "local" in out
-    assert len(out.splitlines()) == 7
+def test_datasets_lists_every_scene(ip_data_dir):
+    from hsi.data.registry import SCENES
+
+    lines = hsi("datasets", "--data-dir", ip_data_dir).stdout.splitlines()
+    assert [line.split()[0] for line in lines] == list(SCENES)
+    assert str(ip_data_dir) in lines[0]                          # indian_pines: read from the folder given
+    assert not any(str(ip_data_dir) in line for line in lines[1:])
 
 
 def test_predict_refuses_an_unknown_format_before_predicting(cli_run, tmp_path):

@@ -11,7 +11,7 @@ import pytest
 import scipy.io
 import torch
 
-SMALL = ["--pca", "15", "--patch", "9", "--train-ratio", "0.05", "--batch-size", "64", "--device", "cpu"]
+SMALL = ["--pca", "15", "--patch", "9", "--train-ratio", "0.15", "--batch-size", "64", "--device", "cpu"]
 
 
 def run_cli(*args, **kwargs):
@@ -20,20 +20,21 @@ def run_cli(*args, **kwargs):
 
 
 @pytest.fixture(scope="module")
-def crop_files(tmp_path_factory, salinas_a):
-    """Real Salinas-A crop (40x40) written as cube/gt .mat files, plus damaged variants."""
+def crop_files(tmp_path_factory, field):
+    """The suite's field of Indian Pines (40x48) as cube/gt .mat files (the files the suite's run was trained on),
+    plus damaged variants."""
     d = tmp_path_factory.mktemp("inputs")
-    cube = salinas_a.cube[:40, :40]
-    gt = np.where(salinas_a.labels[:40, :40] >= 0, salinas_a.label_ids[salinas_a.labels[:40, :40]], 0)
-    gt = gt.astype(np.uint8)
-    scipy.io.savemat(d / "cube.mat", {"cube": cube})
-    scipy.io.savemat(d / "gt.mat", {"gt": gt})
+    cube = field.scene.cube
+    gt = scipy.io.loadmat(field.gt)["gt"]
+    assert 7 not in gt
+    for name, source in (("cube.mat", field.cube), ("gt.mat", field.gt)):
+        (d / name).write_bytes(source.read_bytes())
     data = (d / "cube.mat").read_bytes()
     (d / "truncated.mat").write_bytes(data[: len(data) // 3])
     scipy.io.savemat(d / "flat.mat", {"flat": cube[:, :, 0]})
     scipy.io.savemat(d / "two.mat", {"a": cube, "b": cube})
     scipy.io.savemat(d / "gt_small.mat", {"gt": gt[:-2]})
-    scipy.io.savemat(d / "nan.mat", {"cube": np.where(cube > 3000, np.nan, cube)})
+    scipy.io.savemat(d / "nan.mat", {"cube": np.where(cube > np.median(cube), np.nan, cube)})
     scipy.io.savemat(d / "gt_negative.mat", {"gt": gt.astype(np.int16) - 2})
     lonely = gt.copy()
     lonely[0, 0] = 7                       # a class with a single pixel: no split can train and test it
@@ -50,7 +51,7 @@ BAD_TRAIN = {
     "truncated mat": (lambda d: train_args(d, "truncated.mat"), "unreadable or truncated"),
     "no 3-D array": (lambda d: train_args(d, "flat.mat"), "no 3-D numeric array"),
     "ambiguous keys": (lambda d: train_args(d, "two.mat"), "several arrays could be the cube: ['a', 'b']"),
-    "shape mismatch": (lambda d: train_args(d, "cube.mat", "gt_small.mat"), "label map is 38x40 but the cube"),
+    "shape mismatch": (lambda d: train_args(d, "cube.mat", "gt_small.mat"), "label map is 38x48 but the cube"),
     "nan in cube": (lambda d: train_args(d, "nan.mat"), "NaN or Inf"),
     "negative labels": (lambda d: train_args(d, "cube.mat", "gt_negative.mat"), "negative labels"),
     "class left empty by split": (lambda d: train_args(d, "cube.mat", "gt_lonely.mat", "--split", "disjoint"),
@@ -61,7 +62,7 @@ BAD_TRAIN = {
     "unknown model": (lambda d: train_args(d, "cube.mat", "gt.mat", "--model", "resnet"), "hybridsn_2d3d"),
     "unknown attention": (lambda d: train_args(d, "cube.mat", "gt.mat", "--attention", "magic"), "cbam"),
     "unknown dataset": (lambda d: ["train", "--dataset", "indian_pine", *SMALL], "known datasets: indian_pines"),
-    "pca above bands": (lambda d: train_args(d, "cube.mat", "gt.mat", "--pca", 300), "band count 204"),
+    "pca above bands": (lambda d: train_args(d, "cube.mat", "gt.mat", "--pca", 300), "band count 200"),
     "patch below model minimum": (lambda d: train_args(d, "cube.mat", "gt.mat", "--patch", 5), "at least"),
 }
 
@@ -92,37 +93,35 @@ def test_unwritable_output_detected_before_training(crop_files, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory, crop_files):
-    out = tmp_path_factory.mktemp("run") / "run"
-    result = run_cli(*train_args(crop_files), "--out", out)
-    assert result.returncode == 0, result.stderr
-    return out
+def run_folder(trained_run):
+    """The suite's trained run: trained on crop_files' cube.mat and gt.mat."""
+    return trained_run[0]
 
 
 def _corrupt(run, d):
     (run / "best.pt").write_bytes((run / "best.pt").read_bytes()[:300])
 
 
-def test_predict_rejects_scene_with_other_bands(trained_run, crop_files, tmp_path, indian_pines):
-    scipy.io.savemat(tmp_path / "ip.mat", {"cube": indian_pines.cube[:30, :30]})
-    before = set(trained_run.iterdir())
-    result = run_cli("predict", trained_run, "--cube", tmp_path / "ip.mat")
-    assert_one_line_error(result, "trained on 204 bands but scene")
-    assert set(trained_run.iterdir()) == before
+def test_predict_rejects_scene_with_other_bands(run_folder, crop_files, tmp_path, indian_pines):
+    scipy.io.savemat(tmp_path / "ip.mat", {"cube": indian_pines.cube[:30, :30, :150]})
+    before = set(run_folder.iterdir())
+    result = run_cli("predict", run_folder, "--cube", tmp_path / "ip.mat")
+    assert_one_line_error(result, "trained on 200 bands but scene")
+    assert set(run_folder.iterdir()) == before
 
 
-def test_predict_rejects_scene_with_other_classes(trained_run, crop_files):
-    before = set(trained_run.iterdir())
-    result = run_cli("predict", trained_run, "--cube", crop_files / "cube.mat", "--gt", crop_files / "gt_lonely.mat")
+def test_predict_rejects_scene_with_other_classes(run_folder, crop_files):
+    before = set(run_folder.iterdir())
+    result = run_cli("predict", run_folder, "--cube", crop_files / "cube.mat", "--gt", crop_files / "gt_lonely.mat")
     assert_one_line_error(result, "label ids [7]")
-    assert set(trained_run.iterdir()) == before
+    assert set(run_folder.iterdir()) == before
 
 
-def test_predict_rejects_corrupted_checkpoint(trained_run, tmp_path):
+def test_predict_rejects_corrupted_checkpoint(run_folder, tmp_path):
     broken = tmp_path / "broken"
     broken.mkdir()
     for name in ("config.json", "best.pt"):
-        (broken / name).write_bytes((trained_run / name).read_bytes())
+        (broken / name).write_bytes((run_folder / name).read_bytes())
     _corrupt(broken, None)
     result = run_cli("predict", broken)
     assert_one_line_error(result, "corrupted")
@@ -139,12 +138,12 @@ class _Payload:
         return Path.touch, (Path(self.marker),)
 
 
-def test_pickled_object_checkpoint_is_refused_and_not_executed(trained_run, tmp_path):
+def test_pickled_object_checkpoint_is_refused_and_not_executed(run_folder, tmp_path):
     evil = tmp_path / "evil"
     evil.mkdir()
-    (evil / "config.json").write_bytes((trained_run / "config.json").read_bytes())
+    (evil / "config.json").write_bytes((run_folder / "config.json").read_bytes())
     marker = tmp_path / "pwned"
-    payload = torch.load(trained_run / "best.pt", weights_only=True)
+    payload = torch.load(run_folder / "best.pt", weights_only=True)
     payload["extra"] = _Payload(marker)
     torch.save(payload, evil / "best.pt")
     result = run_cli("predict", evil)
@@ -152,9 +151,9 @@ def test_pickled_object_checkpoint_is_refused_and_not_executed(trained_run, tmp_
     assert not marker.exists()
 
 
-def _start_training(shared_data, out, epochs):
-    args = ["train", "--dataset", "salinas_a", "--data-dir", shared_data, "--epochs", epochs, "--out", out,
-            "--no-map", *SMALL]
+def _start_training(d, out, epochs):
+    args = ["train", "--cube", d / "cube.mat", "--gt", d / "gt.mat", "--epochs", epochs, "--out", out, "--no-map",
+            *SMALL]
     return subprocess.Popen([sys.executable, "-m", "hsi.cli", *map(str, args)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
@@ -174,17 +173,17 @@ def _history(out):
     return [line.rsplit(",", 1)[0] for line in (out / "history.csv").read_text().splitlines()]
 
 
-def test_resume_after_sigkill_matches_uninterrupted_run(shared_data, tmp_path):
+def test_resume_after_sigkill_matches_uninterrupted_run(crop_files, tmp_path):
     whole = tmp_path / "whole"
-    straight = _start_training(shared_data, whole, 6)
-    assert straight.wait(timeout=600) == 0, straight.communicate()
+    straight = _start_training(crop_files, whole, 3)
     killed = tmp_path / "killed"
-    process = _start_training(shared_data, killed, 6)
-    _wait_for_epochs(killed, 2, process)
+    process = _start_training(crop_files, killed, 3)        # the two runs side by side
+    _wait_for_epochs(killed, 1, process)
     process.send_signal(signal.SIGKILL)
     process.wait()
+    assert straight.wait(timeout=600) == 0, straight.communicate()
     epoch = torch.load(killed / "last.pt", weights_only=True)["epoch"]
-    assert 2 <= epoch < 6 and not (killed / "metrics.json").exists()
+    assert 1 <= epoch < 3 and not (killed / "metrics.json").exists()
     result = run_cli("train", "--resume", killed)
     assert result.returncode == 0, result.stderr
     assert json.loads((killed / "metrics.json").read_text()) == json.loads((whole / "metrics.json").read_text())
@@ -192,9 +191,9 @@ def test_resume_after_sigkill_matches_uninterrupted_run(shared_data, tmp_path):
     assert not [p for p in killed.iterdir() if ".tmp-" in p.name]
 
 
-def test_sigint_saves_last_and_exits_130(shared_data, tmp_path):
+def test_sigint_saves_last_and_exits_130(crop_files, tmp_path):
     out = tmp_path / "interrupted"
-    process = _start_training(shared_data, out, 50)
+    process = _start_training(crop_files, out, 50)
     _wait_for_epochs(out, 1, process)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)

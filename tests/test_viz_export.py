@@ -1,4 +1,4 @@
-"""Figures and map export on the real scenes: PNG with legend, .npy label ids, ENVI classification."""
+"""Figures and map export on real data (Indian Pines and a field of it): PNG with legend, .npy label ids, ENVI."""
 import math
 from types import SimpleNamespace
 
@@ -37,37 +37,43 @@ def leftovers(folder):
     return [p.name for p in folder.rglob("*") if ".tmp-" in p.name]
 
 
-def test_export_png_npy_envi_on_salinas_a(salinas_a, tmp_path):
+@pytest.fixture(scope="module")
+def scene(field):
+    """The field of Indian Pines (40 x 48, five classes with label ids 2, 8, 10, 11, 14), read from .mat files."""
+    return field.scene
+
+
+def test_export_png_npy_envi_on_a_field_with_sparse_ids(scene, tmp_path):
     import spectral
 
-    label_map = filled(salinas_a)
-    assert (label_map >= 0).all() and set(np.unique(label_map)) == set(range(6))
-    trained = stand_in(salinas_a)
+    label_map = filled(scene)
+    assert (label_map >= 0).all() and set(np.unique(label_map)) == set(range(scene.n_classes))
+    trained = stand_in(scene)
     prefix = tmp_path / "run" / "map"                      # the folder does not exist yet
     written = export_map(label_map, trained, prefix, formats=("png", "npy", "envi"),
-                         ground_truth=salinas_a.labels)
+                         ground_truth=scene.labels)
     assert written == {"png": tmp_path / "run" / "map.png", "npy": tmp_path / "run" / "map.npy",
                        "envi": tmp_path / "run" / "map.hdr"}
     assert {p.name for p in (tmp_path / "run").iterdir()} == {"map.png", "map.npy", "map.hdr", "map.img"}
     assert leftovers(tmp_path) == []
 
     ids = np.load(written["npy"])
-    assert np.issubdtype(ids.dtype, np.integer) and ids.shape == (83, 86)
-    np.testing.assert_array_equal(ids, salinas_a.label_ids[label_map])
-    assert set(np.unique(ids)) == {1, 10, 11, 12, 13, 14}
+    assert np.issubdtype(ids.dtype, np.integer) and ids.shape == scene.labels.shape
+    np.testing.assert_array_equal(ids, scene.label_ids[label_map])
+    assert set(np.unique(ids)) == {2, 8, 10, 11, 14}
 
     image = spectral.open_image(str(written["envi"]))
     assert image.metadata["file type"] == "ENVI Classification"
     values = np.asarray(image.read_band(0))
     np.testing.assert_array_equal(values, label_map + 1)
-    assert image.metadata["class names"] == ["Unclassified", *salinas_a.class_names]
-    assert int(image.metadata["classes"]) == 7
+    assert image.metadata["class names"] == ["Unclassified", *scene.class_names]
+    assert int(image.metadata["classes"]) == scene.n_classes + 1
     lookup = np.array(image.metadata["class lookup"], dtype=int).reshape(-1, 3)
-    np.testing.assert_array_equal(lookup, np.vstack([[0, 0, 0], salinas_a.palette]))
+    np.testing.assert_array_equal(lookup, np.vstack([[0, 0, 0], scene.palette]))
 
     shape, colours = png_colours(written["png"])
     assert shape[0] >= 300 and shape[1] >= 2 * shape[0] * 0.8     # map and ground truth side by side + legend
-    for colour in salinas_a.palette:
+    for colour in scene.palette:
         assert tuple(int(v) for v in colour) in colours
     assert (0, 0, 0) in colours                                    # unlabelled ground-truth pixels
 
@@ -86,55 +92,55 @@ def test_export_indian_pines_map_with_no_class_pixels(indian_pines, tmp_path):
     assert {tuple(int(v) for v in c) for c in indian_pines.palette} <= colours
 
 
-def test_unknown_format_raises_before_writing(salinas_a, tmp_path):
+def test_unknown_format_raises_before_writing(scene, tmp_path):
     with pytest.raises(ConfigError) as info:
-        export_map(filled(salinas_a), stand_in(salinas_a), tmp_path / "out" / "map", formats=("png", "tiff"))
+        export_map(filled(scene), stand_in(scene), tmp_path / "out" / "map", formats=("png", "tiff"))
     assert "tiff" in str(info.value) and all(f in str(info.value) for f in ("png", "npy", "envi"))
     assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("change, message", [
-    (lambda m, gt: (m[:10], gt), "ground_truth"),
-    (lambda m, gt: (m + 6, gt), "outside"),
-    (lambda m, gt: (m.astype(float), gt), "integer"),
+    (lambda m, gt, k: (m[:10], gt), "ground_truth"),
+    (lambda m, gt, k: (m + k, gt), "outside"),
+    (lambda m, gt, k: (m.astype(float), gt), "integer"),
 ])
-def test_bad_maps_raise_before_writing(salinas_a, tmp_path, change, message):
-    label_map, gt = change(filled(salinas_a), salinas_a.labels)
+def test_bad_maps_raise_before_writing(scene, tmp_path, change, message):
+    label_map, gt = change(filled(scene), scene.labels, scene.n_classes)
     with pytest.raises(ConfigError, match=message):
-        export_map(label_map, stand_in(salinas_a), tmp_path / "map", formats=("npy", "png"), ground_truth=gt)
+        export_map(label_map, stand_in(scene), tmp_path / "map", formats=("npy", "png"), ground_truth=gt)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_envi_failure_leaves_no_temporary_files(salinas_a, tmp_path):
+def test_envi_failure_leaves_no_temporary_files(scene, tmp_path):
     (tmp_path / "map.img").mkdir()                                # the image cannot be renamed onto a folder
     with pytest.raises(OSError):
-        export_map(filled(salinas_a), stand_in(salinas_a), tmp_path / "map", formats=("envi",))
+        export_map(filled(scene), stand_in(scene), tmp_path / "map", formats=("envi",))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["map.img"] and leftovers(tmp_path) == []
 
 
-def test_label_map_rgb_uses_palette_and_black_for_no_class(salinas_a):
-    label_map = salinas_a.labels
-    rgb = label_map_rgb(label_map, salinas_a.palette)
-    assert rgb.shape == (83, 86, 3) and rgb.dtype == np.uint8
-    np.testing.assert_array_equal(rgb[label_map >= 0], salinas_a.palette[label_map[label_map >= 0]])
-    assert (rgb[label_map < 0] == 0).all()
+def test_label_map_rgb_uses_palette_and_black_for_no_class(scene):
+    label_map = scene.labels
+    rgb = label_map_rgb(label_map, scene.palette)
+    assert rgb.shape == (*label_map.shape, 3) and rgb.dtype == np.uint8
+    np.testing.assert_array_equal(rgb[label_map >= 0], scene.palette[label_map[label_map >= 0]])
+    assert (label_map < 0).any() and (rgb[label_map < 0] == 0).all()
     with pytest.raises(ConfigError, match="outside"):
-        label_map_rgb(label_map + 7, salinas_a.palette)
+        label_map_rgb(label_map + scene.n_classes + 1, scene.palette)
 
 
-def test_class_map_figure_has_legend_and_masks(salinas_a, tmp_path):
-    label_map = filled(salinas_a)
-    fig = class_map_figure(label_map, salinas_a.class_names, salinas_a.palette, ground_truth=salinas_a.labels,
-                           mask_unlabelled=True, title="Salinas-A")
+def test_class_map_figure_has_legend_and_masks(scene, tmp_path):
+    label_map = filled(scene)
+    fig = class_map_figure(label_map, scene.class_names, scene.palette, ground_truth=scene.labels,
+                           mask_unlabelled=True, title="a field of Indian Pines")
     legend = fig.legends[0]
-    assert [t.get_text() for t in legend.get_texts()] == [*salinas_a.class_names, "unlabelled"]
+    assert [t.get_text() for t in legend.get_texts()] == [*scene.class_names, "unlabelled"]
     shown = fig.axes[0].images[0].get_array()
-    np.testing.assert_array_equal(np.asarray(shown)[salinas_a.labels < 0], 0)
+    np.testing.assert_array_equal(np.asarray(shown)[scene.labels < 0], 0)
     path = save_figure(fig, tmp_path / "masked.png")
     _, colours = png_colours(path)
-    assert {tuple(int(v) for v in c) for c in salinas_a.palette} <= colours
+    assert {tuple(int(v) for v in c) for c in scene.palette} <= colours
     with pytest.raises(ConfigError, match="ground_truth"):
-        class_map_figure(label_map, salinas_a.class_names, salinas_a.palette, mask_unlabelled=True)
+        class_map_figure(label_map, scene.class_names, scene.palette, mask_unlabelled=True)
 
 
 def test_false_color_indian_pines_picks_visible_bands(indian_pines):
@@ -152,15 +158,20 @@ def test_false_color_indian_pines_picks_visible_bands(indian_pines):
     assert 0.01 < (image == 1).mean() < 0.05                      # ~2 % clipped at the top of each channel
 
 
-def test_false_color_without_wavelengths_and_band_override(salinas_a):
-    assert salinas_a.wavelengths is None
-    assert rgb_bands(204) == (152, 102, 51)
-    image = false_color(salinas_a.cube, bands=(10, 20, 30))
-    band = salinas_a.cube[:, :, 20].astype(np.float64)
+def test_false_color_without_wavelengths_and_band_override(scene):
+    assert scene.wavelengths is None                              # a .mat file carries no wavelengths
+    assert rgb_bands(204) == (152, 102, 51) and rgb_bands(200) == (149, 100, 50)
+    image = false_color(scene.cube)
+    assert image.shape == (*scene.labels.shape, 3)
+    band = scene.cube[:, :, 149].astype(np.float64)
+    lo, hi = np.percentile(band, [2, 98])
+    np.testing.assert_allclose(image[..., 0], np.clip((band - lo) / (hi - lo), 0, 1), atol=1e-6)
+    image = false_color(scene.cube, bands=(10, 20, 30))
+    band = scene.cube[:, :, 20].astype(np.float64)
     lo, hi = np.percentile(band, [2, 98])
     np.testing.assert_allclose(image[..., 1], np.clip((band - lo) / (hi - lo), 0, 1), atol=1e-6)
     with pytest.raises(ConfigError, match="bands"):
-        false_color(salinas_a.cube, bands=(0, 1, 999))
+        false_color(scene.cube, bands=(0, 1, 999))
 
 
 def test_write_rgb_png_round_trips(indian_pines, tmp_path):
@@ -188,22 +199,22 @@ def test_save_figure_is_atomic(indian_pines, tmp_path):
     assert not (tmp_path / "figure.xyz").exists()
 
 
-def test_confusion_matrix_figure_labels_and_counts(salinas_a, tmp_path):
-    labels = salinas_a.labels[salinas_a.labels >= 0]
-    predictions = filled(salinas_a)[salinas_a.labels >= 0]
-    predictions[::7] = (predictions[::7] + 1) % 6
-    cm = np.array(evaluate_predictions(labels, predictions, salinas_a.class_names)["confusion_matrix"])
-    fig = confusion_matrix_figure(cm, salinas_a.class_names, normalize=False)
+def test_confusion_matrix_figure_labels_and_counts(scene, tmp_path):
+    labels = scene.labels[scene.labels >= 0]
+    predictions = filled(scene)[scene.labels >= 0]
+    predictions[::7] = (predictions[::7] + 1) % scene.n_classes
+    cm = np.array(evaluate_predictions(labels, predictions, scene.class_names)["confusion_matrix"])
+    fig = confusion_matrix_figure(cm, scene.class_names, normalize=False)
     ax = fig.axes[0]
-    assert all(any(name in t.get_text() for t in ax.get_yticklabels()) for name in salinas_a.class_names)
+    assert all(any(name in t.get_text() for t in ax.get_yticklabels()) for name in scene.class_names)
     texts = {t.get_text() for t in ax.texts}
     assert str(cm[0, 0]) in texts and len(ax.texts) == np.count_nonzero(cm)
-    normalised = confusion_matrix_figure(cm, salinas_a.class_names)
+    normalised = confusion_matrix_figure(cm, scene.class_names)
     row = cm[1] / cm[1].sum()
     assert np.allclose(np.asarray(normalised.axes[0].images[0].get_array())[1], row)
     save_figure(normalised, tmp_path / "confusion.png")
     with pytest.raises(ConfigError, match="shape"):
-        confusion_matrix_figure(cm[:5], salinas_a.class_names)
+        confusion_matrix_figure(cm[:-1], scene.class_names)
 
 
 def test_curves_figure_with_and_without_validation(tmp_path):

@@ -4,7 +4,6 @@ import pytest
 import hsi
 
 IP_COUNTS = [46, 1428, 830, 237, 483, 730, 28, 478, 20, 972, 2455, 593, 205, 1265, 386, 93]
-SA_COUNTS = [391, 1343, 616, 1525, 674, 799]
 
 
 def test_indian_pines_offline_from_tensorly(indian_pines, monkeypatch, tmp_path):
@@ -17,28 +16,31 @@ def test_indian_pines_offline_from_tensorly(indian_pines, monkeypatch, tmp_path)
     assert len(indian_pines.wavelengths) == 200
 
 
-def test_indian_pines_mat_files_identical_to_tensorly(indian_pines, shared_data):
-    folder = shared_data / "indian_pines"
-    scene = hsi.load_scene(folder / "Indian_pines_corrected.mat", folder / "Indian_pines_gt.mat")
+def test_indian_pines_mat_files_identical_to_tensorly(indian_pines, ip_data_dir):
+    """The registry's .mat files (written here from the tensorly copy) load by path and by data folder."""
+    scene = hsi.load_scene(ip_data_dir / "Indian_pines_corrected.mat", ip_data_dir / "Indian_pines_gt.mat")
     np.testing.assert_array_equal(scene.cube, indian_pines.cube)
     np.testing.assert_array_equal(scene.labels, indian_pines.labels)
     assert scene.class_names == indian_pines.class_names and scene.name == "indian_pines"
-    by_dir = hsi.load_scene("indian_pines", data_dir=shared_data)
+    by_dir = hsi.load_scene("indian_pines", data_dir=ip_data_dir)
     assert by_dir.source.endswith("Indian_pines_corrected.mat")
     np.testing.assert_array_equal(by_dir.cube, indian_pines.cube)
+    np.testing.assert_array_equal(by_dir.label_ids, indian_pines.label_ids)
 
 
-def test_salinas_a_by_name_and_by_path(salinas_a, shared_data):
-    assert salinas_a.cube.shape == (83, 86, 204)
-    assert salinas_a.class_counts().tolist() == SA_COUNTS
-    assert salinas_a.label_ids.tolist() == [1, 10, 11, 12, 13, 14]
-    assert salinas_a.class_names == ["Brocoli_green_weeds_1", "Corn_senesced_green_weeds", "Lettuce_romaine_4wk",
-                                     "Lettuce_romaine_5wk", "Lettuce_romaine_6wk", "Lettuce_romaine_7wk"]
-    folder = shared_data / "salinas_a"
-    by_path = hsi.load_scene(folder / "SalinasA_corrected.mat", folder / "SalinasA_gt.mat")
-    np.testing.assert_array_equal(by_path.cube, salinas_a.cube)
-    np.testing.assert_array_equal(by_path.labels, salinas_a.labels)
-    assert by_path.class_names == salinas_a.class_names
+def test_sub_scene_keeps_its_own_label_ids(field, indian_pines):
+    """A field of Indian Pines from plain cube/gt files: classes 0..K-1 map back to the file's ids 2, 8, 10, 11, 14."""
+    scene = field.scene
+    assert scene.cube.shape == (40, 48, 200) and scene.name == "cube"
+    assert scene.label_ids.tolist() == [2, 8, 10, 11, 14]
+    assert scene.class_names == [f"class {i}" for i in (2, 8, 10, 11, 14)]
+    parent = indian_pines.labels[16:56, 80:128]
+    np.testing.assert_array_equal(scene.label_ids[scene.labels[scene.labels >= 0]],
+                                  indian_pines.label_ids[parent[parent >= 0]])
+    np.testing.assert_array_equal(scene.labels < 0, parent < 0)
+    assert scene.class_counts().tolist() == [int((indian_pines.label_ids[parent[parent >= 0]] == i).sum())
+                                             for i in (2, 8, 10, 11, 14)]
+    np.testing.assert_array_equal(scene.palette, indian_pines.palette[[1, 7, 9, 10, 13]])   # the parent's colours
 
 
 def test_unknown_name_lists_known_scenes():

@@ -55,8 +55,8 @@ def test_disjoint_split_no_test_window_holds_a_training_pixel(indian_pines):
     assert np.abs(ratio - 0.1).max() < 0.02
 
 
-def test_split_save_load(tmp_path, salinas_a):
-    split = make_split(salinas_a.labels, "random", train_ratio=0.1, seed=3)
+def test_split_save_load(tmp_path, field):
+    split = make_split(field.scene.labels, "random", train_ratio=0.1, seed=3)
     split.save(tmp_path / "split.npz")
     again = Split.load(tmp_path / "split.npz")
     assert again.mode == "random"
