@@ -1,6 +1,7 @@
 """A run folder: prepare a scene, train with checkpoints, evaluate on the test split, write every artefact.
 
-``<out>/config.json``  every resolved setting, seed, versions, split mode, PCA fit scope
+``<out>/config.json``  every resolved setting, seed, versions, split mode, PCA fit scope, where the scene was read
+                     from (files with sizes and sha256, or the tensorly version; see ``run_scene``)
 ``<out>/split.npz``    the train / val / test maps
 ``<out>/last.pt``      updated after every epoch (resume from here); ``best.pt``: best validation OA (ties: lower loss)
 ``<out>/history.csv``  one row per epoch; ``metrics.json``, ``report.txt``, ``confusion.png``, ``curves.png``

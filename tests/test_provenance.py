@@ -148,3 +148,9 @@ def test_cli_logs_progress_lines_inside_an_epoch_when_stderr_is_not_a_terminal(r
     steps = [m.split("batch ")[1].split()[0] for m in run[3] if m.startswith("epoch 1/1  batch ")]
     done, total = map(int, steps[-1].split("/"))
     assert len(steps) >= 2 and done == total
+
+
+def test_report_numbers_classes_by_the_ground_truth_files_ids(run, indian_pines):
+    lines = (run[0] / "report.txt").read_text().splitlines()
+    rows = [line.split()[0] for line in lines if any(line.split()[1:2] == [n] for n in indian_pines.class_names)]
+    assert rows == [str(i) for i in indian_pines.label_ids]
