@@ -3,9 +3,10 @@
 An SK unit is a bottleneck: 1×1 reduction, an SK convolution (:class:`~hsi.models.attention.sk.SelectiveKernel`:
 M branches of 3×3 convolutions with dilation 1..M, i.e. receptive fields 3×3, 5×5, ...; their sum pooled
 globally, squeezed by an FC layer to ``max(C / r, L)`` units and expanded to one channel vector per branch;
-a softmax across the branches weights their sum), then a 1×1 expansion to twice the middle width, as in
-SKNet-50's 128 → 256. The default stage layout is SKNet-26's, ``(2, 2, 2, 2)`` units, with the ResNet widths
-32-64-128-256 as middle widths; the attention slot ``unit`` sits before the addition, as in ResNet.
+a softmax across the branches weights their sum; the squeezing FC has a bias where the paper has BN, which
+cannot normalise one pooled value per sample in a batch of one), then a 1×1 expansion to twice the middle
+width, as in SKNet-50's 128 → 256. The default stage layout is SKNet-26's, ``(2, 2, 2, 2)`` units, with the
+ResNet widths 32-64-128-256 as middle widths; the attention slot ``unit`` sits before the addition, as in ResNet.
 """
 from .attention.registry import check_positive
 from .attention.sk import SelectiveKernel
