@@ -32,7 +32,8 @@ def sub_scene(indian_pines):
     cube = indian_pines.cube[40:104, 40:104]
     reduced = fit_pca(cube, 15, whiten=True).transform(cube)
     labels = indian_pines.labels[40:104, 40:104]
-    return torch.from_numpy(reduced).permute(2, 0, 1)[None], torch.from_numpy(np.where(labels >= 0, labels % 4, -1))[None]
+    folded = np.where(labels >= 0, labels % 4, -1)
+    return torch.from_numpy(reduced).permute(2, 0, 1)[None], torch.from_numpy(folded)[None]
 
 
 def randomise_batch_norm(model, seed=0):
