@@ -50,7 +50,7 @@ def assert_same(dense, patch, atol=1e-4):
     np.testing.assert_array_equal(dense.argmax(-1), patch.argmax(-1))
 
 
-@pytest.mark.parametrize("name", hsi.list_models())
+@pytest.mark.parametrize("name", hsi.list_models("patch"))
 def test_dense_equals_patch_on_all_of_indian_pines(name, indian_pines, reducer15):
     trained = trained_model(indian_pines, reducer15, name)
     dense = scene_logits(trained, indian_pines, mode="dense")

@@ -12,7 +12,7 @@ from hsi.models.attention.dcm import DCM
 from hsi.models.fcn import upsampler
 from hsi.models.receptive import receptive_field_radius
 
-SCENE_MODELS = ("fcn32s", "fcn16s", "fcn8s", "fcn_jpu")
+SCENE_MODELS = hsi.list_models("scene")
 NARROW = dict(widths=(8, 8, 8), context_width=16)
 BLOCKS = [None] + hsi.list_attention()
 

@@ -54,7 +54,7 @@ def test_attention_per_slot_by_name_class_and_factory():
 
 @pytest.mark.parametrize("bands,patch", SIZES)
 @pytest.mark.parametrize("block", [None, *hsi.list_attention()])
-@pytest.mark.parametrize("name", hsi.list_models())
+@pytest.mark.parametrize("name", hsi.list_models("patch"))
 def test_every_model_with_every_block(name, block, bands, patch):
     torch.manual_seed(0)
     model = hsi.build_model(name, bands=bands, n_classes=16, patch_size=patch, attention=block)
@@ -118,7 +118,7 @@ def fixed_batch(indian_pines):
     return PatchDataset(pad_cube(reduced, 15), coords, labels, 15).__getitems__(list(range(len(labels))))
 
 
-@pytest.mark.parametrize("name", hsi.list_models())
+@pytest.mark.parametrize("name", hsi.list_models("patch"))
 def test_each_variant_learns_a_fixed_batch(name, fixed_batch):
     torch.manual_seed(0)
     x, y = fixed_batch
