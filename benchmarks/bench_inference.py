@@ -5,7 +5,9 @@
 
 ``indian_pines``: HybridSN (30 PCA bands, 25x25, random weights with non-trivial batch-norm statistics, or
 ``--checkpoint best.pt``) over all 21,025 pixels in dense and in patch mode: both times, their ratio, the
-max |logit difference|, label agreement and peak RSS. ``synthetic``: a 2000x2000x30 scene (the reduced
+max |logit difference|, label agreement and peak RSS; then the scene model FCN-8s (random weights, or
+``--fcn-checkpoint``) over the same scene in one pass, and its time as a fraction of HybridSN's dense map
+(target: at most 1/20). ``synthetic``: a 2000x2000x30 scene (the reduced
 Indian Pines cube tiled and mirrored) in tiled dense mode only: time and peak RSS. Each case runs in its own
 process so its peak RSS is its own.
 """
@@ -39,7 +41,18 @@ def random_hybridsn(bands, n_classes, patch, seed=0):
     return model.eval()
 
 
-def indian_pines(checkpoint):
+def random_scene_model(name, bands, n_classes, seed=0):
+    torch.manual_seed(seed)
+    model = hsi.build_model(name, bands=bands, n_classes=n_classes)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 1.5)
+    return model.eval()
+
+
+def indian_pines(checkpoint, fcn_checkpoint):
     scene = hsi.load_scene("indian_pines")
     if checkpoint:
         trained = TrainedModel.from_checkpoint(checkpoint)
@@ -61,6 +74,16 @@ def indian_pines(checkpoint):
     print(f"patch  {patch_s:8.2f} s   peak RSS {peak_rss_mb():6.0f} MB (whole process)")
     print(f"speed-up {patch_s / dense_s:.1f}x   max |logit difference| {np.abs(dense - patch).max():.2e}   "
           f"label agreement {100 * agree:.3f} % of {dense.shape[0] * dense.shape[1]} pixels")
+    if fcn_checkpoint:
+        fcn = TrainedModel.from_checkpoint(fcn_checkpoint)
+    else:
+        fcn = TrainedModel(random_scene_model("fcn8s", 30, 16), fit_pca(scene.cube, 30, whiten=True), None, "zero",
+                           scene.class_names, scene.label_ids, scene.palette, scene.bands)
+    start = time.perf_counter()
+    scene_logits(fcn, scene)
+    fcn_s = time.perf_counter() - start
+    print(f"fcn8s  {fcn_s:8.2f} s   one pass   {fcn_s / dense_s:.3f} of HybridSN's dense time "
+          f"(1/{dense_s / fcn_s:.0f}; target <= 1/20)")
 
 
 def synthetic(size=2000, bands=30):
@@ -86,15 +109,18 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--case", choices=("indian_pines", "synthetic"))
     parser.add_argument("--checkpoint", help="use a trained best.pt instead of random weights")
+    parser.add_argument("--fcn-checkpoint", help="use a trained fcn8s best.pt instead of random weights")
     parser.add_argument("--size", type=int, default=2000, help="side of the synthetic scene")
     args = parser.parse_args()
     if args.case == "indian_pines":
-        indian_pines(args.checkpoint)
+        indian_pines(args.checkpoint, args.fcn_checkpoint)
     elif args.case == "synthetic":
         synthetic(args.size)
     else:
         for case in ("indian_pines", "synthetic"):
             extra = ["--checkpoint", args.checkpoint] if args.checkpoint and case == "indian_pines" else []
+            extra += ["--fcn-checkpoint", args.fcn_checkpoint] if args.fcn_checkpoint and case == "indian_pines" \
+                else []
             subprocess.run([sys.executable, __file__, "--case", case, "--size", str(args.size), *extra],
                            check=True)
 

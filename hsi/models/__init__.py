@@ -16,9 +16,13 @@ MODELS = {"hybridsn": hybridsn, "hybridsn_2d3d": hybridsn_2d3d, "hybridsn_se": h
           "svm": svm, "rf": rf}
 
 
-def list_models():
-    """Names accepted by :func:`build_model`."""
-    return list(MODELS)
+def list_models(kind=None):
+    """Names accepted by :func:`build_model`; with ``kind`` ("patch" or "scene") only the models of that kind
+    (the ``kind`` of the class each builder's return annotation names)."""
+    if kind not in (None, "patch", "scene"):
+        raise ConfigError(f"model kind must be patch or scene, got {kind!r}")
+    return [name for name, builder in MODELS.items()
+            if kind is None or builder.__annotations__["return"].kind == kind]
 
 
 def build_model(name, *, bands, n_classes, patch_size=25, attention=None, **kwargs):

@@ -173,23 +173,26 @@ def _fcn(skips, bands, n_classes, attention, widths, context_width, dropout):
                attention=attention, dropout=dropout)
 
 
-def fcn32s(*, bands, n_classes, patch_size=None, attention=None, widths=WIDTHS, context_width=512, dropout=0.5):
+def fcn32s(*, bands, n_classes, patch_size=None, attention=None, widths=WIDTHS, context_width=512,
+           dropout=0.5) -> FCN:
     """FCN-32s: the context scores upsampled once. ``patch_size`` is ignored (scene model). Slot: ``context``."""
     return _fcn(0, bands, n_classes, attention, widths, context_width, dropout)
 
 
-def fcn16s(*, bands, n_classes, patch_size=None, attention=None, widths=WIDTHS, context_width=512, dropout=0.5):
+def fcn16s(*, bands, n_classes, patch_size=None, attention=None, widths=WIDTHS, context_width=512,
+           dropout=0.5) -> FCN:
     """FCN-16s: the context scores upsampled 2x and fused with pool4's scores. Slot: ``context``."""
     return _fcn(1, bands, n_classes, attention, widths, context_width, dropout)
 
 
-def fcn8s(*, bands, n_classes, patch_size=None, attention=None, widths=WIDTHS, context_width=512, dropout=0.5):
+def fcn8s(*, bands, n_classes, patch_size=None, attention=None, widths=WIDTHS, context_width=512,
+          dropout=0.5) -> FCN:
     """FCN-8s: FCN-16s's fused scores upsampled 2x and fused with pool3's scores. Slot: ``context``."""
     return _fcn(2, bands, n_classes, attention, widths, context_width, dropout)
 
 
 def fcn_jpu(*, bands, n_classes, patch_size=None, attention=None, widths=WIDTHS, context_width=512, dropout=0.5,
-            jpu_width=64):
+            jpu_width=64) -> FCNJPU:
     """FCN encoder + FastFCN's JPU over pool3, pool4 and the context map. Slot: ``context``."""
     return FCNJPU(bands=bands, n_classes=n_classes, widths=tuple(widths), context_width=context_width,
                   attention=attention, dropout=dropout, jpu_width=jpu_width)

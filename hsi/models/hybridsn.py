@@ -121,7 +121,7 @@ def _check_sizes(model_name, bands, patch_size, min_bands, min_patch):
                           f"convolutions, got {bands}")
 
 
-def hybridsn(*, bands, n_classes, patch_size=25, attention=None, batch_norm=True, dropout=0.4):
+def hybridsn(*, bands, n_classes, patch_size=25, attention=None, batch_norm=True, dropout=0.4) -> HybridSN:
     """HybridSN (Roy et al. 2019): 3-D convolutions, spectral depth folded into channels, a 2-D convolution,
     then Linear 256 → Linear 128 → Linear n_classes with dropout. Slots: ``after_3d``, ``after_2d``."""
     _check_sizes("hybridsn", bands, patch_size, 1 + Conv3dStack.depth_lost(), 9)
@@ -131,7 +131,8 @@ def hybridsn(*, bands, n_classes, patch_size=25, attention=None, batch_norm=True
                     patch_size, attention, dropout)
 
 
-def hybridsn_2d3d(*, bands, n_classes, patch_size=25, attention=None, batch_norm=True, dropout=0.4):
+def hybridsn_2d3d(*, bands, n_classes, patch_size=25, attention=None, batch_norm=True,
+                  dropout=0.4) -> HybridSN:
     """The "2-D first" variant: a 2-D convolution with the bands as channels, its 64 maps lifted to a 3-D
     volume, then the three 3-D convolutions and the same head. Slots: ``after_2d``, ``after_3d``."""
     _check_sizes("hybridsn_2d3d", bands, patch_size, 1, 9)
@@ -139,7 +140,7 @@ def hybridsn_2d3d(*, bands, n_classes, patch_size=25, attention=None, batch_norm
                     n_classes, patch_size, attention, dropout)
 
 
-def hybridsn_se(*, bands, n_classes, patch_size=25, attention="se", batch_norm=True, dropout=0.1):
+def hybridsn_se(*, bands, n_classes, patch_size=25, attention="se", batch_norm=True, dropout=0.1) -> HybridSN:
     """HybridSN with squeeze-excitation after the 3-D stack and after the 2-D convolution, dropout 0.1."""
     return hybridsn(bands=bands, n_classes=n_classes, patch_size=patch_size, attention=attention,
                     batch_norm=batch_norm, dropout=dropout)

@@ -12,7 +12,7 @@ from hsi.models.attention.dcm import DCM
 from hsi.models.fcn import upsampler
 from hsi.models.receptive import receptive_field_radius
 
-SCENE_MODELS = ("fcn32s", "fcn16s", "fcn8s", "fcn_jpu")
+SCENE_MODELS = hsi.list_models("scene")
 NARROW = dict(widths=(8, 8, 8), context_width=16)
 BLOCKS = [None] + hsi.list_attention()
 
@@ -32,7 +32,8 @@ def sub_scene(indian_pines):
     cube = indian_pines.cube[40:104, 40:104]
     reduced = fit_pca(cube, 15, whiten=True).transform(cube)
     labels = indian_pines.labels[40:104, 40:104]
-    return torch.from_numpy(reduced).permute(2, 0, 1)[None], torch.from_numpy(np.where(labels >= 0, labels % 4, -1))[None]
+    folded = np.where(labels >= 0, labels % 4, -1)
+    return torch.from_numpy(reduced).permute(2, 0, 1)[None], torch.from_numpy(folded)[None]
 
 
 def randomise_batch_norm(model, seed=0):
