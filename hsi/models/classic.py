@@ -161,13 +161,13 @@ def _spread(scores, classes, n_classes, floor):
     return out
 
 
-def svm(*, bands, n_classes, patch_size=1, attention=None, C=None, gamma=None, folds=3):
+def svm(*, bands, n_classes, patch_size=1, attention=None, C=None, gamma=None, folds=3) -> RBFSVM:
     """RBF SVM on single-pixel spectra, C and γ by cross-validation on the training pixels."""
     _check_pixel_input("svm", attention)
     return RBFSVM(bands, n_classes, patch_size, C=C, gamma=gamma, folds=folds)
 
 
-def rf(*, bands, n_classes, patch_size=1, attention=None, trees=200, seed=0):
+def rf(*, bands, n_classes, patch_size=1, attention=None, trees=200, seed=0) -> RandomForest:
     """Random forest on single-pixel spectra."""
     _check_pixel_input("rf", attention)
     return RandomForest(bands, n_classes, patch_size, trees=trees, seed=seed)

@@ -40,7 +40,8 @@ def transition(in_channels, out_channels, stride):
     return nn.Sequential(bn_relu(in_channels), conv1x1(in_channels, out_channels), *pool)
 
 
-def densenet_bc(*, bands, n_classes, patch_size=25, attention=None, depth=40, growth=24, compression=0.5):
+def densenet_bc(*, bands, n_classes, patch_size=25, attention=None, depth=40, growth=24,
+                compression=0.5) -> PatchClassifier:
     """DenseNet-BC of ``depth`` (6n + 4) with growth rate ``growth``; the stem has ``2 * growth`` maps."""
     check_sizes("densenet_bc", bands, n_classes, patch_size)
     depth, growth = check_positive("depth", depth), check_positive("growth", growth)

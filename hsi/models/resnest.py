@@ -11,6 +11,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .attention.registry import check_positive
+from .backbone import PatchClassifier
 from .resnet import Bottleneck, residual_network
 
 
@@ -62,6 +63,6 @@ class SplitAttentionUnit(Bottleneck):
         return [SplitAttentionConv(planes, planes, stride, **self.split_options)]
 
 
-def resnest(*, units=(2, 2, 2, 2), **options):
+def resnest(*, units=(2, 2, 2, 2), **options) -> PatchClassifier:
     """ResNeSt with ``units`` split-attention units per stage (radix 2, cardinality 1 by default)."""
     return residual_network("resnest", SplitAttentionUnit, tuple(units), **options)

@@ -98,31 +98,31 @@ def residual_network(name, block, units, *, bands, n_classes, patch_size, attent
                            patch_size=patch_size, slot_names=("unit",), final=bn_relu(channels) if preact else None)
 
 
-def resnet18(**options):
+def resnet18(**options) -> PatchClassifier:
     """ResNet-18: BasicBlock × (2, 2, 2, 2)."""
     return residual_network("resnet18", BasicBlock, (2, 2, 2, 2), **options)
 
 
-def resnet34(**options):
+def resnet34(**options) -> PatchClassifier:
     """ResNet-34: BasicBlock × (3, 4, 6, 3)."""
     return residual_network("resnet34", BasicBlock, (3, 4, 6, 3), **options)
 
 
-def resnet50(**options):
+def resnet50(**options) -> PatchClassifier:
     """ResNet-50: Bottleneck × (3, 4, 6, 3)."""
     return residual_network("resnet50", Bottleneck, (3, 4, 6, 3), **options)
 
 
-def preact_resnet18(**options):
+def preact_resnet18(**options) -> PatchClassifier:
     """Pre-activation ResNet-18: BN-ReLU before each convolution, identity shortcuts kept clean."""
     return residual_network("preact_resnet18", BasicBlock, (2, 2, 2, 2), preact=True, **options)
 
 
-def se_resnet18(*, attention="se", **options):
+def se_resnet18(*, attention="se", **options) -> PatchClassifier:
     """SE-ResNet-18 (Hu et al., CVPR 2018): ResNet-18 with squeeze-excitation in every unit."""
     return resnet18(attention=attention, **options)
 
 
-def se_resnet50(*, attention="se", **options):
+def se_resnet50(*, attention="se", **options) -> PatchClassifier:
     """SE-ResNet-50: ResNet-50 with squeeze-excitation in every unit."""
     return resnet50(attention=attention, **options)

@@ -10,6 +10,7 @@ ResNet widths 32-64-128-256 as middle widths; the attention slot ``unit`` sits b
 """
 from .attention.registry import check_positive
 from .attention.sk import SelectiveKernel
+from .backbone import PatchClassifier
 from .resnet import Bottleneck, residual_network
 
 
@@ -29,6 +30,6 @@ class SKUnit(Bottleneck):
         return [SelectiveKernel(planes, stride=stride, **self.sk_options)]
 
 
-def sknet(*, units=(2, 2, 2, 2), **options):
+def sknet(*, units=(2, 2, 2, 2), **options) -> PatchClassifier:
     """SKNet with ``units`` SK units per stage (M = 2, G = 32, r = 16, L = 32 by default)."""
     return residual_network("sknet", SKUnit, tuple(units), **options)
