@@ -33,6 +33,7 @@ def test_window_leakage_equals_a_direct_count(crop_labels, mode, radius):
     assert record["fraction"] == record["leaked_pixels"] / n_test
     if radius == 0:
         assert record["leaked_pixels"] == 0           # a pixel is in one subset only
+    assert window_leakage(split, None)["leaked_pixels"] == n_test     # a model reading the whole scene
 
 
 def test_random_split_leaks_almost_everything_and_disjoint_nothing(indian_pines):

@@ -7,7 +7,8 @@ import torch
 
 from hsi import ConfigError
 from hsi.cli import main
-from hsi.data.splits import Split, exposed_test_pixels
+from hsi.data.splits import Split
+from hsi.leakage import window_leakage
 from hsi.engine import FitOptions
 from hsi.runs import Interrupted, RunConfig, evaluate_run, resume, train
 
@@ -56,15 +57,16 @@ def test_scene_run_folder_states_its_leakage(finished_run):
     for name in ("config.json", "split.npz", "best.pt", "last.pt", "history.csv", "metrics.json", "report.txt",
                  "map.png", "map.npy"):
         assert (out / name).is_file(), name
-    record = json.loads((out / "config.json").read_text())["leakage"]
+    config = json.loads((out / "config.json").read_text())
+    record = config["leakage"]
     split = Split.load(out / "split.npz")
-    assert record["model_kind"] == "scene" and record["transductive"] is True
-    assert isinstance(record["receptive_field_radius"], int) and record["receptive_field_radius"] > 8
+    assert config["model_kind"] == "scene" and record["transductive"] is True
+    assert isinstance(record["radius"], int) and record["radius"] > 8
     assert record["test_pixels"] == metrics["n_test"] == (split.test >= 0).sum()
-    assert record["test_pixels_with_training_pixel_in_receptive_field"] == \
-        exposed_test_pixels(split, record["receptive_field_radius"])
+    assert record == {**window_leakage(split, record["radius"]), "pca_saw_test": False, "transductive": True}
+    assert metrics["leakage"] == record
     report = (out / "report.txt").read_text()
-    assert "Transductive" in report and f"radius {record['receptive_field_radius']} pixels" in report
+    assert "transductive" in report and f"{2 * record['radius'] + 1}x{2 * record['radius'] + 1} input" in report
     assert np.load(out / "map.npy").shape == (64, 64)
     assert len((out / "history.csv").read_text().splitlines()) == 4
 

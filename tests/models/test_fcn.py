@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 import hsi
 from hsi.data.preprocess import fit_pca
-from hsi.data.splits import Split, exposed_test_pixels
+from hsi.data.splits import Split
 from hsi.inference import scene_logits
 from hsi.models.attention.dcm import DCM
 from hsi.models.fcn import upsampler
@@ -170,15 +170,3 @@ def test_tiled_prediction_equals_one_pass(indian_pines):
     assert (top2[..., 1] - top2[..., 0])[differ].max(initial=0) <= 2 * tolerance
     with pytest.raises(hsi.ConfigError, match="scene model"):
         scene_logits(model, cube, mode="patch")
-
-
-def test_exposed_test_pixels_matches_brute_force():
-    rng = np.random.default_rng(0)
-    train = np.where(rng.random((23, 31)) < 0.05, 1, -1)
-    test = np.where((train < 0) & (rng.random((23, 31)) < 0.5), 2, -1)
-    split = Split(train, np.full_like(train, -1), test, "random")
-    trains = np.argwhere(train >= 0)
-    for radius in (0, 1, 3, 7):
-        brute = sum(np.abs(trains - pixel).max(1).min() <= radius for pixel in np.argwhere(test >= 0))
-        assert exposed_test_pixels(split, radius) == brute
-    assert exposed_test_pixels(split, None) == (test >= 0).sum()
