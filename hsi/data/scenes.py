@@ -26,8 +26,9 @@ class Scene:
     -1 for unlabelled pixels; ``label_ids[k]`` is class k's id in the original file.
 
     Label numbering: the Python API (``labels``, ``hsi.predict_scene``, metrics dicts, ``class_names[k]``,
-    ``palette[k]``) uses class indices 0..K-1; everything written for people to read (``map.npy``, ENVI maps,
-    ``report.txt``, ``summary.md``, figures) uses the ground-truth file's own ids ``label_ids[k]``, with names.
+    ``palette[k]``) uses class indices 0..K-1; everything written for people to read (``map.npy``, ``report.txt``,
+    ``summary.md``, figures) uses the ground-truth file's own ids ``label_ids[k]``, with names (an ENVI
+    classification image stores k + 1, its header naming each value).
     ``origin`` says which files were read (``None`` for a scene built in memory).
     """
 
