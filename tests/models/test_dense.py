@@ -45,11 +45,17 @@ def trained_model(scene, reducer, name="hybridsn", patch=11, attention=None, pad
 
 
 def assert_same(dense, patch):
-    """Labels exactly; float32 logits up to rounding, whatever order their sums ran in: 1e-4 relative plus 1e-5 of
-    the largest logit (a wrong window, halo or padding moves logits by a sizeable fraction of that)."""
+    """Float32 logits equal up to rounding, whatever order their sums ran in: 1e-4 relative plus 1e-5 of the largest
+    logit (a wrong window, halo or padding moves logits by a sizeable fraction of that). Labels equal exactly,
+    except at a pixel whose two best logits are themselves equal to within that rounding (a tie either pass may
+    break its own way)."""
     assert dense.shape == patch.shape
-    np.testing.assert_allclose(dense, patch, rtol=1e-4, atol=1e-5 * float(np.abs(patch).max()))
-    np.testing.assert_array_equal(dense.argmax(-1), patch.argmax(-1))
+    atol = 1e-5 * float(np.abs(patch).max())
+    np.testing.assert_allclose(dense, patch, rtol=1e-4, atol=atol)
+    flipped = dense.argmax(-1) != patch.argmax(-1)
+    best_two = np.sort(patch[flipped], axis=-1)[:, -2:]
+    tolerance = 2 * (atol + 1e-4 * np.abs(best_two[:, 1]))
+    assert (best_two[:, 1] - best_two[:, 0] <= tolerance).all(), "a label differs where the logits are no tie"
 
 
 @pytest.mark.parametrize("name", hsi.list_models())
