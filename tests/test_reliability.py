@@ -154,8 +154,10 @@ def test_pickled_object_checkpoint_is_refused_and_not_executed(run_folder, tmp_p
 def _start_training(d, out, epochs):
     args = ["train", "--cube", d / "cube.mat", "--gt", d / "gt.mat", "--epochs", epochs, "--out", out, "--no-map",
             *SMALL]
+    # Ctrl-C as in a terminal even when the suite itself runs in the background (where SIGINT is ignored).
     return subprocess.Popen([sys.executable, "-m", "hsi.cli", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for_epochs(out, n, process, timeout=300):

@@ -47,19 +47,26 @@ def trained_model(scene, reducer, name="hybridsn", patch=11, attention=None, pad
 
 
 def assert_same(dense, patch):
-    """Labels exactly; float32 logits up to rounding, whatever order their sums ran in: 1e-4 relative plus 1e-5 of
-    the largest logit (a wrong window, halo or padding moves logits by a sizeable fraction of that)."""
+    """Float32 logits equal up to rounding, whatever order their sums ran in: 1e-4 relative plus 1e-5 of the largest
+    logit (a wrong window, halo or padding moves logits by a sizeable fraction of that). Labels equal exactly,
+    except at a pixel whose two best logits are themselves equal to within that rounding (a tie either pass may
+    break its own way)."""
     assert dense.shape == patch.shape
-    np.testing.assert_allclose(dense, patch, rtol=1e-4, atol=1e-5 * float(np.abs(patch).max()))
-    np.testing.assert_array_equal(dense.argmax(-1), patch.argmax(-1))
+    atol = 1e-5 * float(np.abs(patch).max())
+    np.testing.assert_allclose(dense, patch, rtol=1e-4, atol=atol)
+    flipped = dense.argmax(-1) != patch.argmax(-1)
+    best_two = np.sort(patch[flipped], axis=-1)[:, -2:]
+    tolerance = 2 * (atol + 1e-4 * np.abs(best_two[:, 1]))
+    assert (best_two[:, 1] - best_two[:, 0] <= tolerance).all(), "a label differs where the logits are no tie"
 
 
 @pytest.mark.parametrize("name", HYBRIDSN_FAMILY)
-def test_dense_equals_patch_on_all_of_indian_pines(name, indian_pines, reducer15):
-    trained = trained_model(indian_pines, reducer15, name)
-    dense = scene_logits(trained, indian_pines, mode="dense")
-    patch = scene_logits(trained, indian_pines, mode="patch", batch_size=512)
-    assert dense.shape == (145, 145, 16)                  # all 21,025 pixels, borders included
+def test_dense_equals_patch_on_every_pixel_of_a_scene(name, indian_pines, reducer15):
+    scene = crop(indian_pines, slice(50, 90), slice(60, 108))     # a 40 x 48 scene of its own: four borders
+    trained = trained_model(scene, reducer15, name)
+    dense = scene_logits(trained, scene, mode="dense")
+    patch = scene_logits(trained, scene, mode="patch", batch_size=512)
+    assert dense.shape == (40, 48, 16)                    # all 1,920 pixels, borders included
     assert_same(dense, patch)
 
 

@@ -108,22 +108,22 @@ def test_entry_point_block_builds_into_hybridsn(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def fixed_batch(indian_pines):
-    """Two real Indian Pines patches (30 PCA bands, 15x15) of every class."""
+    """Two real Indian Pines patches (15 PCA bands, 11x11) of every class."""
     rng = np.random.default_rng(0)
     coords, labels = [], []
     for k in range(indian_pines.n_classes):
         pixels = np.argwhere(indian_pines.labels == k)
         coords += [pixels[i] for i in rng.choice(len(pixels), 2, replace=False)]
         labels += [k, k]
-    reduced = fit_pca(indian_pines.cube, 30, whiten=True).transform(indian_pines.cube)
-    return PatchDataset(pad_cube(reduced, 15), coords, labels, 15).__getitems__(list(range(len(labels))))
+    reduced = fit_pca(indian_pines.cube, 15, whiten=True).transform(indian_pines.cube)
+    return PatchDataset(pad_cube(reduced, 11), coords, labels, 11).__getitems__(list(range(len(labels))))
 
 
 @pytest.mark.parametrize("name", HYBRIDSN_FAMILY)
 def test_each_variant_learns_a_fixed_batch(name, fixed_batch):
     torch.manual_seed(0)
     x, y = fixed_batch
-    model = hsi.build_model(name, bands=30, n_classes=16, patch_size=15)
+    model = hsi.build_model(name, bands=15, n_classes=16, patch_size=11)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     model.eval()
     with torch.no_grad():
