@@ -94,6 +94,13 @@ def kind_of(model):
     return KINDS[name]
 
 
+def kind_of_model_name(name):
+    """The kind of the model that ``build_model(name, ...)`` builds."""
+    from .models import model_kind
+
+    return KINDS[model_kind(name)]
+
+
 def leakage(model, split):
     """What a model trained on ``split`` can see of the test pixels: the record written to config.json."""
     kind = kind_of(model)

@@ -28,7 +28,7 @@ from .data.scenes import load_scene
 from .data.splits import Split, make_split
 from .engine import FitOptions, Trainer, labelled_pixels, log, predict_logits
 from .errors import ConfigError, SplitError
-from .kinds import describe_leakage, kind_of, leakage
+from .kinds import describe_leakage, kind_of, kind_of_model_name, leakage
 
 HISTORY_FIELDS = ("epoch", "train_loss", "train_oa", "val_loss", "val_oa", "lr", "seconds")
 
@@ -97,7 +97,7 @@ def prepare(scene, config, kind=None):
     """Split, fit the PCA (on training pixels unless ``pca_fit == "scene"``) and cut the datasets of the
     model's ``kind`` (default: the kind of ``config.model``): lazy patch windows or the whole scene."""
     config.check()
-    kind = kind or kind_of(build_for(config, scene))
+    kind = kind or kind_of_model_name(config.model)
     check_patch_size(config.patch, scene.cube.shape)
     if config.pca > scene.bands:
         raise ConfigError(f"--pca {config.pca} is larger than the scene's band count {scene.bands}")
