@@ -87,10 +87,17 @@ KINDS = {kind.name: kind for kind in (PatchKind(), SceneKind())}
 
 
 def kind_of(model):
-    """The kind of ``model`` (its class's ``kind`` attribute: "patch" or "scene")."""
-    name = getattr(model, "kind", None)
+    """The kind of ``model``: its class's ``kind`` attribute, "patch" or "scene"; a model from outside the
+    toolkit that declares none is a patch model (windows in, one row of logits per window out)."""
+    name = getattr(model, "kind", "patch")
     if name not in KINDS:
-        raise ConfigError(f"{type(model).__name__} declares no model kind (a class attribute kind = 'patch' or "
-                          f"'scene'), got {name!r}")
+        raise ConfigError(f"{type(model).__name__} declares model kind {name!r}; expected 'patch' or 'scene'")
     return KINDS[name]
+
+
+def kind_of_model_name(name):
+    """The kind of the model that ``build_model(name, ...)`` builds."""
+    from .models import model_kind
+
+    return KINDS[model_kind(name)]
 

@@ -29,8 +29,8 @@ from .data.scenes import load_recorded, load_scene, scene_record
 from .data.splits import Split, make_split
 from .engine import FitOptions, Trainer, labelled_pixels, log, predict_logits
 from .errors import ConfigError, SplitError
-from .kinds import kind_of
-from .leakage import format_leakage, leakage_record
+from .kinds import kind_of, kind_of_model_name
+from .leakage import leakage_record
 
 HISTORY_FIELDS = ("epoch", "train_loss", "train_oa", "val_loss", "val_oa", "lr", "seconds")
 
@@ -103,7 +103,7 @@ def prepare(scene, config, kind=None, split=None):
     """Split (or take ``split``), fit the PCA (on training pixels unless ``pca_fit == "scene"``) and cut the
     datasets of the model's ``kind`` (default: the kind of ``config.model``): lazy patch windows or the scene."""
     config.check()
-    kind = kind or kind_of(build_for(config, scene))
+    kind = kind or kind_of_model_name(config.model)
     check_patch_size(config.patch, scene.cube.shape)
     if config.pca > scene.bands:
         raise ConfigError(f"--pca {config.pca} is larger than the scene's band count {scene.bands}")

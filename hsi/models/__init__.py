@@ -21,8 +21,14 @@ def list_models(kind=None):
     (the ``kind`` of the class each builder's return annotation names)."""
     if kind not in (None, "patch", "scene"):
         raise ConfigError(f"model kind must be patch or scene, got {kind!r}")
-    return [name for name, builder in MODELS.items()
-            if kind is None or builder.__annotations__["return"].kind == kind]
+    return [name for name in MODELS if kind is None or model_kind(name) == kind]
+
+
+def model_kind(name):
+    """"patch" or "scene": the ``kind`` of the class that the builder ``name`` returns, without building it."""
+    if name not in MODELS:
+        raise ConfigError(f"unknown model {name!r}; known models: {', '.join(MODELS)}")
+    return MODELS[name].__annotations__["return"].kind
 
 
 def build_model(name, *, bands, n_classes, patch_size=25, attention=None, **kwargs):
@@ -47,4 +53,5 @@ def build_model(name, *, bands, n_classes, patch_size=25, attention=None, **kwar
         raise ConfigError(f"model {name!r} does not take these options: {exc}") from None
 
 
-__all__ = ["HybridSN", "build_model", "create_attention", "list_attention", "list_models", "register_attention"]
+__all__ = ["HybridSN", "build_model", "create_attention", "list_attention", "list_models", "model_kind",
+           "register_attention"]

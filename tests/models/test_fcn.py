@@ -93,10 +93,10 @@ def test_transposed_convolutions_start_as_bilinear_upsampling():
 
 
 def dcm_transcription(block, x):
-    """DMNet's head written out from the paper / mmsegmentation's DCM: per filter size k, kernels
-    G = Conv1x1(AdaptiveAvgPool_k(x)), features R = ReLU(BN(Conv1x1(x))), D[n, c] = R[n, c] (*) G[n, c]
-    (cross-correlation, zero padding, one more row/column at top/left for even k), O_k = ReLU(BN(D));
-    output = ReLU(BN(Conv3x3([x, O_1, ..., O_k]))). Evaluated position by position."""
+    """DMNet's head as in its released code (mmsegmentation's DCM): per filter size k, kernels
+    G = Conv1x1(AdaptiveAvgPool_k(x)), features R = ReLU(BN(Conv1x1(x))), D[n, c] = R[n, c] (*) G[n, c] as one
+    convolution with N * C groups over R viewed as (1, N * C, H, W), zero padding with one more row/column at
+    top/left for even k; O_k = ReLU(BN(D)); output = ReLU(BN(Conv3x3([x, O_1, ..., O_k])))."""
     outputs = [x]
     for branch in block.branches:
         k = branch.filter_size
@@ -106,11 +106,8 @@ def dcm_transcription(block, x):
                                       bn.bias, eps=bn.eps))
         n, c, h, w = reduced.shape
         before, after = (k - 1) // 2 + (k - 1) % 2, (k - 1) // 2
-        padded = F.pad(reduced, (before, after, before, after))
-        dynamic = torch.zeros(n, c, h, w, dtype=x.dtype)
-        for u in range(k):
-            for v in range(k):
-                dynamic += kernels[:, :, u, v, None, None] * padded[:, :, u:u + h, v:v + w]
+        padded = F.pad(reduced.reshape(1, n * c, h, w), (before, after, before, after))
+        dynamic = F.conv2d(padded, kernels.reshape(n * c, 1, k, k), groups=n * c).reshape(n, c, h, w)
         bn = branch.norm[0]
         outputs.append(F.relu(F.batch_norm(dynamic, bn.running_mean, bn.running_var, bn.weight, bn.bias,
                                            eps=bn.eps)))

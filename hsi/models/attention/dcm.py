@@ -11,7 +11,9 @@ class DynamicConv(nn.Module):
     """One DCM of filter size ``k``: a ``k x k`` depthwise kernel per image and channel, generated from the
     features average-pooled to ``k x k`` by a 1x1 conv (with bias); applied (no bias) to a 1x1 conv-BN-ReLU
     reduced copy of the features, zero-padded to keep H x W (an even ``k`` pads one more at top and left),
-    then BN and ReLU. Input ``(N, channels, H, W)``, output ``(N, hidden, H, W)``."""
+    then BN and ReLU. Input ``(N, channels, H, W)``, output ``(N, hidden, H, W)``. The depthwise product is
+    a sum of ``k * k`` shifted copies (DMNet's code uses one convolution with ``N * hidden`` groups: the same
+    sums, checked against it in the tests)."""
 
     def __init__(self, channels, hidden, filter_size):
         super().__init__()
@@ -25,12 +27,13 @@ class DynamicConv(nn.Module):
         k = self.filter_size
         kernels = self.generate(F.adaptive_avg_pool2d(x, k))               # (N, hidden, k, k)
         features = self.reduce(x)
-        n, c, h, w = features.shape
+        h, w = features.shape[-2:]
         pad = (k - 1) // 2
         extra = (k - 1) % 2
-        features = F.pad(features.reshape(1, n * c, h, w), (pad + extra, pad, pad + extra, pad))
-        out = F.conv2d(features, kernels.reshape(n * c, 1, k, k), groups=n * c)
-        return self.norm(out.reshape(n, c, h, w))
+        padded = F.pad(features, (pad + extra, pad, pad + extra, pad))
+        out = sum(kernels[:, :, u, v, None, None] * padded[:, :, u:u + h, v:v + w]
+                  for u in range(k) for v in range(k))
+        return self.norm(out)
 
 
 @register_attention("dcm")
