@@ -15,7 +15,7 @@ from tqdm import tqdm
 from .checkpoint import TrainedModel
 from .data.patches import PatchDataset, collate_batch, pad_cube
 from .data.scenes import Scene
-from .engine import predict_logits, resolve_device
+from .engine import predict_logits, resolve_device, to_device
 from .errors import ConfigError
 from .models.dense import activation_floats_per_pixel, dense_logits, supports_dense
 
@@ -117,12 +117,13 @@ def _dense_tiles(trained, cube, tile, batch_size, device, memory_mb, progress):
     if tile < 1:
         raise ConfigError(f"tile must be at least 1 pixel, got {tile}")
     starts = [(r, c) for r in range(0, rows, tile) for c in range(0, cols, tile)]
+    cache = {}
     with torch.inference_mode():
         for r0, c0 in tqdm(starts, desc="tiles", unit="tile", disable=not progress, leave=False):
             r1, c1 = min(r0 + tile, rows), min(c0 + tile, cols)
             window = _padded_region(trained, cube, r0 - margin, r1 + margin, c0 - margin, c1 + margin)
-            x = torch.from_numpy(window).permute(2, 0, 1)[None, None].to(device)
-            yield (r0, r1, c0, c1), dense_logits(trained.model, x, batch_size).float().cpu().numpy()
+            x = to_device(torch.from_numpy(window).permute(2, 0, 1).contiguous()[None, None], device)
+            yield (r0, r1, c0, c1), dense_logits(trained.model, x, batch_size, cache).float().cpu().numpy()
 
 
 def _padded_region(trained, cube, r0, r1, c0, c1):
