@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from .checkpoint import TrainedModel
 from .data.patches import PatchDataset, collate_batch, pad_cube
+from .data.mapped import MappedCube
 from .data.scenes import Scene
 from .engine import predict_logits, resolve_device, to_device
 from .errors import ConfigError
@@ -32,7 +33,8 @@ def predict_scene(model_or_checkpoint, scene, *, mode="auto", tile=None, batch_s
     loaded checkpoint dict, or a bare model (then the scene must already be reduced to the model's bands).
     The scene is reduced with the PCA the model was trained with. ``tile`` is the side of the square tiles
     predicted at once (default: chosen so the dense pass stays within ``memory_mb``). With
-    ``return_probs`` the class probabilities ``(rows, cols, K)`` are returned too.
+    ``return_probs`` the class probabilities ``(rows, cols, K)`` are returned too. No-data pixels of a
+    memory-mapped cube (``data ignore value``) get class -1 (probabilities 0).
     """
     labels, probs = None, None
     for (r0, r1, c0, c1), logits in _logit_tiles(model_or_checkpoint, scene, mode, tile, batch_size, device,
@@ -43,6 +45,11 @@ def predict_scene(model_or_checkpoint, scene, *, mode="auto", tile=None, batch_s
         labels[r0:r1, c0:c1] = logits.argmax(-1)
         if return_probs:
             probs[r0:r1, c0:c1] = torch.softmax(torch.from_numpy(logits), -1).numpy()
+        if isinstance(_cube(scene), MappedCube) and _cube(scene).ignore_value is not None:
+            empty = _cube(scene).nodata((slice(r0, r1), slice(c0, c1)))       # no-data pixels: no class
+            labels[r0:r1, c0:c1][empty] = -1
+            if return_probs:
+                probs[r0:r1, c0:c1][empty] = 0
     return (labels, probs) if return_probs else labels
 
 
