@@ -13,8 +13,8 @@ import torch
 from tqdm import tqdm
 
 from .checkpoint import TrainedModel
-from .data.patches import PatchDataset, collate_batch, pad_cube
 from .data.mapped import MappedCube
+from .data.patches import PatchDataset, collate_batch, pad_cube
 from .data.scenes import Scene
 from .engine import predict_logits, resolve_device, to_device
 from .errors import ConfigError
