@@ -27,7 +27,7 @@ def untiled(trained, indian_pines):
 @pytest.mark.parametrize("tile", [7, 50, 64, 144])
 def test_tiles_give_the_untiled_result(trained, indian_pines, untiled, tile):
     tiled = scene_logits(trained, indian_pines, mode="dense", tile=tile)
-    assert np.abs(tiled - untiled).max() <= 1e-5
+    assert np.abs(tiled - untiled).max() <= 1e-4        # float rounding (FFT head blocks follow the tile)
     np.testing.assert_array_equal(tiled.argmax(-1), untiled.argmax(-1))
 
 
