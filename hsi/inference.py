@@ -15,9 +15,10 @@ import torch
 from tqdm import tqdm
 
 from .checkpoint import TrainedModel
+from .data.mapped import MappedCube
 from .data.patches import PatchDataset, collate_batch, pad_cube
 from .data.scenes import Scene
-from .engine import predict_logits, resolve_device
+from .engine import predict_logits, resolve_device, to_device
 from .errors import ConfigError
 from .kinds import kind_of
 from .models.dense import activation_floats_per_pixel, dense_logits, supports_dense
@@ -35,7 +36,8 @@ def predict_scene(model_or_checkpoint, scene, *, mode="auto", tile=None, batch_s
     loaded checkpoint dict, or a bare model (then the scene must already be reduced to the model's bands).
     The scene is reduced with the PCA the model was trained with. ``tile`` is the side of the square tiles
     predicted at once (default: chosen so the dense pass stays within ``memory_mb``). With
-    ``return_probs`` the class probabilities ``(rows, cols, K)`` are returned too.
+    ``return_probs`` the class probabilities ``(rows, cols, K)`` are returned too. No-data pixels of a
+    memory-mapped cube (``data ignore value``) get class -1 (probabilities 0).
     """
     labels, probs = None, None
     for (r0, r1, c0, c1), logits in _logit_tiles(model_or_checkpoint, scene, mode, tile, batch_size, device,
@@ -46,6 +48,11 @@ def predict_scene(model_or_checkpoint, scene, *, mode="auto", tile=None, batch_s
         labels[r0:r1, c0:c1] = logits.argmax(-1)
         if return_probs:
             probs[r0:r1, c0:c1] = torch.softmax(torch.from_numpy(logits), -1).numpy()
+        if isinstance(_cube(scene), MappedCube) and _cube(scene).ignore_value is not None:
+            empty = _cube(scene).nodata((slice(r0, r1), slice(c0, c1)))       # no-data pixels: no class
+            labels[r0:r1, c0:c1][empty] = -1
+            if return_probs:
+                probs[r0:r1, c0:c1][empty] = 0
     return (labels, probs) if return_probs else labels
 
 
@@ -190,12 +197,13 @@ def _dense_tiles(trained, cube, tile, batch_size, device, memory_mb, progress):
     if tile < 1:
         raise ConfigError(f"tile must be at least 1 pixel, got {tile}")
     starts = [(r, c) for r in range(0, rows, tile) for c in range(0, cols, tile)]
+    cache = {}
     with torch.inference_mode():
         for r0, c0 in tqdm(starts, desc="tiles", unit="tile", disable=not progress, leave=False):
             r1, c1 = min(r0 + tile, rows), min(c0 + tile, cols)
             window = _padded_region(trained, cube, r0 - margin, r1 + margin, c0 - margin, c1 + margin)
-            x = torch.from_numpy(window).permute(2, 0, 1)[None, None].to(device)
-            yield (r0, r1, c0, c1), dense_logits(trained.model, x, batch_size).float().cpu().numpy()
+            x = to_device(torch.from_numpy(window).permute(2, 0, 1).contiguous()[None, None], device)
+            yield (r0, r1, c0, c1), dense_logits(trained.model, x, batch_size, cache).float().cpu().numpy()
 
 
 def _padded_region(trained, cube, r0, r1, c0, c1):

@@ -189,6 +189,6 @@ def _georeferenced_image(scene):
     header = getattr(scene, "header", None) or {}
     if "map info" not in header and "coordinate system string" not in header:
         return None
-    from .data.envi import _image_file
+    from .data.envi import image_file
 
-    return _image_file(Path(scene.source))
+    return image_file(Path(scene.source))

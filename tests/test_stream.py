@@ -104,3 +104,11 @@ def test_geotiff_has_the_input_transform_crs_and_colours(streamed, flight_line, 
         np.testing.assert_array_equal(tif.read(1), values)
         assert tif.colormap(1)[1][:3] == tuple(int(v) for v in trained.palette[0])
         assert tif.tags(1)["class_1"] == trained.class_names[0]
+
+
+def test_predict_scene_gives_nodata_pixels_no_class(streamed, trained):
+    scene, written = streamed
+    labels = predict_scene(trained, scene, mode="dense", tile=1000)
+    values = np.fromfile(written["envi"].with_suffix(".img"), dtype=np.uint8).reshape(40, 52)
+    assert (labels[:4, :5] == -1).all() and (labels >= 0).sum() == 40 * 52 - 20
+    np.testing.assert_array_equal(labels + 1, values)

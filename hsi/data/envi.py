@@ -15,6 +15,9 @@ DTYPES = {1: np.uint8, 2: np.int16, 3: np.int32, 4: np.float32, 5: np.float64, 1
 # Entries of an input header carried into every output header: where the pixels are and what the bands were
 GEOREF_KEYS = ("map info", "coordinate system string", "pixel size", "projection info", "geo points")
 SPECTRAL_KEYS = ("wavelength", "wavelength units", "fwhm")
+# Entries whose value is written inside braces (ENVI lists and free text)
+_BRACED = {"description", "map info", "coordinate system string", "pixel size", "projection info", "geo points",
+           "wavelength", "fwhm", "source wavelength", "source fwhm"}
 _IMAGE_SUFFIXES = (".img", ".dat", ".raw", ".bsq", ".bil", ".bip", "")
 
 
@@ -53,13 +56,13 @@ def split_list(text):
 
 def format_header(entries):
     """ENVI header text from ``{key: value}``: a list or tuple becomes ``{a, b}``; a string is written as is,
-    inside braces if it is one of the kept list entries (``map info`` and the like)."""
+    inside braces for list and text entries (``map info``, ``description`` and the like)."""
     out = ["ENVI"]
     for key, value in entries.items():
         if isinstance(value, (list, tuple, np.ndarray)):
             value = "{" + ", ".join(str(v) for v in value) + "}"
-        elif key in GEOREF_KEYS + SPECTRAL_KEYS + ("description",) or key.startswith("source "):
-            value = "{" + str(value) + "}" if key not in ("wavelength units",) else str(value)
+        elif key in _BRACED:
+            value = "{" + str(value) + "}"
         out.append(f"{key} = {value}")
     return "\n".join(out) + "\n"
 
@@ -96,7 +99,7 @@ def open_image(hdr):
     if interleave not in layouts:
         raise DataError(f"{hdr}: unknown interleave {interleave!r} (expected bsq, bil or bip)")
     dtype = np.dtype(DTYPES[code]).newbyteorder(">" if big_endian else "<")
-    image = _image_file(hdr)
+    image = image_file(hdr)
     needed = offset + samples * lines * bands * dtype.itemsize
     if image.stat().st_size < needed:
         raise DataError(f"{image}: truncated ENVI image: {image.stat().st_size} bytes, expected {needed} "
@@ -107,7 +110,8 @@ def open_image(hdr):
     return mapped.transpose(order), header
 
 
-def _image_file(hdr):
+def image_file(hdr):
+    """The image file beside an ENVI header (same name, usual suffixes or none)."""
     for suffix in _IMAGE_SUFFIXES:
         for candidate in (hdr.with_suffix(suffix), hdr.with_suffix(suffix.upper())):
             if candidate != hdr and candidate.is_file():

@@ -22,8 +22,8 @@ class Scene:
     """A hyperspectral scene with its ground truth.
 
     ``cube`` is (rows, cols, bands) float32: an array, or for ENVI and .npy files a
-    :class:`~hsi.data.mapped.MappedCube` left on disk (index it to read pixels); ``labels`` is (rows, cols) int64 with classes 0..K-1 and
-    -1 for unlabelled pixels; ``label_ids[k]`` is class k's id in the original file.
+    :class:`~hsi.data.mapped.MappedCube` left on disk (index it to read pixels); ``labels`` is (rows, cols)
+    int64 with classes 0..K-1 and -1 for unlabelled pixels; ``label_ids[k]`` is class k's id in the original file.
 
     Label numbering: the Python API (``labels``, ``hsi.predict_scene``, metrics dicts, ``class_names[k]``,
     ``palette[k]``) uses class indices 0..K-1; everything written for people to read (``map.npy``, ``report.txt``,

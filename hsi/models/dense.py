@@ -7,12 +7,21 @@ convolution with an ``h × w`` kernel (the Linear weights reshaped in flatten or
 act on each pixel's vector. An attention block pools over, or mixes positions of, its own window, so it is
 not translation-equivariant: from the first occupied slot on, the network runs per window of the dense map
 (the window each patch would have seen there), which is still exact and skips the stages before it.
+
+The head's ``h × w`` convolution is most of the work (HybridSN: 17 × 17 × 64 → 256, 4.7 M multiply-adds per
+pixel); for kernels of :data:`FFT_MIN_KERNEL` and more it is computed by overlap-save FFT in blocks of
+:data:`FFT_BLOCK` output pixels (the same sums, ~2.5× faster on CPU, closer to the float64 result than the
+direct float32 convolution).
 """
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .hybridsn import HybridSN
+
+FFT_MIN_KERNEL = 7      # head kernels at least this wide go through the FFT
+FFT_BLOCK = 16          # output block side of the overlap-save FFT (FFT size FFT_BLOCK + kernel - 1)
+FFT_CHUNK = 128         # blocks transformed at once: bounds the FFT temporaries (~320 MB for HybridSN)
 
 
 def supports_dense(model):
@@ -24,26 +33,60 @@ def first_window_slot(model):
     return next((i for i, slot in enumerate(model.slots) if not isinstance(slot, nn.Identity)), None)
 
 
-def dense_logits(model, padded, batch_size=256):
+def dense_logits(model, padded, batch_size=256, cache=None):
     """Logits ``(H, W, n_classes)`` for every pixel of a padded scene ``(1, 1, bands, H + p - 1, W + p - 1)``.
 
     The model must be in eval mode; ``batch_size`` bounds the windows run at once after an attention slot.
+    ``cache`` (a dict kept across the tiles of one scene) holds the head kernel's spectrum.
     """
     x = padded
     for i, (stage, slot) in enumerate(zip(model.stages, model.slots)):
         x = stage(x)
         if not isinstance(slot, nn.Identity):
             return _per_window(model, x, i, batch_size)
-    return _head_as_convolution(model, x)
+    return _head_as_convolution(model, x, {} if cache is None else cache)
 
 
-def _head_as_convolution(model, x):
+def _head_as_convolution(model, x, cache):
     first, rest = model.head[0], model.head[1:]
     size = model.window_sizes[-1]
     kernel = first.weight.view(first.out_features, x.shape[1], size, size)
-    hidden = F.conv2d(x, kernel, first.bias)[0]                      # (256, H, W)
+    if size >= FFT_MIN_KERNEL:
+        hidden = fft_valid_conv2d(x[0], kernel, first.bias, cache)     # (256, H, W)
+    else:
+        hidden = F.conv2d(x, kernel, first.bias)[0]
     height, width = hidden.shape[1:]
     return rest(hidden.flatten(1).T).view(height, width, -1)
+
+
+def fft_valid_conv2d(x, kernel, bias, cache=None, block=FFT_BLOCK, chunk=FFT_CHUNK):
+    """``F.conv2d(x[None], kernel, bias)[0]`` (valid cross-correlation, ``x`` (C, H, W), ``kernel``
+    (O, C, k, k)) by overlap-save FFT: each ``block × block`` output block is the tail of the circular
+    convolution of its ``(block + k - 1)²`` input window with the flipped kernel; channels are summed per
+    frequency by one complex matrix product. ``cache`` keeps the kernel spectrum between calls."""
+    channels, height, width = x.shape
+    out_channels, _, k, _ = kernel.shape
+    n, out_h, out_w = block + k - 1, height - k + 1, width - k + 1
+    rows, cols = -(-out_h // block), -(-out_w // block)
+    key = ("head_spectrum", kernel.data_ptr(), kernel._version, n, x.dtype, x.device)
+    if cache is None or key not in cache:
+        spectrum = torch.fft.rfft2(kernel.flip(-2, -1).to(x.dtype), s=(n, n))     # (O, C, n, n//2 + 1)
+        spectrum = spectrum.permute(2, 3, 1, 0).flatten(0, 1).contiguous()     # (frequencies, C, O)
+        if cache is not None:
+            cache.clear()
+            cache[key] = spectrum
+    else:
+        spectrum = cache[key]
+    padded = F.pad(x, (0, cols * block + k - 1 - width, 0, rows * block + k - 1 - height))
+    windows = padded.unfold(1, n, block).unfold(2, n, block).flatten(1, 2)    # (C, blocks, n, n), a view
+    out = torch.empty(rows * cols, out_channels, block, block, dtype=x.dtype, device=x.device)
+    for start in range(0, rows * cols, chunk):
+        fx = torch.fft.rfft2(windows[:, start:start + chunk]).permute(2, 3, 1, 0).flatten(0, 1)  # (F, b, C)
+        product = torch.bmm(fx, spectrum).unflatten(0, (n, n // 2 + 1)).permute(2, 3, 0, 1)      # (b, O, n, m)
+        out[start:start + chunk] = torch.fft.irfft2(product, s=(n, n))[..., k - 1:, k - 1:]
+    out = out.view(rows, cols, out_channels, block, block).permute(2, 0, 3, 1, 4)
+    out = out.reshape(out_channels, rows * block, cols * block)[:, :out_h, :out_w]
+    return out + bias[:, None, None]
 
 
 def _per_window(model, x, stage, batch_size):

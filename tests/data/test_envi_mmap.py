@@ -54,7 +54,8 @@ def test_bbl_drops_bad_bands_and_wavelengths(tmp_path, crop, indian_pines):
     bad = [0, 5, 6, 199]
     flags = ", ".join("0" if b in bad else "1" for b in range(200))
     waves = ", ".join(f"{w:.2f}" for w in indian_pines.wavelengths)
-    hdr = write_envi(tmp_path / "cube.hdr", crop, "bil", "<i2", extra=f"bbl = {{{flags}}}\nwavelength = {{{waves}}}\n")
+    hdr = write_envi(tmp_path / "cube.hdr", crop, "bil", "<i2",
+                     extra=f"bbl = {{{flags}}}\nwavelength = {{{waves}}}\n")
     scene = hsi.load_scene(hdr)
     keep = [b for b in range(200) if b not in bad]
     assert scene.bands == 196 and scene.cube.dropped_bands == bad

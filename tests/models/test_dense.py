@@ -97,3 +97,19 @@ def test_dense_equals_patch_for_a_trained_checkpoint(trained_run, field):
     checkpoint = out / "best.pt"
     assert_same(scene_logits(checkpoint, field.scene, mode="dense"),
                 scene_logits(checkpoint, field.scene, mode="patch", batch_size=512))
+
+
+@pytest.mark.parametrize("shape", [(3, 40, 37), (5, 17, 20)])
+def test_fft_head_convolution_equals_the_direct_one(shape):
+    from hsi.models.dense import fft_valid_conv2d
+
+    torch.manual_seed(0)
+    x = torch.randn(shape, dtype=torch.float64)
+    kernel = torch.randn(4, shape[0], 9, 9, dtype=torch.float64)
+    bias = torch.randn(4, dtype=torch.float64)
+    direct = torch.nn.functional.conv2d(x[None], kernel, bias)[0]
+    cache = {}
+    for _ in range(2):                                   # the second call takes the cached kernel spectrum
+        out = fft_valid_conv2d(x, kernel, bias, cache, block=8, chunk=5)
+        assert out.shape == direct.shape and torch.allclose(out, direct, atol=1e-10)
+    assert len(cache) == 1
