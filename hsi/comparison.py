@@ -24,7 +24,7 @@ import numpy as np
 from .atomic import write_json_atomic, write_text_atomic
 from .data.splits import Split, make_split
 from .errors import ConfigError
-from .runs import RunConfig, read_history, resume, scene_for, train
+from .runs import RunConfig, resume, scene_for, train
 
 log = logging.getLogger("hsi")
 
@@ -177,13 +177,13 @@ def _run(config, run_dir, scene, split, progress):
 
 
 def _row(label, seed, metrics, run_dir, out):
-    history = read_history(run_dir / "history.csv")
+    timing = json.loads((run_dir / "timing.json").read_text())
     leakage = metrics["leakage"]
     return {"model": label, "seed": seed, "oa": metrics["oa"], "aa": metrics["aa"], "kappa": metrics["kappa"],
             "leakage": leakage["fraction"], "pca_saw_test": leakage["pca_saw_test"],
             "transductive": leakage["transductive"], "parameters": metrics["parameters"],
-            "train_seconds": round(sum(row["seconds"] for row in history), 1),
-            "map_seconds": metrics.get("map_seconds"), "best_epoch": metrics.get("best_epoch"),
+            "train_seconds": timing["train_seconds"], "map_seconds": timing["map_seconds"],
+            "best_epoch": metrics["best_epoch"],
             "run_dir": str(run_dir.relative_to(out)), "per_class_accuracy": metrics["per_class_accuracy"]}
 
 

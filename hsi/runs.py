@@ -4,7 +4,9 @@
                      from (files with sizes and sha256, or the tensorly version; see ``run_scene``)
 ``<out>/split.npz``    the train / val / test maps
 ``<out>/last.pt``      updated after every epoch (resume from here); ``best.pt``: best validation OA (ties: lower loss)
-``<out>/history.csv``  one row per epoch; ``metrics.json``, ``report.txt``, ``confusion.png``, ``curves.png``
+``<out>/history.csv``  one row per epoch; ``metrics.json`` (test scores, leakage, parameters: the same for the same
+                     seed), ``timing.json`` (training and map seconds), ``report.txt``, ``confusion.png``,
+                     ``curves.png``
 ``<out>/map.png``, ``map.npy``  the full-scene class map
 """
 import csv
@@ -189,6 +191,7 @@ def train(config, out=None, *, scene=None, split=None, progress=True, on_epoch=N
     share it (``hsi compare``). Everything that can fail on user input (scene, split, PCA, model) is checked before any file is written.
     ``on_epoch(row)`` is called with each history row once that epoch's checkpoints are on disk.
     """
+    config.check()
     scene = scene if scene is not None else scene_for(config)
     out = Path(out) if out else default_out(config, scene)
     check_writable(out)
@@ -251,17 +254,15 @@ def _finish(out, config, scene, prepared, device):
 
     best = load_checkpoint(out / "best.pt")
     trained = TrainedModel.from_checkpoint(best)
-    metrics = evaluate_test(trained, prepared, device)
+    metrics = _with_run_facts(evaluate_test(trained, prepared, device), out, best, trained)
     history = read_history(out / "history.csv")
-    metrics["best_epoch"] = int(best["epoch"])
-    metrics["leakage"] = read_config(out)["leakage"]
-    metrics["parameters"] = count_parameters(trained.model)
-    metrics["split"] = prepared.split.info
+    timing = {"train_seconds": round(sum(row["seconds"] for row in history), 3), "map_seconds": None}
     if config.write_map:
         start = time.perf_counter()
         write_map(trained, scene, out / "map", device=device,
                   title=f"{scene.name} / {config.model}: test OA {100 * metrics['oa']:.2f} %")
-        metrics["map_seconds"] = round(time.perf_counter() - start, 3)
+        timing["map_seconds"] = round(time.perf_counter() - start, 3)
+    write_json_atomic(out / "timing.json", timing)
     write_json_atomic(out / "metrics.json", metrics)
     write_text_atomic(out / "report.txt", format_report(metrics, title=f"{scene.name} / {config.model}"))
     save_figure(confusion_matrix_figure(np.array(metrics["confusion_matrix"]), scene.class_names,
@@ -339,7 +340,19 @@ def evaluate_run(run_dir, **where):
     prepared = Prepared(scene, split, trained.reducer, datasets)
     from .engine import resolve_device
 
-    return evaluate_test(trained, prepared, resolve_device(config.fit.device))
+    metrics = evaluate_test(trained, prepared, resolve_device(config.fit.device))
+    return _with_run_facts(metrics, run_dir, load_checkpoint(run_dir / "best.pt"), trained)
+
+
+def _with_run_facts(metrics, run_dir, best, trained):
+    """Test metrics with what the run folder says about them: the epoch ``best.pt`` holds, the leakage, the
+    learned parameters, and the classes a block fold could not train on or test."""
+    record = read_config(run_dir)
+    facts = {"best_epoch": int(best["epoch"]), "leakage": record["leakage"],
+             "parameters": count_parameters(trained.model),
+             "split": {key: record["split"][key] for key in ("classes_without_training", "classes_without_test")
+                       if key in record["split"]}}
+    return {**metrics, **facts}
 
 
 def train_many(config, runs, out=None, *, progress=True):

@@ -92,12 +92,13 @@ def test_transposed_convolutions_start_as_bilinear_upsampling():
             assert torch.allclose(up(x)[..., inner, inner], reference[..., inner, inner], atol=1e-6)
 
 
-def dcm_transcription(block, x):
+def dcm_transcription(block, x, scale=1.0):
     """DMNet's head as in its released code (mmsegmentation's DCM): per filter size k, kernels
     G = Conv1x1(AdaptiveAvgPool_k(x)), features R = ReLU(BN(Conv1x1(x))), D[n, c] = R[n, c] (*) G[n, c] as one
     convolution with N * C groups over R viewed as (1, N * C, H, W), zero padding with one more row/column at
-    top/left for even k; O_k = ReLU(BN(D)); output = ReLU(BN(Conv3x3([x, O_1, ..., O_k])))."""
-    outputs = [x]
+    top/left for even k; O_k = ReLU(BN(D)); output = ReLU(BN(Conv3x3([x, O_1, ..., O_k]))). With ``scale`` s:
+    the O_k of x / s, times s (hsi's scale-free default)."""
+    outputs, x = [x], x / scale
     for branch in block.branches:
         k = branch.filter_size
         kernels = F.conv2d(F.adaptive_avg_pool2d(x, k), branch.generate.weight, branch.generate.bias)
@@ -109,8 +110,8 @@ def dcm_transcription(block, x):
         padded = F.pad(reduced.reshape(1, n * c, h, w), (before, after, before, after))
         dynamic = F.conv2d(padded, kernels.reshape(n * c, 1, k, k), groups=n * c).reshape(n, c, h, w)
         bn = branch.norm[0]
-        outputs.append(F.relu(F.batch_norm(dynamic, bn.running_mean, bn.running_var, bn.weight, bn.bias,
-                                           eps=bn.eps)))
+        outputs.append(scale * F.relu(F.batch_norm(dynamic, bn.running_mean, bn.running_var, bn.weight, bn.bias,
+                                                   eps=bn.eps)))
     conv, bn, _ = block.project
     joined = F.conv2d(torch.cat(outputs, 1), conv.weight, padding=1)
     return F.relu(F.batch_norm(joined, bn.running_mean, bn.running_var, bn.weight, bn.bias, eps=bn.eps))
@@ -119,10 +120,14 @@ def dcm_transcription(block, x):
 @pytest.mark.parametrize("batch", [1, 3])
 def test_dcm_equals_dmnet_transcription(batch):
     torch.manual_seed(0)
-    block = randomise_batch_norm(DCM(16, filter_sizes=(1, 2, 3, 5, 7)), seed=1).double().eval()
-    x = torch.randn(batch, 16, 9, 11, dtype=torch.float64)
+    block = randomise_batch_norm(DCM(16, filter_sizes=(1, 2, 3, 5, 7), scale_free=False), seed=1).double().eval()
+    x = 3 * torch.randn(batch, 16, 9, 11, dtype=torch.float64)
     with torch.no_grad():
         assert torch.allclose(block(x), dcm_transcription(block, x), rtol=1e-10, atol=1e-12)
+        block.scale_free = True
+        scale = x.pow(2).mean((1, 2, 3), keepdim=True).sqrt()
+        assert torch.allclose(block(x), dcm_transcription(block, x, scale), rtol=1e-10, atol=1e-12)
+        assert not torch.allclose(block(x), dcm_transcription(block, x), rtol=1e-3)
 
 
 def test_dcm_fills_a_hybridsn_slot_at_batch_one():

@@ -40,10 +40,17 @@ class DynamicConv(nn.Module):
 class DCM(nn.Module):
     """DMNet's head as a block: DCMs of ``filter_sizes`` in parallel (``max(channels // reduction,
     min_hidden)`` channels each), concatenated with the input and projected back to ``channels`` by a 3x3
-    conv-BN-ReLU (DMNet's bottleneck). Works at batch 1 and on maps smaller than the filters."""
+    conv-BN-ReLU (DMNet's bottleneck). Works at batch 1 and on maps smaller than the filters.
 
-    def __init__(self, channels, *, filter_sizes=(1, 3, 5, 7), reduction=4, min_hidden=8):
+    A DCM multiplies a kernel generated from the features with the features, so its output grows with the
+    square of the input's scale. DMNet uses one as a head; stacked in every unit of a deep network the scale is
+    squared at every unit and overflows in eval mode. With ``scale_free`` (the default) each image's branches
+    read the input divided by its root mean square ``s`` and their outputs are multiplied by ``s``, so the block
+    grows linearly like every other block; ``scale_free=False`` is DMNet's head exactly."""
+
+    def __init__(self, channels, *, filter_sizes=(1, 3, 5, 7), reduction=4, min_hidden=8, scale_free=True):
         super().__init__()
+        self.scale_free = scale_free
         hidden = hidden_width(channels, reduction, min_hidden)
         filter_sizes = check_positive_tuple("filter_sizes", filter_sizes)
         self.branches = nn.ModuleList(DynamicConv(channels, hidden, k) for k in filter_sizes)
@@ -52,4 +59,8 @@ class DCM(nn.Module):
                                      nn.BatchNorm2d(channels), nn.ReLU(inplace=True))
 
     def forward(self, x):
-        return self.project(torch.cat([x] + [branch(x) for branch in self.branches], dim=1))
+        if not self.scale_free:
+            return self.project(torch.cat([x] + [branch(x) for branch in self.branches], dim=1))
+        peak = x.abs().amax((1, 2, 3), keepdim=True).clamp_min(1e-12)      # (x / peak)² cannot overflow
+        scale = peak * (x / peak).pow(2).mean((1, 2, 3), keepdim=True).sqrt().clamp_min(1e-12)
+        return self.project(torch.cat([x] + [scale * branch(x / scale) for branch in self.branches], dim=1))
