@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.io
+import torch
 
 import hsi
 from hsi.engine import FitOptions
@@ -34,6 +35,27 @@ def private_environment(tmp_path_factory):
                              ("JUPYTER_RUNTIME_DIR", "jupyter-runtime"), ("TORCH_HOME", "torch")):
             patch.setenv(name, str(home / folder))
         yield home
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for tests of tiny tensors: a thread pool only adds overhead on a small shared CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def untrained_hybridsn(indian_pines):
+    """A HybridSN (15 PCA bands of Indian Pines, 11x11) with its initial weights, as a TrainedModel."""
+    from hsi.checkpoint import TrainedModel
+    from hsi.data.preprocess import fit_pca
+
+    torch.manual_seed(0)
+    model = hsi.build_model("hybridsn", bands=15, n_classes=16, patch_size=11).eval()
+    return TrainedModel(model, fit_pca(indian_pines.cube, 15), 11, "zero", indian_pines.class_names,
+                        indian_pines.label_ids, indian_pines.palette, 200)
 
 
 @pytest.fixture(scope="session")

@@ -15,12 +15,7 @@ from hsi.runs import Interrupted, RunConfig, evaluate_run, resume, train
 NARROW = {"widths": [8, 8, 8], "context_width": 16}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

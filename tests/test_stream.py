@@ -4,9 +4,7 @@ import pytest
 import torch
 
 import hsi
-from hsi.checkpoint import TrainedModel
 from hsi.data.envi import read_header
-from hsi.data.preprocess import fit_pca
 from hsi.inference import predict_scene
 from hsi.stream import stream_map
 
@@ -36,11 +34,8 @@ def flight_line(tmp_path_factory, indian_pines):
 
 
 @pytest.fixture(scope="module")
-def trained(indian_pines):
-    torch.manual_seed(0)
-    model = hsi.build_model("hybridsn", bands=15, n_classes=16, patch_size=11).eval()
-    return TrainedModel(model, fit_pca(indian_pines.cube, 15), 11, "zero", indian_pines.class_names,
-                        indian_pines.label_ids, indian_pines.palette, 200)
+def trained(untrained_hybridsn):
+    return untrained_hybridsn
 
 
 @pytest.fixture(scope="module")

@@ -24,13 +24,7 @@ IDENTITY_AT_INIT = ["pam", "cam", "danet", "nonlocal", "criss_cross"]
 SPATIAL_SIZES = [1, 3, 13, 19]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The tensors here are tiny: a thread pool only adds overhead (5x slower on a busy 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(autouse=True)

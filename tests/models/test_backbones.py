@@ -26,12 +26,7 @@ UNITS = {"resnet18": 8, "resnet34": 16, "resnet50": 16, "preact_resnet18": 8, "s
          "densenet_bc": 3, "sknet": 8, "resnest": 8}     # slots filled: residual units, or dense blocks
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_backbones_are_registered_patch_models():

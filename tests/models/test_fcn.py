@@ -6,7 +6,6 @@ import torch.nn.functional as F
 
 import hsi
 from hsi.data.preprocess import fit_pca
-from hsi.data.splits import Split
 from hsi.inference import scene_logits
 from hsi.models.attention.dcm import DCM
 from hsi.models.fcn import upsampler
@@ -17,12 +16,7 @@ NARROW = dict(widths=(8, 8, 8), context_width=16)
 BLOCKS = [None] + hsi.list_attention()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
