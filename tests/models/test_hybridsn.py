@@ -53,10 +53,23 @@ def test_attention_per_slot_by_name_class_and_factory():
     assert model.slots[1].num_features == 32 * 52 and type(model.slots[0]).__name__ == "Identity"
 
 
-@pytest.mark.parametrize("bands,patch", SIZES)
-@pytest.mark.parametrize("block", [None, *hsi.list_attention()])
+@pytest.mark.parametrize("block", hsi.list_attention())
 @pytest.mark.parametrize("name", HYBRIDSN_FAMILY)
-def test_every_model_with_every_block(name, block, bands, patch):
+def test_every_model_with_every_block(name, block, one_thread):
+    """Every block in every slot, on a small input (15 bands, 11x11): what a block does does not depend on the
+    window; the sizes themselves are covered below."""
+    check_trains_and_evaluates(name, block, 15, 11)
+
+
+@pytest.mark.parametrize("bands,patch", SIZES)
+@pytest.mark.parametrize("name", HYBRIDSN_FAMILY)
+def test_every_model_at_each_size(name, bands, patch):
+    check_trains_and_evaluates(name, None, bands, patch)
+
+
+def check_trains_and_evaluates(name, block, bands, patch):
+    """Finite logits and gradients in train mode (dropout active), deterministic in eval mode, a sample alone
+    scored as in a batch."""
     torch.manual_seed(0)
     model = hsi.build_model(name, bands=bands, n_classes=16, patch_size=patch, attention=block)
     x = torch.randn(2, 1, bands, patch, patch)
