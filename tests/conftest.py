@@ -3,6 +3,7 @@
 Nothing here reads outside the repository and the installed packages, and every file goes to a temporary folder:
 the suite passes on a fresh clone, offline, with no data folder and no environment variable.
 """
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,9 @@ import torch
 import hsi
 from hsi.engine import FitOptions
 from hsi.runs import RunConfig, train
+
+if os.environ.get("PYTEST_XDIST_WORKER"):     # the suite runs in two worker processes (setup.cfg): one core each
+    torch.set_num_threads(1)
 
 # The second scene: a 40 x 48 field of Indian Pines (rows 16-55, columns 80-127) holding five of its classes.
 # Loaded from plain cube/gt files it keeps the file's own label ids (2, 8, 10, 11, 14): ids that are not 1..K,

@@ -68,7 +68,7 @@ def test_scene_run_folder_states_its_leakage(finished_run):
 
 def test_evaluate_recomputes_the_same_metrics(finished_run):
     out, metrics = finished_run
-    assert evaluate_run(out) == {k: v for k, v in metrics.items() if k != "best_epoch"}
+    assert evaluate_run(out) == metrics
 
 
 def test_resume_after_interruption_matches_uninterrupted(finished_run, sub_scene_files, tmp_path):
