@@ -30,20 +30,10 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def random_hybridsn(bands, n_classes, patch, seed=0):
+def random_model(name, bands, n_classes, patch=None, seed=0):
+    """Model ``name`` with its initial weights and random batch-norm statistics, in eval mode."""
     torch.manual_seed(seed)
-    model = hsi.build_model("hybridsn", bands=bands, n_classes=n_classes, patch_size=patch)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-                module.running_mean.uniform_(-0.5, 0.5)
-                module.running_var.uniform_(0.5, 1.5)
-    return model.eval()
-
-
-def random_scene_model(name, bands, n_classes, seed=0):
-    torch.manual_seed(seed)
-    model = hsi.build_model(name, bands=bands, n_classes=n_classes)
+    model = hsi.build_model(name, bands=bands, n_classes=n_classes, patch_size=patch)
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
@@ -57,7 +47,7 @@ def indian_pines(checkpoint, fcn_checkpoint):
     if checkpoint:
         trained = TrainedModel.from_checkpoint(checkpoint)
     else:
-        trained = TrainedModel(random_hybridsn(30, 16, 25), fit_pca(scene.cube, 30, whiten=True), 25, "zero",
+        trained = TrainedModel(random_model("hybridsn", 30, 16, 25), fit_pca(scene.cube, 30, whiten=True), 25, "zero",
                                scene.class_names, scene.label_ids, scene.palette, scene.bands)
     print(f"Indian Pines 145x145 (21,025 pixels), {trained.model.__class__.__name__} "
           f"{trained.reducer.n_components} bands, {trained.patch_size}x{trained.patch_size}, "
@@ -77,7 +67,7 @@ def indian_pines(checkpoint, fcn_checkpoint):
     if fcn_checkpoint:
         fcn = TrainedModel.from_checkpoint(fcn_checkpoint)
     else:
-        fcn = TrainedModel(random_scene_model("fcn8s", 30, 16), fit_pca(scene.cube, 30, whiten=True), None, "zero",
+        fcn = TrainedModel(random_model("fcn8s", 30, 16), fit_pca(scene.cube, 30, whiten=True), None, "zero",
                            scene.class_names, scene.label_ids, scene.palette, scene.bands)
     start = time.perf_counter()
     scene_logits(fcn, scene)
@@ -94,7 +84,7 @@ def synthetic(size=2000, bands=30):
                   mode="symmetric")[:size, :size]
     cube = np.ascontiguousarray(cube)
     del scene, reduced
-    model = random_hybridsn(bands, 16, 25)
+    model = random_model("hybridsn", bands, 16, 25)
     base = peak_rss_mb()
     print(f"synthetic {size}x{size}x{bands} ({cube.nbytes / 2**20:.0f} MB cube), tiled dense, "
           f"{torch.get_num_threads()} threads")
