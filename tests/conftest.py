@@ -116,3 +116,23 @@ def trained_run(tmp_path_factory, field, field_config):
     ``(run folder, its metrics)``."""
     out = tmp_path_factory.mktemp("runs") / "field"
     return out, train(field_config(), out, scene=field.scene, progress=False)
+
+
+def same_logits(actual, expected):
+    """Float32 logits equal up to rounding, whatever order their sums ran in: 1e-4 relative plus 1e-5 of the largest
+    logit (a wrong window or halo moves logits by a sizeable fraction of that). Labels equal exactly, except at a
+    pixel whose two best logits are themselves equal to within that rounding (a tie either pass may break its own
+    way)."""
+    assert actual.shape == expected.shape
+    atol = 1e-5 * float(np.abs(expected).max())
+    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=atol)
+    flipped = actual.argmax(-1) != expected.argmax(-1)
+    best_two = np.sort(expected[flipped], axis=-1)[:, -2:]
+    tolerance = 2 * (atol + 1e-4 * np.abs(best_two[:, 1]))
+    assert (best_two[:, 1] - best_two[:, 0] <= tolerance).all(), "a label differs where the logits are no tie"
+
+
+@pytest.fixture(scope="session")
+def assert_same_logits():
+    """:func:`same_logits`, for the tests that compare two passes over a scene."""
+    return same_logits

@@ -20,22 +20,8 @@ def untiled(trained, indian_pines):
     return scene_logits(trained, indian_pines, mode="dense", tile=1000)
 
 
-def assert_same_logits(actual, expected):
-    """Float32 logits equal up to rounding, whatever order their sums ran in: 1e-4 relative plus 1e-5 of the largest
-    logit (a wrong window or halo moves logits by a sizeable fraction of that). Labels equal exactly, except at a
-    pixel whose two best logits are themselves equal to within that rounding (a tie either pass may break its own
-    way)."""
-    assert actual.shape == expected.shape
-    atol = 1e-5 * float(np.abs(expected).max())
-    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=atol)
-    flipped = actual.argmax(-1) != expected.argmax(-1)
-    best_two = np.sort(expected[flipped], axis=-1)[:, -2:]
-    tolerance = 2 * (atol + 1e-4 * np.abs(best_two[:, 1]))
-    assert (best_two[:, 1] - best_two[:, 0] <= tolerance).all(), "a label differs where the logits are no tie"
-
-
 @pytest.mark.parametrize("tile", [7, 50, 64, 144])
-def test_tiles_give_the_untiled_result(trained, indian_pines, untiled, tile):
+def test_tiles_give_the_untiled_result(trained, indian_pines, untiled, tile, assert_same_logits):
     assert_same_logits(scene_logits(trained, indian_pines, mode="dense", tile=tile), untiled)
 
 

@@ -1,5 +1,4 @@
 """Dense (fully-convolutional) inference equals patch-by-patch inference, for every model and every block."""
-import numpy as np
 import pytest
 import torch
 
@@ -46,57 +45,43 @@ def trained_model(scene, reducer, name="hybridsn", patch=11, attention=None, pad
                         scene.palette, scene.bands)
 
 
-def assert_same(dense, patch):
-    """Float32 logits equal up to rounding, whatever order their sums ran in: 1e-4 relative plus 1e-5 of the largest
-    logit (a wrong window, halo or padding moves logits by a sizeable fraction of that). Labels equal exactly,
-    except at a pixel whose two best logits are themselves equal to within that rounding (a tie either pass may
-    break its own way)."""
-    assert dense.shape == patch.shape
-    atol = 1e-5 * float(np.abs(patch).max())
-    np.testing.assert_allclose(dense, patch, rtol=1e-4, atol=atol)
-    flipped = dense.argmax(-1) != patch.argmax(-1)
-    best_two = np.sort(patch[flipped], axis=-1)[:, -2:]
-    tolerance = 2 * (atol + 1e-4 * np.abs(best_two[:, 1]))
-    assert (best_two[:, 1] - best_two[:, 0] <= tolerance).all(), "a label differs where the logits are no tie"
-
-
 @pytest.mark.parametrize("name", HYBRIDSN_FAMILY)
-def test_dense_equals_patch_on_every_pixel_of_a_scene(name, indian_pines, reducer15):
+def test_dense_equals_patch_on_every_pixel_of_a_scene(name, indian_pines, reducer15, assert_same_logits):
     scene = crop(indian_pines, slice(50, 90), slice(60, 108))     # a 40 x 48 scene of its own: four borders
     trained = trained_model(scene, reducer15, name)
     dense = scene_logits(trained, scene, mode="dense")
     patch = scene_logits(trained, scene, mode="patch", batch_size=512)
     assert dense.shape == (40, 48, 16)                    # all 1,920 pixels, borders included
-    assert_same(dense, patch)
+    assert_same_logits(dense, patch)
 
 
-def test_dense_equals_patch_at_paper_size(indian_pines):
+def test_dense_equals_patch_at_paper_size(indian_pines, assert_same_logits):
     scene = crop(indian_pines, slice(0, 24), slice(121, 145))    # a corner: borders on two sides
     trained = trained_model(scene, fit_pca(indian_pines.cube, 30, whiten=True), patch=25)
-    assert_same(scene_logits(trained, scene, mode="dense"), scene_logits(trained, scene, mode="patch"))
+    assert_same_logits(scene_logits(trained, scene, mode="dense"), scene_logits(trained, scene, mode="patch"))
 
 
-def test_dense_equals_patch_with_reflect_padding(indian_pines, reducer15):
+def test_dense_equals_patch_with_reflect_padding(indian_pines, reducer15, assert_same_logits):
     scene = crop(indian_pines, slice(0, 30), slice(0, 40))
     trained = trained_model(scene, reducer15, padding="reflect")
-    assert_same(scene_logits(trained, scene, mode="dense", tile=16), scene_logits(trained, scene, mode="patch"))
+    assert_same_logits(scene_logits(trained, scene, mode="dense", tile=16), scene_logits(trained, scene, mode="patch"))
 
 
 @pytest.mark.parametrize("block", hsi.list_attention())
 @pytest.mark.parametrize("name", ["hybridsn", "hybridsn_2d3d"])
-def test_dense_equals_patch_with_every_block(name, block, indian_pines, reducer15):
+def test_dense_equals_patch_with_every_block(name, block, indian_pines, reducer15, assert_same_logits):
     scene = crop(indian_pines, slice(60, 70), slice(0, 12))
     trained = trained_model(scene, reducer15, name, attention=block)
     # batches of 16 windows: a channel-attention energy over hybridsn_2d3d's 1,664 channels is 11 MB a window
-    assert_same(scene_logits(trained, scene, mode="dense", tile=12, batch_size=16),
+    assert_same_logits(scene_logits(trained, scene, mode="dense", tile=12, batch_size=16),
                 scene_logits(trained, scene, mode="patch", batch_size=16))
 
 
-def test_dense_equals_patch_for_a_trained_checkpoint(trained_run, field):
+def test_dense_equals_patch_for_a_trained_checkpoint(trained_run, field, assert_same_logits):
     out, metrics = trained_run
     assert metrics["oa"] > 1 / field.scene.n_classes     # it did learn: the weights are not random
     checkpoint = out / "best.pt"
-    assert_same(scene_logits(checkpoint, field.scene, mode="dense"),
+    assert_same_logits(scene_logits(checkpoint, field.scene, mode="dense"),
                 scene_logits(checkpoint, field.scene, mode="patch", batch_size=512))
 
 
