@@ -160,9 +160,10 @@ class Trainer:
             self.scaler.step(self.optimizer)
             self.scaler.update()
             labelled = y >= 0
-            total_loss += loss.item() * labelled.sum().item()
+            n_labelled = labelled.sum().item()
+            total_loss += loss.item() * n_labelled
             correct += (logits.argmax(1) == y)[labelled].sum().item()
-            seen += labelled.sum().item()
+            seen += n_labelled
             bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}")
             if log_every and (step % log_every == 0 or step == n_batches):
                 log.info("%s  batch %d/%d  train loss %.4f  OA %.4f", desc, step, n_batches, total_loss / seen,
@@ -177,15 +178,17 @@ class Trainer:
             labels.append(y.numpy())
         fitted = self.model.fit(np.concatenate(spectra), np.concatenate(labels))
         log.info("%s fitted by %s: %s", type(self.model).__name__, self.model.fitted_by, fitted)
-        logits, y = labelled_pixels(*self.predict_logits(self.train_loader))
-        loss = nn.functional.cross_entropy(logits, y).item()
-        return loss, (logits.argmax(1) == y).sum().item() / len(y)
+        return self.score(self.train_loader)
 
     def validate(self):
         """Loss and OA on the validation set (``nan`` when there is none)."""
         if self.val_loader is None:
             return float("nan"), float("nan")
-        logits, labels = labelled_pixels(*self.predict_logits(self.val_loader))
+        return self.score(self.val_loader)
+
+    def score(self, loader):
+        """Loss (class-weighted as in training) and OA of the labelled pixels of ``loader``, in eval mode."""
+        logits, labels = labelled_pixels(*self.predict_logits(loader))
         loss = nn.functional.cross_entropy(logits, labels, weight=self.criterion.weight.cpu()
                                            if self.criterion.weight is not None else None).item()
         return loss, (logits.argmax(1) == labels).sum().item() / len(labels)

@@ -40,16 +40,18 @@ def predict_scene(model_or_checkpoint, scene, *, mode="auto", tile=None, batch_s
     memory-mapped cube (``data ignore value``) get class -1 (probabilities 0).
     """
     labels, probs = None, None
+    cube = _cube(scene)
+    nodata = isinstance(cube, MappedCube) and cube.ignore_value is not None
     for (r0, r1, c0, c1), logits in _logit_tiles(model_or_checkpoint, scene, mode, tile, batch_size, device,
                                                  memory_mb, progress):
         if labels is None:
-            labels = np.empty(_cube(scene).shape[:2], dtype=np.int64)
+            labels = np.empty(cube.shape[:2], dtype=np.int64)
             probs = np.empty(labels.shape + (logits.shape[-1],), dtype=np.float32) if return_probs else None
         labels[r0:r1, c0:c1] = logits.argmax(-1)
         if return_probs:
             probs[r0:r1, c0:c1] = torch.softmax(torch.from_numpy(logits), -1).numpy()
-        if isinstance(_cube(scene), MappedCube) and _cube(scene).ignore_value is not None:
-            empty = _cube(scene).nodata((slice(r0, r1), slice(c0, c1)))       # no-data pixels: no class
+        if nodata:
+            empty = cube.nodata((slice(r0, r1), slice(c0, c1)))       # no-data pixels: no class
             labels[r0:r1, c0:c1][empty] = -1
             if return_probs:
                 probs[r0:r1, c0:c1][empty] = 0
