@@ -1,6 +1,7 @@
 """The ``hsi`` command: datasets, download, train, evaluate, predict. A thin shell over the Python API."""
 import argparse
 import logging
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -36,13 +37,15 @@ class _DefaultsFormatter(argparse.HelpFormatter):
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s",
+    rank = int(os.environ.get("RANK", "0"))         # set by torchrun: rank 0 alone logs and prints results
+    logging.basicConfig(level=logging.WARNING if args.quiet or rank else logging.INFO, format="%(message)s",
                         stream=sys.stderr)
     warnings.formatwarning = lambda message, *_: f"warning: {message}\n"
+    where = f" (rank {rank})" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""
     try:
         return args.run(args) or 0
     except HSIError as exc:
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        print(f"error{where}: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -50,6 +53,21 @@ def main(argv=None):
     except BrokenPipeError:     # output piped into head and the like
         sys.stderr.close()
         return 0
+    except torch_distributed_errors() as exc:
+        print(f"error{where}: another process of this torchrun job failed or stopped answering "
+              f"({_one_line(exc)[:300]})", file=sys.stderr)
+        return 1
+    finally:
+        from .distributed import finish
+
+        finish()
+
+
+def torch_distributed_errors():
+    """What a collective raises when a peer process died or timed out."""
+    import torch.distributed
+
+    return (torch.distributed.DistBackendError,)
 
 
 def build_parser():
@@ -86,6 +104,9 @@ def build_parser():
     p.add_argument("--models", help="comma-separated model names, e.g. hybridsn,se_resnet18,fcn8s,svm,rf")
     p.add_argument("--config", metavar="TOML", help="experiment file: hsi train settings at the top level, runs, "
                                                     "out, and one [[models]] table per model with its own settings")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="train this many runs of the model x seed grid at once, each a single process (with "
+                        "several GPUs, each on its own); CPU threads are shared between them")
     _add_train_arguments(p, compare=True)
     p.set_defaults(run=_compare)
 
@@ -117,6 +138,8 @@ def build_parser():
     p.add_argument("--memory-mb", type=int, default=1024,
                    help="memory budget of the tiled prediction in MB (default 1024); the scene itself is read "
                         "tile by tile from disk")
+    p.add_argument("--tile", type=int, help="side of the tiles predicted at once (rows of a band in patch mode); "
+                                           "default: the largest within --memory-mb")
     p.add_argument("--mode", default="auto", choices=("auto", "dense", "patch"),
                    help="dense: exact fully-convolutional; patch: window by window; auto: dense when exact")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -155,6 +178,9 @@ def _add_train_arguments(p, compare=False):
         m.add_argument("--model", default="hybridsn",
                        help=f"model name: {', '.join(list_models())} (the fcn* models are scene models: they read "
                             f"the whole scene at once)")
+        m.add_argument("--model-option", action="append", default=[], metavar="NAME=VALUE",
+                       help="an option of the model's builder, e.g. dropout=0 or growth=24 (repeat for several; "
+                            "VALUE is read as a number, true/false, null or a JSON list, else as text)")
     m.add_argument("--attention", help="attention block for every slot, e.g. se, cbam (see hsi.list_attention()); "
                                        "none by default")
     s = p.add_argument_group("split and preprocessing")
@@ -198,6 +224,9 @@ def _add_train_arguments(p, compare=False):
                         "official HybridSN code; with --val-ratio 0) or the last epoch")
     o.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     o.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
+    o.add_argument("--sync-bn", action="store_true",
+                   help="under torchrun: batch-norm statistics over the global batch of all processes (then a "
+                        "model without dropout trains as in one process, up to float rounding)")
     o.add_argument("--workers", type=int, default=0, help="data loader worker processes")
     r = p.add_argument_group("run")
     r.add_argument("--seed", type=int, default=0, help="seed of the split, the initial weights and the batch order")
@@ -224,13 +253,16 @@ def _train(args):
                 raise ConfigError("--split blocks runs one training per fold; give --runs 1 (or leave it out)")
             from .metrics import format_summary
 
-            print(format_summary(runs.train_folds(config, args.out, progress=progress)))
+            summary = runs.train_folds(config, args.out, progress=progress)
+            if summary is not None:
+                print(format_summary(summary))
             return 0
         if args.runs > 1:
             from .metrics import format_summary
 
             summary = runs.train_many(config, args.runs, args.out, progress=progress)
-            print(format_summary(summary))
+            if summary is not None:
+                print(format_summary(summary))
             return 0
         out = Path(args.out) if args.out else None
         metrics = runs.train(config, out, progress=progress)
@@ -256,6 +288,7 @@ def _config_from_args(args):
     return RunConfig(
         dataset=args.dataset, cube=args.cube, gt=args.gt, key=args.key, gt_key=args.gt_key,
         data_dir=args.data_dir, model=getattr(args, "model", "hybridsn"), attention=args.attention,
+        model_kwargs=_model_options(getattr(args, "model_option", [])),
         split=args.split, folds=args.folds,
         train_ratio=None if args.train_per_class else args.train_ratio if args.train_ratio is not None else 0.3,
         train_per_class=args.train_per_class, val_ratio=args.val_ratio, pca=args.pca, pca_fit=args.pca_fit,
@@ -263,12 +296,32 @@ def _config_from_args(args):
         augment=args.augment, crop=args.crop, seed=args.seed, write_map=not args.no_map,
         fit=FitOptions(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                        scheduler=args.scheduler, patience=args.patience, class_weights=args.class_weights,
-                       device=args.device, amp=args.amp, workers=args.workers, checkpoint_on=args.checkpoint_on))
+                       device=args.device, amp=args.amp, workers=args.workers, checkpoint_on=args.checkpoint_on,
+                       sync_bn=args.sync_bn))
+
+
+def _model_options(items):
+    """``["dropout=0", "growth=24"]`` as builder keyword arguments."""
+    import json
+
+    options = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip().isidentifier():
+            raise ConfigError(f"--model-option expects NAME=VALUE (e.g. dropout=0), got {item!r}")
+        try:
+            options[name.strip()] = json.loads(text)
+        except ValueError:
+            options[name.strip()] = text
+    return options
 
 
 def _compare(args):
     from .comparison import compare, parse_models, read_experiment
 
+    from .distributed import refuse_under_torchrun
+
+    refuse_under_torchrun("hsi compare (it runs its grid as separate processes: --jobs N)")
     progress = False if args.quiet else True if sys.stderr.isatty() else "log"
     if args.config:
         if args.models or args.dataset or args.cube:
@@ -281,12 +334,14 @@ def _compare(args):
         config, models, n_runs, out = _config_from_args(args), parse_models(args.models), args.runs, args.out
     if not out:
         raise ConfigError("give --out FOLDER for the comparison (or out = \"...\" in the experiment file)")
-    compare(config, models, out, runs=n_runs, progress=progress)
+    compare(config, models, out, runs=n_runs, progress=progress, jobs=args.jobs)
     print((Path(out) / "results.md").read_text(), end="")
     return 0
 
 
 def _print_metrics(metrics, run_dir):
+    if metrics is None:         # not rank 0 of a torchrun job
+        return 0
     print(f"OA {100 * metrics['oa']:.2f}%  AA {100 * metrics['aa']:.2f}%  kappa {metrics['kappa']:.4f}"
           + (f"  ({run_dir})" if run_dir else ""))
     return 0
@@ -337,14 +392,16 @@ def _predict(args):
     map_formats = [f for f in formats if f != "rgb"]
     if map_formats or args.probs:
         written = stream_map(trained, scene, prefix, formats=map_formats, probs=args.probs, mode=args.mode,
+                             tile=args.tile,
                              device=resolve_device(args.device), memory_mb=args.memory_mb,
                              ground_truth=_model_classes(scene, trained),
                              palette=None if args.palette is None else palette_for(trained.label_ids, args.palette),
                              progress=not args.quiet and sys.stderr.isatty())
     if "rgb" in formats:
         written["rgb"] = write_rgb_png(false_color(scene.cube, scene.wavelengths), f"{prefix}_rgb.png")
-    for fmt, path in written.items():
-        print(f"{fmt}: {path}")
+    if int(os.environ.get("RANK", "0")) == 0:
+        for fmt, path in written.items():
+            print(f"{fmt}: {path}")
     return 0
 
 

@@ -107,37 +107,96 @@ def read_experiment(path):
     return RunConfig.from_dict(data), specs, runs, out
 
 
-def compare(base, models, out, *, runs=3, scene=None, progress=False):
+def compare(base, models, out, *, runs=3, scene=None, progress=False, jobs=1):
     """Train and test every model on the same split per seed (seeds ``base.seed .. base.seed + runs - 1``);
     write the files listed in the module docstring and return the result rows.
 
     Finished runs are read back, stopped ones resumed, so a comparison killed at any moment and started again
-    ends with the same ``results.csv``."""
+    ends with the same ``results.csv``. ``jobs`` > 1 trains that many runs at once, each in its own process
+    (:func:`run_jobs`); the results do not depend on it."""
     labels = [spec.label for spec in models]
     if len(set(labels)) != len(labels):
         raise ConfigError(f"model labels must differ, got {labels}; give repeated models a label")
-    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
-        raise ConfigError(f"runs must be a whole number >= 1, got {runs!r}")
+    for name, value in (("runs", runs), ("jobs", jobs)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
     seeds = list(range(base.seed, base.seed + runs))
     configs = {(spec.label, seed): spec.config(base, seed) for spec in models for seed in seeds}
     for config in configs.values():
         config.check()
+    given = scene
     scene = scene if scene is not None else scene_for(base)
     out = Path(out)
     _claim(out, {"base": asdict(base), "models": [asdict(spec) for spec in models], "seeds": seeds})
-    rows, done = [], 0
+    grid = []
     for seed in seeds:
         split = _shared_split(base, scene, seed, out / "splits" / f"seed-{seed}.npz")
-        for spec in models:
-            run_dir = out / spec.label / f"seed-{seed}"
-            metrics = _run(configs[spec.label, seed], run_dir, scene, split, progress)
-            rows.append(_row(spec.label, seed, metrics, run_dir, out))
-            done += 1
-            log.info("[%d/%d] %s seed %d: OA %.2f%%  AA %.2f%%  kappa %.4f  leakage %s  (%s)", done,
-                     len(configs), spec.label, seed, 100 * metrics["oa"], 100 * metrics["aa"], metrics["kappa"],
-                     _percent(rows[-1]["leakage"]), run_dir)
+        grid += [(configs[spec.label, seed], out / spec.label / f"seed-{seed}", split) for spec in models]
+    done = 0
+
+    def report(index, metrics):
+        nonlocal done
+        done += 1
+        config, run_dir, _ = grid[index]
+        log.info("[%d/%d] %s seed %d: OA %.2f%%  AA %.2f%%  kappa %.4f  leakage %s  (%s)", done, len(grid),
+                 run_dir.parent.name, config.seed, 100 * metrics["oa"], 100 * metrics["aa"], metrics["kappa"],
+                 _percent(metrics["leakage"]["fraction"]), run_dir)
+
+    results = run_jobs(grid, scene if jobs == 1 else given, jobs, progress, report)
+    rows = [_row(run_dir.parent.name, config.seed, metrics, run_dir, out)
+            for (config, run_dir, _), metrics in zip(grid, results)]
     _write_results(out, rows, scene, labels)
     return rows
+
+
+def run_jobs(jobs_list, scene, jobs, progress, report):
+    """Metrics of every ``(config, run_dir, split)`` run, in order, ``jobs`` at a time: in this process when
+    ``jobs`` is 1, else each run in a worker process of its own (spawned, so nothing of this process's torch
+    state is shared), the CPU threads divided between them and, with several GPUs, each worker on one GPU.
+    ``scene`` None: each run reads its scene from its settings (a memory-mapped cube is never copied).
+    ``report(index, metrics)`` is called as each run finishes."""
+    if jobs == 1:
+        results = []
+        for index, (config, run_dir, split) in enumerate(jobs_list):
+            results.append(_run(config, run_dir, scene, split, progress))
+            report(index, results[-1])
+        return results
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    import torch
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    gpus = torch.cuda.device_count()
+    context = multiprocessing.get_context("spawn")
+    slots = context.Queue()
+    for slot in range(jobs):
+        slots.put(slot)
+    results = [None] * len(jobs_list)
+    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=(slots, threads, gpus))
+    try:
+        futures = {pool.submit(_run, config, run_dir, scene, split, False): index
+                   for index, (config, run_dir, split) in enumerate(jobs_list)}
+        for future in as_completed(futures):
+            index = futures[future]
+            results[index] = future.result()
+            report(index, results[index])
+    finally:
+        pool.shutdown(cancel_futures=True)      # after a failure: no new runs, the running ones finish
+    return results
+
+
+def _start_worker(slots, threads, gpus):
+    """A comparison worker: its share of the CPU threads and, with several GPUs, its own one."""
+    import os
+
+    import torch
+
+    slot = slots.get()
+    torch.set_num_threads(threads)
+    if gpus > 1:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
 
 
 def _claim(out, experiment):

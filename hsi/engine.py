@@ -2,6 +2,7 @@
 import logging
 import math
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,6 +10,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from .distributed import World, sync_batch_norm
 from .errors import ConfigError
 from .kinds import kind_of
 from .metrics import CHECKPOINT_RULES, epoch_score
@@ -44,6 +46,7 @@ class FitOptions:
     amp: bool = False                   # mixed precision, CUDA only
     workers: int = 0
     checkpoint_on: str = "val"          # best.pt by: "val" (validation OA), "train" (training OA) or "last" epoch
+    sync_bn: bool = False               # under torchrun: batch-norm statistics over the global batch
 
     def check(self):
         for name in ("epochs", "batch_size"):
@@ -62,14 +65,31 @@ class FitOptions:
 
 
 class Trainer:
-    """Owns the model, optimizer, scheduler, loader and RNG states, and everything needed to resume."""
+    """Owns the model, optimizer, scheduler, loader and RNG states, and everything needed to resume.
 
-    def __init__(self, model, options, train_set, val_set, n_classes, seed=0):
+    Under ``torchrun`` (``here``, a :class:`~hsi.distributed.World` of several processes) the model is wrapped in
+    ``DistributedDataParallel``, each process trains on its share of every global batch and the epoch's
+    scores are summed over all processes, so every process takes the same decisions (best epoch, early stop).
+    """
+
+    def __init__(self, model, options, train_set, val_set, n_classes, seed=0, here=World()):
         options.check()
         self.options = options
-        self.device = resolve_device(options.device)
-        self.model = model.to(self.device)
+        self.world = here
+        self.device = here.device(options.device)
         self.kind = kind_of(model)
+        if here.distributed and getattr(model, "fitted_by", None) is not None:
+            raise ConfigError(f"{type(model).__name__} is fitted by {model.fitted_by} in one process; "
+                              f"train it without torchrun")
+        model = model.to(self.device)
+        self.model = sync_batch_norm(model, self.device) if options.sync_bn and here.distributed else model
+        self.network = self.model
+        if here.distributed:
+            # channels-last-3d batches (see to_device) give the first 3-D convolution's (C, 1, D, H, W) weight a
+            # gradient whose strides differ from the weight's only along its size-1 dimension: the same layout
+            warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
+            self.network = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.n_classes = n_classes
         self.optimizer = torch.optim.Adam(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
         self.scheduler = self._make_scheduler()
@@ -79,7 +99,8 @@ class Trainer:
         if options.class_weights:
             counts = np.bincount(train_set.labels, minlength=n_classes).astype(np.float64)
             weights = torch.tensor(counts.sum() / (n_classes * np.maximum(counts, 1)), dtype=torch.float32)
-        self.criterion = nn.CrossEntropyLoss(weight=weights, ignore_index=IGNORE).to(self.device)
+        self.class_weights = None if weights is None else weights.to(self.device)
+        self.criterion = nn.CrossEntropyLoss(weight=weights, ignore_index=IGNORE, reduction="sum").to(self.device)
         self.shuffle = torch.Generator().manual_seed(seed)
         self.train_loader = self._loader(train_set, shuffle=True)
         self.val_loader = self._loader(val_set) if len(val_set) else None
@@ -99,7 +120,7 @@ class Trainer:
     def _loader(self, dataset, shuffle=False):
         generator = self.shuffle if shuffle else torch.Generator()   # never draws from the global RNG
         return self.kind.loader(dataset, self.options.batch_size, generator, shuffle, self.options.workers,
-                                self.device.type == "cuda")
+                                self.device.type == "cuda", here=self.world)
 
     @property
     def fitted_at_once(self):
@@ -144,31 +165,43 @@ class Trainer:
     def _train_one_epoch(self, progress):
         if self.fitted_at_once:
             return self._fit_at_once()
-        self.model.train()
-        total_loss, correct, seen = 0.0, 0, 0
+        self.network.train()
+        loss_sum, weight_sum, correct, seen = 0.0, 0.0, 0, 0
         desc = f"epoch {self.epoch}/{self.options.epochs}"
-        bar = tqdm(self.train_loader, desc=desc, leave=False, disable=progress is not True, unit="batch")
+        show = progress is True and self.world.is_main
+        bar = tqdm(self.train_loader, desc=desc, leave=False, disable=not show, unit="batch")
         n_batches = len(self.train_loader)
-        log_every = max(1, math.ceil(n_batches / 10)) if progress == "log" else 0
+        log_every = max(1, math.ceil(n_batches / 10)) if progress == "log" and self.world.is_main else 0
         for step, (x, y) in enumerate(bar, 1):
             x, y = to_device(x, self.device), y.to(self.device, non_blocking=True)
+            labelled = y >= 0
+            weight = self._pixel_weights(y[labelled]).sum()
+            batch_weight = self.world.sum([weight.item()])[0]          # of the global batch
             self.optimizer.zero_grad(set_to_none=True)
             with torch.autocast(self.device.type, enabled=self.amp):
-                logits = self.model(x)
-                loss = self.criterion(logits, y)
-            self.scaler.scale(loss).backward()
+                logits = self.network(x)
+                loss = self.criterion(logits.float(), y)               # summed over this process's pixels
+            # DDP averages gradients over the processes: scaled so, they are those of the global batch's mean
+            self.scaler.scale(loss * (self.world.size / max(batch_weight, 1e-12))).backward()
             self.scaler.step(self.optimizer)
             self.scaler.update()
-            labelled = y >= 0
-            n_labelled = labelled.sum().item()
-            total_loss += loss.item() * n_labelled
+            loss_sum += loss.item()
+            weight_sum += weight.item()
             correct += (logits.argmax(1) == y)[labelled].sum().item()
-            seen += n_labelled
-            bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}")
+            seen += labelled.sum().item()
+            bar.set_postfix(loss=f"{loss_sum / max(weight_sum, 1e-12):.4f}", acc=f"{correct / max(seen, 1):.4f}")
             if log_every and (step % log_every == 0 or step == n_batches):
-                log.info("%s  batch %d/%d  train loss %.4f  OA %.4f", desc, step, n_batches, total_loss / seen,
-                         correct / seen)
-        return total_loss / seen, correct / seen
+                log.info("%s  batch %d/%d  train loss %.4f  OA %.4f", desc, step, n_batches,
+                         loss_sum / max(weight_sum, 1e-12), correct / max(seen, 1))
+        self.world.broadcast_buffers(self.model)        # unsynchronised batch norms: evaluate with rank 0's
+        loss_sum, weight_sum, correct, seen = self.world.sum([loss_sum, weight_sum, correct, seen])
+        return loss_sum / weight_sum, correct / seen
+
+    def _pixel_weights(self, classes):
+        """The loss weight of each labelled pixel: its class weight, or 1."""
+        if self.class_weights is None:
+            return torch.ones(len(classes), device=classes.device)
+        return self.class_weights[classes]
 
     def _fit_at_once(self):
         """Fit the model on every training pixel's spectrum, then score it on them (loss and OA, like an epoch)."""
@@ -187,11 +220,15 @@ class Trainer:
         return self.score(self.val_loader)
 
     def score(self, loader):
-        """Loss (class-weighted as in training) and OA of the labelled pixels of ``loader``, in eval mode."""
+        """Loss (class-weighted as in training) and OA of the labelled pixels of ``loader``, in eval mode; under
+        torchrun each process scores its share and the sums are added up."""
         logits, labels = labelled_pixels(*self.predict_logits(loader))
-        loss = nn.functional.cross_entropy(logits, labels, weight=self.criterion.weight.cpu()
-                                           if self.criterion.weight is not None else None).item()
-        return loss, (logits.argmax(1) == labels).sum().item() / len(labels)
+        weights = self._pixel_weights(labels.to(self.device)).cpu()
+        loss_sum = (nn.functional.cross_entropy(logits, labels, reduction="none") * weights).sum().item() \
+            if len(labels) else 0.0
+        correct = (logits.argmax(1) == labels).sum().item() if len(labels) else 0
+        loss_sum, weight_sum, correct, seen = self.world.sum([loss_sum, weights.sum().item(), correct, len(labels)])
+        return loss_sum / weight_sum, correct / seen
 
     def predict_logits(self, loader):
         """Logits and labels of every batch, in eval mode with autograd off."""
@@ -204,7 +241,10 @@ class Trainer:
                 "scaler": self.scaler.state_dict(), "history": self.history, "best_epoch": self.best_epoch,
                 "stale_epochs": self.stale_epochs,
                 "rng": {"torch": torch.get_rng_state(), "shuffle": self.shuffle.get_state(),
-                        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}}
+                        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                        # under torchrun: every process's own stream (dropout, augmentation), in rank order
+                        "torch_by_rank": self.world.gather(torch.get_rng_state())
+                        if self.world.distributed else []}}
 
     def load_state_dict(self, state):
         self.epoch = state["epoch"]
@@ -218,7 +258,11 @@ class Trainer:
         if self.best_epoch:
             self.best_score = epoch_score(self.history[self.best_epoch - 1], self.options.checkpoint_on)
         self.stale_epochs = state["stale_epochs"]
-        torch.set_rng_state(state["rng"]["torch"])
+        by_rank = state["rng"].get("torch_by_rank") or []
+        if len(by_rank) == self.world.size:
+            torch.set_rng_state(by_rank[self.world.rank])
+        elif self.world.is_main:       # saved by another number of processes: the others keep their own seed
+            torch.set_rng_state(state["rng"]["torch"])
         self.shuffle.set_state(state["rng"]["shuffle"])
         if state["rng"]["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
@@ -252,6 +296,8 @@ def predict_logits(model, loader, device, amp=False):
     outputs, labels = [], []
     with torch.inference_mode():
         for x, y in loader:
+            if not len(x):          # this process's share of a last, small batch under torchrun
+                continue
             with torch.autocast(device.type, enabled=amp):
                 outputs.append(model(to_device(x, device)).float().cpu())
             labels.append(y)

@@ -16,8 +16,9 @@ from tqdm import tqdm
 
 from .checkpoint import TrainedModel
 from .data.mapped import MappedCube
-from .data.patches import PatchDataset, collate_batch, pad_cube
+from .data.patches import PatchDataset, collate_batch
 from .data.scenes import Scene
+from .distributed import World
 from .engine import predict_logits, resolve_device, to_device
 from .errors import ConfigError
 from .kinds import kind_of
@@ -85,8 +86,9 @@ def _cube(scene):
     return scene.cube if isinstance(scene, Scene) else np.asarray(scene)
 
 
-def _logit_tiles(model_or_checkpoint, scene, mode, tile, batch_size, device, memory_mb, progress):
-    """Yield ``((r0, r1, c0, c1), logits (r1 - r0, c1 - c0, K) float32)`` covering the scene."""
+def _logit_tiles(model_or_checkpoint, scene, mode, tile, batch_size, device, memory_mb, progress, here=World()):
+    """Yield ``((r0, r1, c0, c1), logits (r1 - r0, c1 - c0, K) float32)`` covering the scene (under torchrun,
+    ``here``: the tiles of this process, tile ``i`` on rank ``i mod N``)."""
     if mode not in MODES:
         raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     if batch_size < 1:
@@ -100,25 +102,25 @@ def _logit_tiles(model_or_checkpoint, scene, mode, tile, batch_size, device, mem
     model.to(device).eval()
     try:
         yield from kind_of(model).logit_tiles(trained, cube, mode=mode, tile=tile, batch_size=batch_size,
-                                              device=device, memory_mb=memory_mb, progress=progress)
+                                              device=device, memory_mb=memory_mb, progress=progress, here=here)
     finally:
         model.train(was_training)
 
 
-def patch_model_tiles(trained, cube, *, mode, tile, batch_size, device, memory_mb, progress):
-    """A patch model's logit tiles: dense where exact, else window by window."""
+def patch_model_tiles(trained, cube, *, mode, tile, batch_size, device, memory_mb, progress, here):
+    """A patch model's logit tiles: dense where exact, else window by window in bands of rows."""
     model = trained.model
     if mode == "dense" and not supports_dense(model):
         raise ConfigError(f"{type(model).__name__} has no dense form; use mode 'patch' or 'auto'")
     if mode == "auto" and not supports_dense(model):
         log.info("%s has no dense form: predicting window by window (patch mode)", type(model).__name__)
     if mode == "patch" or not supports_dense(model):
-        yield (0, cube.shape[0], 0, cube.shape[1]), _patch_logits(trained, cube, batch_size, device, progress)
+        yield from _patch_tiles(trained, cube, tile, batch_size, device, memory_mb, progress, here)
     else:
-        yield from _dense_tiles(trained, cube, tile, batch_size, device, memory_mb, progress)
+        yield from _dense_tiles(trained, cube, tile, batch_size, device, memory_mb, progress, here)
 
 
-def scene_model_tiles(trained, cube, *, mode, tile, batch_size, device, memory_mb, progress):
+def scene_model_tiles(trained, cube, *, mode, tile, batch_size, device, memory_mb, progress, here):
     """A scene model's logit tiles: one pass when the scene fits in ``memory_mb`` (or the model's receptive
     field is global), else tiles of side ``tile`` (a multiple of the stride) with a halo of the receptive-field
     radius rounded up to the stride, so every tile sees the pooling grid and the context the whole pass sees."""
@@ -138,14 +140,15 @@ def scene_model_tiles(trained, cube, *, mode, tile, batch_size, device, memory_m
         if not fits:
             log.warning("%s has a global receptive field: predicting the scene in one pass beyond the %d MB "
                         "budget", type(model).__name__, memory_mb)
-        yield (0, rows, 0, cols), _scene_pass(trained, cube, device)
+        if here.is_main:
+            yield (0, rows, 0, cols), _scene_pass(trained, cube, device)
         return
     halo = _ceil_to(radius, stride)
     if tile is None:
         side = math.isqrt(int(memory_mb * 2**20 / (4 * floats))) - 2 * halo
         tile = max(side // stride * stride, stride)
     tile = _ceil_to(tile, stride)
-    starts = [(r, c) for r in range(0, rows, tile) for c in range(0, cols, tile)]
+    starts = here.mine([(r, c) for r in range(0, rows, tile) for c in range(0, cols, tile)])
     for r0, c0 in tqdm(starts, desc="tiles", unit="tile", disable=not progress, leave=False):
         r1, c1 = min(r0 + tile, rows), min(c0 + tile, cols)
         w0, v0 = max(r0 - halo, 0), max(c0 - halo, 0)
@@ -181,24 +184,34 @@ def scene_floats_per_pixel(model):
     return sum(counts)
 
 
-def _patch_logits(trained, cube, batch_size, device, progress):
-    padded = pad_cube(trained.reduce(cube), trained.patch_size, trained.padding)
-    rows, cols = np.indices(cube.shape[:2]).reshape(2, -1)
-    dataset = PatchDataset(padded, np.stack([rows, cols], 1), None, trained.patch_size)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=collate_batch)
-    loader = tqdm(loader, desc="patches", unit="batch", disable=not progress, leave=False)
-    logits, _ = predict_logits(trained.model, loader, device)
-    return logits.numpy().reshape(cube.shape[0], cube.shape[1], -1)
+def _patch_tiles(trained, cube, tile, batch_size, device, memory_mb, progress, here):
+    """Window-by-window logits in bands of ``tile`` rows: each band's region (with a margin of half a window) is
+    read, reduced and padded on its own; by default the band's height keeps it within about ``memory_mb``."""
+    rows, cols = cube.shape[:2]
+    margin = trained.patch_size // 2
+    floats_per_row = (cols + 2 * margin) * (trained.reducer.n_components if trained.reducer else cube.shape[2])
+    height = tile or max(1, int(memory_mb * 2**20 / (4 * 4 * floats_per_row)) - 2 * margin)
+    if height < 1:
+        raise ConfigError(f"tile must be at least 1 pixel, got {tile}")
+    for r0 in tqdm(here.mine(range(0, rows, height)), desc="row bands", unit="band", disable=not progress,
+                   leave=False):
+        r1 = min(r0 + height, rows)
+        region = _padded_region(trained, cube, r0 - margin, r1 + margin, -margin, cols + margin)
+        pixels = np.indices((r1 - r0, cols)).reshape(2, -1).T
+        dataset = PatchDataset(region, pixels, None, trained.patch_size)
+        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=collate_batch)
+        logits, _ = predict_logits(trained.model, loader, device)
+        yield (r0, r1, 0, cols), logits.numpy().reshape(r1 - r0, cols, -1)
 
 
-def _dense_tiles(trained, cube, tile, batch_size, device, memory_mb, progress):
+def _dense_tiles(trained, cube, tile, batch_size, device, memory_mb, progress, here):
     rows, cols = cube.shape[:2]
     margin = trained.patch_size // 2
     if tile is None:
         tile = default_tile(trained.model, memory_mb)
     if tile < 1:
         raise ConfigError(f"tile must be at least 1 pixel, got {tile}")
-    starts = [(r, c) for r in range(0, rows, tile) for c in range(0, cols, tile)]
+    starts = here.mine([(r, c) for r in range(0, rows, tile) for c in range(0, cols, tile)])
     cache = {}
     with torch.inference_mode():
         for r0, c0 in tqdm(starts, desc="tiles", unit="tile", disable=not progress, leave=False):
@@ -226,8 +239,9 @@ def default_tile(model, memory_mb):
 
 
 def logit_tiles(model_or_checkpoint, scene, *, mode="auto", tile=None, batch_size=256, device=None,
-                memory_mb=1024):
+                memory_mb=1024, here=World()):
     """Yield ``((r0, r1, c0, c1), logits (r1 - r0, c1 - c0, K) float32)`` tile by tile (the streaming seam of
-    :mod:`hsi.stream`): in dense mode each tile is read from the cube with its halo and reduced on its own, so
-    a memory-mapped cube stays on disk; patch mode yields the whole scene as one tile."""
-    yield from _logit_tiles(model_or_checkpoint, scene, mode, tile, batch_size, device, memory_mb, False)
+    :mod:`hsi.stream`): each tile (a square in dense mode, a band of rows in patch mode) is read from the cube
+    with its halo and reduced on its own, so a memory-mapped cube stays on disk. Under torchrun (``here``)
+    only this process's tiles."""
+    yield from _logit_tiles(model_or_checkpoint, scene, mode, tile, batch_size, device, memory_mb, False, here)

@@ -7,6 +7,7 @@ checkpoints and inference call these and never look at model names.
 """
 import torch
 
+from .distributed import World
 from .errors import ConfigError
 
 SUBSETS = ("train", "val", "test")
@@ -16,7 +17,7 @@ class PatchKind:
     name = "patch"
     transductive = False     # a training step reads only the windows of training pixels
 
-    def check(self, config, model, scene):
+    def check(self, config, model, scene, here=World()):
         if config.crop is not None:
             raise ConfigError(f"--crop applies to scene models; {config.model} reads {config.patch}x{config.patch} "
                               f"patches")
@@ -29,13 +30,16 @@ class PatchKind:
                                    augment=config.augment and name == "train", generator=generator)
                 for name in subsets}
 
-    def loader(self, dataset, batch_size, generator=None, shuffle=False, workers=0, pin_memory=False):
+    def loader(self, dataset, batch_size, generator=None, shuffle=False, workers=0, pin_memory=False, here=World()):
+        """Batches of windows; under torchrun this process's share of each global batch (see
+        :class:`~hsi.distributed.ShardedBatches`), drawn in the order ``generator`` gives."""
         from .data.patches import collate_batch
+        from .distributed import ShardedBatches
 
+        batches = ShardedBatches(len(dataset), batch_size, generator or torch.Generator(), shuffle, here)
         return torch.utils.data.DataLoader(
-            dataset, batch_size=batch_size, shuffle=shuffle, generator=generator or torch.Generator(),
-            collate_fn=collate_batch, num_workers=workers, pin_memory=pin_memory,
-            persistent_workers=workers > 0)
+            dataset, batch_sampler=batches, generator=torch.Generator(), collate_fn=collate_batch,
+            num_workers=workers, pin_memory=pin_memory, persistent_workers=workers > 0)
 
     def receptive_field_radius(self, model):
         """How far a window's pixels reach: half the patch, or less for a model that reads only its centre."""
@@ -51,7 +55,10 @@ class SceneKind:
     name = "scene"
     transductive = True      # a training step reads every pixel's spectrum, labelled or not
 
-    def check(self, config, model, scene):
+    def check(self, config, model, scene, here=World()):
+        if here.distributed and config.crop is None:
+            raise ConfigError(f"{config.model} is a scene model: under torchrun its processes share the work by "
+                              f"crops; give --crop N (each process trains on its own N x N crop per step)")
         smallest = model.stride + 1         # batch norm needs a context map of at least 2 positions
         if config.crop is not None and config.crop < smallest:
             raise ConfigError(f"--crop {config.crop} is too small for {config.model} (total stride "
@@ -67,10 +74,11 @@ class SceneKind:
                                    augment=config.augment and name == "train")
                 for name in subsets}
 
-    def loader(self, dataset, batch_size, generator=None, shuffle=False, workers=0, pin_memory=False):
+    def loader(self, dataset, batch_size, generator=None, shuffle=False, workers=0, pin_memory=False, here=World()):
+        """Draws of the scene (or of crops); under torchrun each process trains on its own draw per step."""
         from .data.scene_samples import SceneLoader
 
-        return SceneLoader(dataset, generator or torch.Generator())
+        return SceneLoader(dataset, generator or torch.Generator(), here, every_step=shuffle)
 
     def receptive_field_radius(self, model):
         from .models.receptive import receptive_field_radius

@@ -29,6 +29,7 @@ from .data.patches import PADDING_MODES, check_patch_size
 from .data.preprocess import Reducer, fit_pca
 from .data.scenes import load_recorded, load_scene, scene_record
 from .data.splits import Split, make_split
+from .distributed import world
 from .engine import FitOptions, Trainer, labelled_pixels, log, predict_logits
 from .errors import ConfigError, SplitError
 from .kinds import kind_of, kind_of_model_name
@@ -188,25 +189,41 @@ def train(config, out=None, *, scene=None, split=None, progress=True, on_epoch=N
     """Train one run into the folder ``out`` and return its test metrics.
 
     ``split`` (a :class:`~hsi.data.splits.Split`) replaces the one ``config`` would draw, so that several runs
-    share it (``hsi compare``). Everything that can fail on user input (scene, split, PCA, model) is checked before any file is written.
-    ``on_epoch(row)`` is called with each history row once that epoch's checkpoints are on disk.
+    share it (``hsi compare``). Everything that can fail on user input (scene, split, PCA, model) is checked
+    before any file is written. ``on_epoch(row)`` is called with each history row once that epoch's checkpoints
+    are on disk.
+
+    Launched by ``torchrun``, every process trains its share (:mod:`hsi.distributed`) and rank 0 alone writes
+    the run folder and returns the metrics (the other processes return None).
     """
     config.check()
+    here = world(config.fit.device)
     scene = scene if scene is not None else scene_for(config)
-    out = Path(out) if out else default_out(config, scene)
+    out = Path(here.share(str(out) if out else str(default_out(config, scene))))
     check_writable(out)
     torch.manual_seed(config.seed)
     model = build_for(config, scene)
     kind = kind_of(model)
-    kind.check(config, model, scene)
+    kind.check(config, model, scene, here)
     prepared = prepare(scene, config, kind, split)
-    trainer = Trainer(model, config.fit, prepared.datasets["train"], prepared.datasets["val"], scene.n_classes,
-                      seed=config.seed)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "config.json", _config_record(config, scene, prepared, model))
-    prepared.split.save(out / "split.npz")
+    trainer = _trainer(model, config, prepared, scene, here)
+    here.barrier()          # every process has checked the folder before rank 0 writes into it
+    if here.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out / "config.json", _config_record(config, scene, prepared, model, here))
+        prepared.split.save(out / "split.npz")
     _save(out / "last.pt", trainer, prepared, config, scene)   # epoch 0: resumable from the very start
     return _fit_and_finish(trainer, prepared, config, scene, out, progress, on_epoch)
+
+
+def _trainer(model, config, prepared, scene, here):
+    """The run's trainer; under torchrun, ranks other than 0 draw their own dropout and augmentation numbers."""
+    if here.rank:
+        torch.manual_seed(config.seed + 1_000_003 * here.rank)
+        if getattr(prepared.datasets["train"], "generator", None) is not None:
+            prepared.datasets["train"].generator.manual_seed(config.seed + 1 + 1_000_003 * here.rank)
+    return Trainer(model, config.fit, prepared.datasets["train"], prepared.datasets["val"], scene.n_classes,
+                   seed=config.seed, here=here)
 
 
 def resume(run_dir, *, progress=True, on_epoch=None, **where):
@@ -217,33 +234,39 @@ def resume(run_dir, *, progress=True, on_epoch=None, **where):
     if not (run_dir / "config.json").is_file() or not (run_dir / "last.pt").is_file():
         raise ConfigError(f"{run_dir} is not a resumable run folder (expected config.json and last.pt)")
     config = RunConfig.from_dict(read_config(run_dir)["config"])
+    here = world(config.fit.device)
     state = load_checkpoint(run_dir / "last.pt")
     scene = run_scene(run_dir, **where)
     torch.manual_seed(config.seed)
     model = build_for(config, scene)
-    prepared = prepare(scene, config, kind_of(model), Split.load(run_dir / "split.npz"))
+    kind = kind_of(model)
+    kind.check(config, model, scene, here)
+    prepared = prepare(scene, config, kind, Split.load(run_dir / "split.npz"))
     model.load_state_dict(state["state_dict"])
-    trainer = Trainer(model, config.fit, prepared.datasets["train"], prepared.datasets["val"], scene.n_classes,
-                      seed=config.seed)
+    trainer = _trainer(model, config, prepared, scene, here)
     trainer.load_state_dict(state["trainer"])
     log.info("resuming %s after epoch %d", run_dir, trainer.epoch)
     return _fit_and_finish(trainer, prepared, config, scene, run_dir, progress, on_epoch)
 
 
 def _fit_and_finish(trainer, prepared, config, scene, out, progress, on_epoch):
+    main = trainer.world.is_main
     try:
         while not trainer.done:
             row, improved = trainer.run_epoch(progress)
             if improved:
                 _save(out / "best.pt", trainer, prepared, config, scene)
             _save(out / "last.pt", trainer, prepared, config, scene)
-            _write_history(out / "history.csv", trainer.history)
-            if on_epoch is not None:
+            if main:
+                _write_history(out / "history.csv", trainer.history)
+            if on_epoch is not None and main:
                 on_epoch(row)
     except KeyboardInterrupt:
         raise Interrupted(out) from None
-    if not (out / "best.pt").is_file():        # zero epochs asked for
+    if trainer.world.share(not (out / "best.pt").is_file()):        # zero epochs asked for
         _save(out / "best.pt", trainer, prepared, config, scene)
+    if not main:
+        return None
     return _finish(out, config, scene, prepared, trainer.device)
 
 
@@ -360,12 +383,14 @@ def train_many(config, runs, out=None, *, progress=True):
     from .metrics import format_summary, summarize_runs
 
     scene = scene_for(config)
-    out = Path(out) if out else default_out(config, scene)
+    out = Path(world(config.fit.device).share(str(out or default_out(config, scene))))
     check_writable(out)
     results = []
     for seed in range(config.seed, config.seed + runs):
         run_config = RunConfig.from_dict({**asdict(config), "seed": seed})
         results.append(train(run_config, out / f"seed-{seed}", scene=scene, progress=progress))
+    if results[0] is None:          # not rank 0 of a torchrun job
+        return None
     summary = summarize_runs(results)
     write_json_atomic(out / "summary.json", summary)
     write_text_atomic(out / "summary.md", format_summary(summary))
@@ -380,10 +405,12 @@ def train_folds(config, out=None, *, progress=True):
     if config.split != "blocks" or not config.folds:
         raise ConfigError("cross-validation needs the blocks split and a number of folds (--split blocks --folds K)")
     scene = scene_for(config)
-    out = Path(out) if out else default_out(config, scene)
+    out = Path(world(config.fit.device).share(str(out or default_out(config, scene))))
     check_writable(out)
     results = [train(RunConfig.from_dict({**asdict(config), "fold": fold}), out / f"fold-{fold}", scene=scene,
                      progress=progress) for fold in range(config.folds)]
+    if results[0] is None:          # not rank 0 of a torchrun job
+        return None
     summary = summarize_runs(results)
     summary["folds"] = [{"fold": fold, **{key: r["split"][key] for key in ("block", "classes_without_training",
                                                                           "classes_without_test")}}
@@ -402,14 +429,19 @@ def train_folds(config, out=None, *, progress=True):
 
 
 def _save(path, trainer, prepared, config, scene):
+    """Write a checkpoint; called by every process (the trainer state gathers their RNG states), written by
+    rank 0."""
     model = trainer.model
+    state = trainer.state_dict()
+    if not trainer.world.is_main:
+        return
     save_checkpoint({
         "model": {"name": config.model, "kwargs": _model_kwargs(config, scene)},
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "preprocess": prepared.reducer.to_dict(), "patch_size": config.patch, "padding": config.padding,
         "bands_in": scene.bands, "class_names": list(scene.class_names),
         "label_ids": scene.label_ids.tolist(), "palette": scene.palette.tolist(), "scene": scene.name,
-        "epoch": trainer.epoch, "trainer": trainer.state_dict(),
+        "epoch": trainer.epoch, "trainer": state,
     }, path)
 
 
@@ -424,7 +456,7 @@ def count_parameters(model):
     return int(learned or sum(b.numel() for b in model.buffers()))
 
 
-def _config_record(config, scene, prepared, model):
+def _config_record(config, scene, prepared, model, here):
     import sklearn
 
     kind = kind_of(model)
@@ -444,7 +476,8 @@ def _config_record(config, scene, prepared, model):
         "versions": {"hsi": __version__, "torch": torch.__version__, "numpy": np.__version__,
                      "scikit-learn": sklearn.__version__, "python": platform.python_version()},
         "host": {"platform": platform.platform(), "cpu_threads": torch.get_num_threads(),
-                 "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
+                 "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+                 "processes": here.size},
     }
 
 

@@ -14,6 +14,10 @@ folder beside ``prefix`` and are renamed into place only when the whole map is d
 
 Every ENVI output header carries the input header's ``map info``, ``coordinate system string``,
 ``pixel size`` (unchanged) and its band centres as ``source wavelength``.
+
+Under ``torchrun`` the tiles are shared between the processes (tile ``i`` on rank ``i mod N``): rank 0 creates
+the output files, every process writes its tiles into them, and rank 0 writes the headers, images and GeoTIFF
+and renames them into place once all are done. The map equals the single-process one.
 """
 import os
 import secrets
@@ -37,9 +41,11 @@ def stream_map(trained, scene, prefix, *, formats=("envi", "npy", "png"), probs=
     ``{format: path}`` (``probs`` under the key ``"probs"``). No-data pixels of a mapped cube get no class
     (0 in every file, probabilities 0). ``ground_truth`` (classes, -1 unlabelled) is drawn beside the PNG, with
     the map on labelled pixels only; ``palette`` (K x 3) replaces the model's colours in the PNG."""
+    from .distributed import world
     from .inference import as_trained, logit_tiles
 
     formats = _check_formats(formats, probs)
+    here = world(device or "auto")
     trained = as_trained(trained)
     cube = scene.cube if hasattr(scene, "cube") else scene
     rows, cols = cube.shape[:2]
@@ -47,24 +53,23 @@ def stream_map(trained, scene, prefix, *, formats=("envi", "npy", "png"), probs=
     prefix = Path(prefix)
     if prefix.suffix.lower() in {".png", ".npy", ".hdr", ".img", ".tif"}:
         prefix = prefix.with_suffix("")
-    prefix.parent.mkdir(parents=True, exist_ok=True)
     header = getattr(scene, "header", None) or {}
-    tmpdir = prefix.parent / f".{prefix.name}.tmp-{secrets.token_hex(4)}"
-    tmpdir.mkdir()
+    tmpdir = Path(here.share(str(prefix.parent / f".{prefix.name}.tmp-{secrets.token_hex(4)}")))
+    values_dtype = np.uint8 if k + 1 <= 256 else np.uint16
+    if here.is_main:
+        prefix.parent.mkdir(parents=True, exist_ok=True)
+        tmpdir.mkdir()
     try:
-        values_dtype = np.uint8 if k + 1 <= 256 else np.uint16
-        values = np.memmap(tmpdir / "map.img", dtype=values_dtype, mode="w+", shape=(rows, cols))
-        ids = (np.lib.format.open_memmap(tmpdir / "map.npy", mode="w+", dtype=np.int32, shape=(rows, cols))
-               if "npy" in formats else None)
-        prob_cube = (np.memmap(tmpdir / "probs.img", dtype=np.float32, mode="w+", shape=(rows, cols, k + 1))
-                     if probs else None)
-        tif = _open_geotiff(tmpdir / "map.tif", scene, trained, rows, cols, values_dtype) if "tif" in formats \
+        outputs = _open_outputs(tmpdir, (rows, cols), k, values_dtype, formats, probs, "w+") if here.is_main \
             else None
+        here.barrier()                          # rank 0 has created the output files
+        values, ids, prob_cube = outputs or _open_outputs(tmpdir, (rows, cols), k, values_dtype, formats, probs, "r+")
         label_ids = np.concatenate([[0], np.asarray(trained.label_ids, dtype=np.int64)])
-        with tqdm(total=rows * cols, desc="map", unit="px", unit_scale=True, disable=not progress) as bar:
+        with tqdm(total=rows * cols, desc="map", unit="px", unit_scale=True,
+                  disable=not (progress and here.is_main)) as bar:
             for (r0, r1, c0, c1), logits in logit_tiles(trained, scene, mode=mode, tile=tile,
                                                         batch_size=batch_size, device=device,
-                                                        memory_mb=memory_mb):
+                                                        memory_mb=memory_mb, here=here):
                 tile_values = logits.argmax(-1).astype(values_dtype) + 1
                 empty = cube.nodata((slice(r0, r1), slice(c0, c1))) if isinstance(cube, MappedCube) else None
                 if empty is not None:
@@ -78,23 +83,31 @@ def stream_map(trained, scene, prefix, *, formats=("envi", "npy", "png"), probs=
                         p[empty] = 0
                     prob_cube[r0:r1, c0:c1, :k] = p
                     prob_cube[r0:r1, c0:c1, k] = p.max(-1)
-                if tif is not None:
-                    from rasterio.windows import Window
-
-                    tif.write(tile_values, 1, window=Window(c0, r0, c1 - c0, r1 - r0))
                 for array in (values, ids, prob_cube, cube if isinstance(cube, MappedCube) else None):
                     if array is not None:
                         release_pages(array.raw if isinstance(array, MappedCube) else array)
-                bar.update((r1 - r0) * (c1 - c0))
-        if tif is not None:
-            tif.close()
+                bar.update((r1 - r0) * (c1 - c0) * here.size)
         for array in (values, ids, prob_cube):
             if array is not None:
                 array.flush()
-        written = _finish(tmpdir, prefix, formats, probs, values, trained, header, ground_truth, palette)
+        here.barrier()                          # every tile is on disk
+        written = _finish(tmpdir, prefix, formats, probs, values, trained, header, ground_truth, palette, scene) \
+            if here.is_main else None
     finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
-    return written
+        if here.is_main:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+    return here.share(written)
+
+
+def _open_outputs(tmpdir, shape, k, values_dtype, formats, probs, mode):
+    """The memory-mapped class values, label ids (``npy``) and probabilities (``probs``), created (``w+``) or
+    opened (``r+``)."""
+    values = np.memmap(tmpdir / "map.img", dtype=values_dtype, mode=mode, shape=shape)
+    ids = (np.lib.format.open_memmap(tmpdir / "map.npy", mode=mode, dtype=np.int32, shape=shape)
+           if "npy" in formats else None)
+    prob_cube = np.memmap(tmpdir / "probs.img", dtype=np.float32, mode=mode, shape=(*shape, k + 1)) if probs \
+        else None
+    return values, ids, prob_cube
 
 
 def _check_formats(formats, probs):
@@ -114,8 +127,8 @@ def _check_formats(formats, probs):
     return formats
 
 
-def _finish(tmpdir, prefix, formats, probs, values, trained, header, ground_truth, palette):
-    """Headers and PNG from the finished map, then every file renamed into place (headers last)."""
+def _finish(tmpdir, prefix, formats, probs, values, trained, header, ground_truth, palette, scene):
+    """Headers, GeoTIFF and PNG from the finished map, then every file renamed into place (headers last)."""
     names = [str(n).replace(",", ";").replace("{", "(").replace("}", ")") for n in trained.class_names]
     carried = carried_entries(header)
     moves = []
@@ -134,6 +147,7 @@ def _finish(tmpdir, prefix, formats, probs, values, trained, header, ground_trut
     if "npy" in formats:
         moves.append(("map.npy", ".npy"))
     if "tif" in formats:
+        _write_geotiff(tmpdir / "map.tif", scene, trained, values)
         moves.append(("map.tif", ".tif"))
     if "png" in formats:
         from .export import export_map
@@ -163,11 +177,15 @@ def classification_header(shape, dtype, names, palette, carried):
         "class lookup": colors.ravel().tolist(), "class names": ["Unclassified", *names], **carried})
 
 
-def _open_geotiff(path, scene, trained, rows, cols, dtype):
-    """A GeoTIFF open for writing, with the input image's transform and CRS (as GDAL reads its header)."""
+def _write_geotiff(path, scene, trained, values, rows_per_block=512):
+    """The class values as a GeoTIFF with the input image's transform and CRS (as GDAL reads its header),
+    written a block of rows at a time from the memory-mapped map."""
     import rasterio
     from rasterio.transform import Affine
+    from rasterio.windows import Window
 
+    rows, cols = values.shape
+    dtype = values.dtype
     transform, crs = Affine.identity(), None
     source = _georeferenced_image(scene)
     if source is not None:
@@ -181,7 +199,11 @@ def _open_geotiff(path, scene, trained, rows, cols, dtype):
         tif.write_colormap(1, {i: (*map(int, c), 255) for i, c in enumerate(colors)})
     tif.update_tags(1, class_names=",".join(names), **{f"class_{i}": name for i, name in enumerate(names)})
     tif.update_tags(label_ids=",".join(str(int(i)) for i in [0, *trained.label_ids]))
-    return tif
+    with tif:
+        for r0 in range(0, rows, rows_per_block):
+            block = np.asarray(values[r0:r0 + rows_per_block])
+            tif.write(block, 1, window=Window(0, r0, cols, len(block)))
+            release_pages(values)
 
 
 def _georeferenced_image(scene):

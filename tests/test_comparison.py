@@ -81,7 +81,8 @@ def test_results_files_and_figures(compared, crop):
 
 def test_a_stopped_comparison_resumes_to_the_same_results(compared, crop, tmp_path):
     """A comparison killed during seed 6's hybridsn run (after its first epoch, before fcn8s started) and run
-    again: finished runs are reused, the stopped one resumed, the missing one trained; results.csv is the same."""
+    again, two runs at a time in worker processes (``jobs=2``): finished runs are reused, the stopped one resumed,
+    the missing one trained; results.csv is the same as the uninterrupted one-at-a-time comparison's."""
     out, _ = compared
     stopped = tmp_path / "b"
     shutil.copytree(out, stopped, ignore=shutil.ignore_patterns("results.*", "timing.csv", "*.png"))
@@ -91,7 +92,7 @@ def test_a_stopped_comparison_resumes_to_the_same_results(compared, crop, tmp_pa
         train(MODELS[0].config(base_config(), 6), stopped / "hybridsn" / "seed-6", scene=crop,
               split=Split.load(stopped / "splits" / "seed-6.npz"), progress=False,
               on_epoch=lambda row: (_ for _ in ()).throw(KeyboardInterrupt))
-    rows = hsi.compare(base_config(), MODELS, stopped, runs=2, scene=crop)
+    rows = hsi.compare(base_config(), MODELS, stopped, runs=2, scene=crop, jobs=2)
     assert (stopped / "results.csv").read_text() == (out / "results.csv").read_text()
     assert len(rows) == 6 and (stopped / "maps.png").is_file()
 

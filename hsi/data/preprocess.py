@@ -2,6 +2,7 @@
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from ..errors import ConfigError
 
@@ -33,16 +34,18 @@ class Reducer:
 
     def transform(self, cube, chunk_pixels=65536):
         """Reduce a cube a few rows at a time (about ``chunk_pixels`` pixels), so the float64 intermediate
-        stays small."""
+        stays small. The product runs in torch, on the thread pool the model then uses: numpy's BLAS threads
+        keep spinning after a product and would take the cores from the forward pass that follows (an FCN-8s
+        map of Indian Pines ran in 0.14 s instead of 0.08 s)."""
         if cube.shape[-1] != self.bands:
             raise ConfigError(f"the cube has {cube.shape[-1]} bands but the PCA was fitted on {self.bands}")
         chunk_rows = max(1, chunk_pixels // max(1, int(np.prod(cube.shape[1:-1]))))
-        weights = (self.components / self.band_std).T / self.scale          # (bands, n)
-        offset = (self.mean @ self.components.T) / self.scale              # (n,)
+        weights = torch.from_numpy((self.components / self.band_std).T / self.scale)          # (bands, n)
+        offset = torch.from_numpy((self.mean @ self.components.T) / self.scale)              # (n,)
         out = np.empty(cube.shape[:-1] + (self.n_components,), dtype=np.float32)
         for start in range(0, cube.shape[0], chunk_rows):
-            block = cube[start:start + chunk_rows].astype(np.float64)
-            out[start:start + chunk_rows] = block @ weights - offset
+            block = torch.from_numpy(np.asarray(cube[start:start + chunk_rows], dtype=np.float64))
+            out[start:start + chunk_rows] = (block @ weights - offset).numpy()
         return out
 
     def to_dict(self):

@@ -58,14 +58,24 @@ class SceneSamples:
 
 
 class SceneLoader:
-    """``steps`` draws of a :class:`SceneSamples` per pass, from ``generator``."""
+    """``steps`` draws of a :class:`SceneSamples` per pass, from ``generator``.
 
-    def __init__(self, samples, generator):
-        self.samples, self.generator = samples, generator
+    Under torchrun (``here`` of several processes) every process makes the same draws and keeps every
+    ``here.size``-th one. With ``every_step`` (training) the draws are rounded up to a multiple of the process
+    count, so every process takes part in every step; otherwise (evaluation) a process may get fewer."""
+
+    def __init__(self, samples, generator, here=None, every_step=False):
+        from ..distributed import World
+
+        self.samples, self.generator, self.world = samples, generator, here or World()
+        size = self.world.size
+        self.draws = -(-samples.steps // size) * size if every_step else samples.steps
 
     def __len__(self):
-        return self.samples.steps
+        return len(self.world.mine(range(self.draws)))
 
     def __iter__(self):
-        for _ in range(self.samples.steps):
-            yield self.samples.draw(self.generator)
+        for draw in range(self.draws):
+            batch = self.samples.draw(self.generator)
+            if draw % self.world.size == self.world.rank:
+                yield batch

@@ -44,12 +44,13 @@ class SplitAttentionConv(nn.Module):
 
     def forward(self, x):
         x = self.conv(x)
-        n, _, height, width = x.shape
-        splits = x.view(n, self.radix, -1, height, width)                          # (N, R, C, H, W)
+        n, channels, height, width = x.shape
+        channels //= self.radix                   # explicit sizes (no -1): an empty batch keeps its shape
+        splits = x.view(n, self.radix, channels, height, width)                    # (N, R, C, H, W)
         logits = self.fc2(self.fc1(splits.sum(1).mean((2, 3), keepdim=True)))     # (N, K·R·C/K, 1, 1)
-        logits = logits.view(n, self.cardinality, self.radix, -1).transpose(1, 2)  # (N, R, K, C/K)
-        weights = torch.softmax(logits, dim=1) if self.radix > 1 else torch.sigmoid(logits)
-        return (splits * weights.reshape(n, self.radix, -1, 1, 1)).sum(1)
+        logits = logits.view(n, self.cardinality, self.radix, channels // self.cardinality).transpose(1, 2)
+        weights = torch.softmax(logits, dim=1) if self.radix > 1 else torch.sigmoid(logits)   # (N, R, K, C/K)
+        return (splits * weights.reshape(n, self.radix, channels, 1, 1)).sum(1)
 
 
 class SplitAttentionUnit(Bottleneck):

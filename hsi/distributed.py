@@ -1,0 +1,209 @@
+"""Training and mapping on several processes, launched by ``torchrun`` (``torch.distributed``, DDP).
+
+``torchrun --nproc_per_node N -m hsi train ...`` starts N copies of the command; each reads ``RANK``,
+``LOCAL_RANK`` and ``WORLD_SIZE`` from its environment. :func:`world` joins them into one process group
+(``nccl`` on CUDA, ``gloo`` on the CPU) with a timeout, so a rank that dies or hangs fails the job instead of
+blocking it. Without ``torchrun`` it returns a world of one process and nothing here costs anything.
+
+How work is shared so that the result does not depend on the number of processes:
+
+- patch models: every process draws the same permutation of the training pixels per epoch (the run's seeded
+  generator) and takes every N-th pixel of each global batch of ``--batch-size`` (:class:`ShardedBatches`);
+  the loss is the sum over its pixels divided by the global number of pixels in the batch, so the averaged
+  gradient is the single-process one. torch's ``DistributedSampler`` shards the epoch instead, padding it to a
+  multiple of N with repeated pixels, so its batches and their sizes change with N.
+- scene models: each step every process trains on its own random crop of the scene (``--crop``).
+- batch norm: per process, or over the whole global batch with ``--sync-bn`` (torch's ``SyncBatchNorm`` on
+  CUDA; :class:`GlobalBatchNorm` on the CPU, where torch's refuses to run).
+- full-scene maps: tile ``i`` is computed by rank ``i mod N`` (:meth:`World.mine`).
+"""
+import datetime
+import os
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .errors import ConfigError
+
+DEFAULT_TIMEOUT_S = 600
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place among ``size`` processes; ``rank`` 0 writes every file."""
+
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self):
+        return self.rank == 0
+
+    @property
+    def distributed(self):
+        return self.size > 1
+
+    def device(self, name="auto"):
+        """The device of this process: ``cuda:LOCAL_RANK`` when CUDA is asked for (or ``auto`` finds it)."""
+        from .engine import resolve_device
+
+        device = name if isinstance(name, torch.device) else resolve_device(name)
+        if self.distributed and device.type == "cuda":
+            return torch.device("cuda", self.local_rank)
+        return device
+
+    def mine(self, items):
+        """The items this process handles: every ``size``-th, from the ``rank``-th."""
+        return items[self.rank::self.size]
+
+    def barrier(self):
+        if self.distributed:
+            torch.distributed.barrier()
+
+    def sum(self, values):
+        """Element-wise sum of a list of numbers over all processes (float64)."""
+        total = torch.tensor(values, dtype=torch.float64, device=self._collective_device())
+        if self.distributed:
+            torch.distributed.all_reduce(total)
+        return total.cpu().tolist()
+
+    def share(self, obj):
+        """Rank 0's ``obj``, on every process."""
+        if not self.distributed:
+            return obj
+        box = [obj]
+        torch.distributed.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def gather(self, obj):
+        """Every process's ``obj``, in rank order, on every process."""
+        if not self.distributed:
+            return [obj]
+        out = [None] * self.size
+        torch.distributed.all_gather_object(out, obj)
+        return out
+
+    def broadcast_buffers(self, model):
+        """Give every process rank 0's buffers (batch-norm running statistics)."""
+        if self.distributed:
+            for buffer in model.buffers():
+                torch.distributed.broadcast(buffer, src=0)
+
+    def _collective_device(self):
+        if self.distributed and torch.distributed.get_backend() == "nccl":
+            return torch.device("cuda", self.local_rank)
+        return torch.device("cpu")
+
+
+def world(device="auto", timeout_s=None):
+    """The processes of this job: joins ``torchrun``'s process group on first call (backend ``nccl`` when this
+    process uses CUDA, else ``gloo``), or a world of one when not launched by ``torchrun``."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size <= 1:
+        return World()
+    here = World(int(os.environ["RANK"]), size, int(os.environ.get("LOCAL_RANK", "0")))
+    if not torch.distributed.is_initialized():
+        on_cuda = here.device(device).type == "cuda"
+        if on_cuda:
+            torch.cuda.set_device(here.local_rank)
+        timeout = timeout_s or float(os.environ.get("HSI_DIST_TIMEOUT", DEFAULT_TIMEOUT_S))
+        torch.distributed.init_process_group("nccl" if on_cuda else "gloo",
+                                             timeout=datetime.timedelta(seconds=timeout))
+    return here
+
+
+def finish():
+    """Leave the process group (at the end of a command)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+class ShardedBatches(torch.utils.data.Sampler):
+    """Batch sampler: the global batches of ``batch_size`` items of a seeded permutation (or in order), of
+    which this process takes every ``world.size``-th item. The union of the processes' batches at a step is the
+    batch a single process would take; a process whose share of the last batch is empty gets an empty batch,
+    so every process runs the same number of steps."""
+
+    def __init__(self, n, batch_size, generator=None, shuffle=False, here=World()):
+        self.n, self.batch_size, self.generator, self.shuffle, self.world = n, batch_size, generator, shuffle, here
+
+    def __len__(self):
+        return -(-self.n // self.batch_size)
+
+    def __iter__(self):
+        order = torch.randperm(self.n, generator=self.generator) if self.shuffle else torch.arange(self.n)
+        for start in range(0, self.n, self.batch_size):
+            yield self.world.mine(order[start:start + self.batch_size]).tolist()
+
+
+class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """Batch norm whose training statistics are those of the global batch, summed over all processes (two
+    passes: the mean, then the squared deviations from it, as a single-process batch norm computes them).
+    Gradients flow through the sums, so the result equals one process holding the whole batch."""
+
+    def _check_input_dim(self, input):
+        if input.dim() < 2:
+            raise ValueError(f"expected at least 2-D input, got {input.dim()}-D")
+
+    def forward(self, x):
+        if not (self.training and torch.distributed.is_initialized()):
+            return super().forward(x)
+        dims = [0, *range(2, x.dim())]
+        shape = [1, -1] + [1] * (x.dim() - 2)
+        count = torch.tensor([x.numel() / max(x.shape[1], 1)], dtype=x.dtype, device=x.device)
+        sums = _SumOverProcesses.apply(torch.cat([x.sum(dims), count]))
+        n = sums[-1]
+        mean = sums[:-1] / n
+        var = _SumOverProcesses.apply((x - mean.view(shape)).pow(2).sum(dims)) / n
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                momentum = 1.0 / self.num_batches_tracked.item() if self.momentum is None else self.momentum
+                self.running_mean.lerp_(mean.detach(), momentum)
+                self.running_var.lerp_(var.detach() * n / max(n.item() - 1, 1), momentum)
+        y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        return y * self.weight.view(shape) + self.bias.view(shape) if self.affine else y
+
+
+class _SumOverProcesses(torch.autograd.Function):
+    """The sum of a tensor over all processes; its gradient is the sum of the processes' gradients."""
+
+    @staticmethod
+    def forward(ctx, tensor):
+        total = tensor.clone()
+        torch.distributed.all_reduce(total)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad):
+        total = grad.clone()
+        torch.distributed.all_reduce(total)
+        return total
+
+
+def sync_batch_norm(model, device):
+    """``model`` with every batch norm computing global-batch statistics: torch's ``SyncBatchNorm`` on CUDA,
+    :class:`GlobalBatchNorm` elsewhere (same parameters and buffers, so checkpoints load in either)."""
+    if device.type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return _convert(model)
+
+
+def _convert(module):
+    if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(module, GlobalBatchNorm):
+        new = GlobalBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
+                              module.track_running_stats)
+        new.load_state_dict(module.state_dict())
+        new.train(module.training)
+        return new
+    for name, child in module.named_children():
+        module.add_module(name, _convert(child))
+    return module
+
+
+def refuse_under_torchrun(what):
+    """A command that runs its own processes (or none) cannot be one of torchrun's ranks."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError(f"{what} does not run under torchrun; launch it as a single process")
