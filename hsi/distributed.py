@@ -97,12 +97,15 @@ class World:
         return torch.device("cpu")
 
 
+ALONE = World()     # a process on its own: no torchrun
+
+
 def world(device="auto", timeout_s=None):
     """The processes of this job: joins ``torchrun``'s process group on first call (backend ``nccl`` when this
     process uses CUDA, else ``gloo``), or a world of one when not launched by ``torchrun``."""
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size <= 1:
-        return World()
+        return ALONE
     here = World(int(os.environ["RANK"]), size, int(os.environ.get("LOCAL_RANK", "0")))
     if not torch.distributed.is_initialized():
         on_cuda = here.device(device).type == "cuda"
@@ -126,11 +129,11 @@ class ShardedBatches(torch.utils.data.Sampler):
     batch a single process would take; a process whose share of the last batch is empty gets an empty batch,
     so every process runs the same number of steps."""
 
-    def __init__(self, n, batch_size, generator=None, shuffle=False, here=World()):
+    def __init__(self, n, batch_size, generator=None, shuffle=False, here=ALONE):
         self.n, self.batch_size, self.generator, self.shuffle, self.world = n, batch_size, generator, shuffle, here
 
     def __len__(self):
-        return -(-self.n // self.batch_size)
+        return (self.n + self.batch_size - 1) // self.batch_size
 
     def __iter__(self):
         order = torch.randperm(self.n, generator=self.generator) if self.shuffle else torch.arange(self.n)
@@ -140,8 +143,9 @@ class ShardedBatches(torch.utils.data.Sampler):
 
 class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
     """Batch norm whose training statistics are those of the global batch, summed over all processes (two
-    passes: the mean, then the squared deviations from it, as a single-process batch norm computes them).
-    Gradients flow through the sums, so the result equals one process holding the whole batch."""
+    passes: the mean, then the squared deviations from it, as a single-process batch norm computes them). The
+    backward pass sums its two per-channel reductions over the processes too, so the result equals one process
+    holding the whole batch."""
 
     def _check_input_dim(self, input):
         if input.dim() < 2:
@@ -150,37 +154,59 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
     def forward(self, x):
         if not (self.training and torch.distributed.is_initialized()):
             return super().forward(x)
-        dims = [0, *range(2, x.dim())]
-        shape = [1, -1] + [1] * (x.dim() - 2)
-        count = torch.tensor([x.numel() / max(x.shape[1], 1)], dtype=x.dtype, device=x.device)
-        sums = _SumOverProcesses.apply(torch.cat([x.sum(dims), count]))
-        n = sums[-1]
-        mean = sums[:-1] / n
-        var = _SumOverProcesses.apply((x - mean.view(shape)).pow(2).sum(dims)) / n
+        y, mean, var, count = _GlobalBatchNormFunction.apply(x, self.weight, self.bias, self.eps)
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)
                 momentum = 1.0 / self.num_batches_tracked.item() if self.momentum is None else self.momentum
-                self.running_mean.lerp_(mean.detach(), momentum)
-                self.running_var.lerp_(var.detach() * n / max(n.item() - 1, 1), momentum)
-        y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
-        return y * self.weight.view(shape) + self.bias.view(shape) if self.affine else y
+                n = count.item()
+                self.running_mean.lerp_(mean, momentum)
+                self.running_var.lerp_(var * n / max(n - 1, 1), momentum)
+        return y
 
 
-class _SumOverProcesses(torch.autograd.Function):
-    """The sum of a tensor over all processes; its gradient is the sum of the processes' gradients."""
-
-    @staticmethod
-    def forward(ctx, tensor):
-        total = tensor.clone()
-        torch.distributed.all_reduce(total)
-        return total
+class _GlobalBatchNormFunction(torch.autograd.Function):
+    """y = x̂ · weight + bias, x̂ = (x - mean) / sqrt(var + eps) over the global batch, with the matching backward:
+    dx = weight / sqrt(var + eps) · (dy - mean(dy) - x̂ · mean(dy · x̂)), the means over the global batch."""
 
     @staticmethod
-    def backward(ctx, grad):
-        total = grad.clone()
-        torch.distributed.all_reduce(total)
-        return total
+    def forward(ctx, x, weight, bias, eps):
+        dims, shape = _channel_dims(x)
+        local = torch.cat([x.sum(dims, dtype=torch.float64),
+                           torch.tensor([x.numel() / max(x.shape[1], 1)], dtype=torch.float64, device=x.device)])
+        torch.distributed.all_reduce(local)
+        count = local[-1:]
+        mean = (local[:-1] / count.clamp_min(1)).to(x.dtype)
+        centred = x - mean.view(shape)
+        squares = centred.pow(2).sum(dims, dtype=torch.float64)
+        torch.distributed.all_reduce(squares)
+        var = (squares / count.clamp_min(1)).to(x.dtype)
+        invstd = torch.rsqrt(var + eps)
+        x_hat = centred.mul_(invstd.view(shape))
+        y = x_hat.clone() if weight is None else torch.addcmul(bias.view(shape), x_hat, weight.view(shape))
+        ctx.save_for_backward(x_hat, weight, invstd, count)
+        ctx.mark_non_differentiable(mean, var, count)
+        return y, mean, var, count
+
+    @staticmethod
+    def backward(ctx, dy, _mean, _var, _count):
+        x_hat, weight, invstd, count = ctx.saved_tensors
+        dims, shape = _channel_dims(dy)
+        sum_dy = dy.sum(dims)
+        sum_dy_x_hat = (dy * x_hat).sum(dims)
+        sums = torch.cat([sum_dy, sum_dy_x_hat])
+        torch.distributed.all_reduce(sums)
+        mean_dy, mean_dy_x_hat = (sums / count.clamp_min(1).to(sums.dtype)).chunk(2)
+        scale = invstd if weight is None else weight * invstd
+        dx = (dy - mean_dy.view(shape) - x_hat * mean_dy_x_hat.view(shape)) * scale.view(shape)
+        if weight is None:
+            return dx, None, None, None
+        return dx, sum_dy_x_hat, sum_dy, None
+
+
+def _channel_dims(x):
+    """The dimensions a batch norm reduces (all but the channels) and the shape that broadcasts a channel vector."""
+    return [0, *range(2, x.dim())], [1, -1] + [1] * (x.dim() - 2)
 
 
 def sync_batch_norm(model, device):

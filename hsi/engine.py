@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .distributed import World, sync_batch_norm
+from .distributed import ALONE, sync_batch_norm
 from .errors import ConfigError
 from .kinds import kind_of
 from .metrics import CHECKPOINT_RULES, epoch_score
@@ -72,7 +72,7 @@ class Trainer:
     scores are summed over all processes, so every process takes the same decisions (best epoch, early stop).
     """
 
-    def __init__(self, model, options, train_set, val_set, n_classes, seed=0, here=World()):
+    def __init__(self, model, options, train_set, val_set, n_classes, seed=0, here=ALONE):
         options.check()
         self.options = options
         self.world = here

@@ -18,7 +18,7 @@ from .checkpoint import TrainedModel
 from .data.mapped import MappedCube
 from .data.patches import PatchDataset, collate_batch
 from .data.scenes import Scene
-from .distributed import World
+from .distributed import ALONE
 from .engine import predict_logits, resolve_device, to_device
 from .errors import ConfigError
 from .kinds import kind_of
@@ -86,7 +86,7 @@ def _cube(scene):
     return scene.cube if isinstance(scene, Scene) else np.asarray(scene)
 
 
-def _logit_tiles(model_or_checkpoint, scene, mode, tile, batch_size, device, memory_mb, progress, here=World()):
+def _logit_tiles(model_or_checkpoint, scene, mode, tile, batch_size, device, memory_mb, progress, here=ALONE):
     """Yield ``((r0, r1, c0, c1), logits (r1 - r0, c1 - c0, K) float32)`` covering the scene (under torchrun,
     ``here``: the tiles of this process, tile ``i`` on rank ``i mod N``)."""
     if mode not in MODES:
@@ -239,7 +239,7 @@ def default_tile(model, memory_mb):
 
 
 def logit_tiles(model_or_checkpoint, scene, *, mode="auto", tile=None, batch_size=256, device=None,
-                memory_mb=1024, here=World()):
+                memory_mb=1024, here=ALONE):
     """Yield ``((r0, r1, c0, c1), logits (r1 - r0, c1 - c0, K) float32)`` tile by tile (the streaming seam of
     :mod:`hsi.stream`): each tile (a square in dense mode, a band of rows in patch mode) is read from the cube
     with its halo and reduced on its own, so a memory-mapped cube stays on disk. Under torchrun (``here``)

@@ -7,7 +7,7 @@ checkpoints and inference call these and never look at model names.
 """
 import torch
 
-from .distributed import World
+from .distributed import ALONE
 from .errors import ConfigError
 
 SUBSETS = ("train", "val", "test")
@@ -17,7 +17,7 @@ class PatchKind:
     name = "patch"
     transductive = False     # a training step reads only the windows of training pixels
 
-    def check(self, config, model, scene, here=World()):
+    def check(self, config, model, scene, here=ALONE):
         if config.crop is not None:
             raise ConfigError(f"--crop applies to scene models; {config.model} reads {config.patch}x{config.patch} "
                               f"patches")
@@ -30,7 +30,7 @@ class PatchKind:
                                    augment=config.augment and name == "train", generator=generator)
                 for name in subsets}
 
-    def loader(self, dataset, batch_size, generator=None, shuffle=False, workers=0, pin_memory=False, here=World()):
+    def loader(self, dataset, batch_size, generator=None, shuffle=False, workers=0, pin_memory=False, here=ALONE):
         """Batches of windows; under torchrun this process's share of each global batch (see
         :class:`~hsi.distributed.ShardedBatches`), drawn in the order ``generator`` gives."""
         from .data.patches import collate_batch
@@ -55,7 +55,7 @@ class SceneKind:
     name = "scene"
     transductive = True      # a training step reads every pixel's spectrum, labelled or not
 
-    def check(self, config, model, scene, here=World()):
+    def check(self, config, model, scene, here=ALONE):
         if here.distributed and config.crop is None:
             raise ConfigError(f"{config.model} is a scene model: under torchrun its processes share the work by "
                               f"crops; give --crop N (each process trains on its own N x N crop per step)")
@@ -74,7 +74,7 @@ class SceneKind:
                                    augment=config.augment and name == "train")
                 for name in subsets}
 
-    def loader(self, dataset, batch_size, generator=None, shuffle=False, workers=0, pin_memory=False, here=World()):
+    def loader(self, dataset, batch_size, generator=None, shuffle=False, workers=0, pin_memory=False, here=ALONE):
         """Draws of the scene (or of crops); under torchrun each process trains on its own draw per step."""
         from .data.scene_samples import SceneLoader
 

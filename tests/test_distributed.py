@@ -6,6 +6,7 @@ both at one thread per process.
 """
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -67,9 +68,9 @@ def test_each_process_takes_its_share_of_the_single_process_batches():
               for rank in range(3)]
     assert all(len(share) == len(single) == 3 for share in shares)           # same number of steps everywhere
     for step, batch_items in enumerate(single):
-        assert sorted(sum((share[step] for share in shares), [])) == sorted(batch_items)
+        assert sorted(item for share in shares for item in share[step]) == sorted(batch_items)
     assert len(single[-1]) == 1 and shares[1][-1] == shares[2][-1] == []    # ranks 1, 2: nothing of the last batch
-    assert sorted(sum(single, [])) == list(range(n))
+    assert sorted(item for batch_items in single for item in batch_items) == list(range(n))
 
 
 def test_two_processes_train_as_one(field, tmp_path):
@@ -142,3 +143,14 @@ def test_two_processes_map_a_scene_as_one(trained_run, tmp_path):
     for suffix in outputs:
         assert (tmp_path / f"one.{suffix}").read_bytes() == (tmp_path / f"two.{suffix}").read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{n}.{s}" for n in ("one", "two") for s in outputs)
+
+
+def test_a_scene_model_needs_crops_to_share_out(field, tmp_path):
+    job = launch(TORCHRUN, "train", "--cube", field.cube, "--gt", field.gt, "--model", "fcn8s", "--pca", "15",
+                 "--epochs", 1, "--device", "cpu", "--out", tmp_path / "run")
+    assert job.returncode != 0
+    ours = job.stderr.split("elastic")[0]               # what the ranks printed, before torchrun's own report
+    assert re.search(r"error \(rank \d\): fcn8s is a scene model: under torchrun its processes share the work by "
+                     r"crops; give --crop N", ours)
+    assert "Traceback" not in ours
+    assert not (tmp_path / "run").exists()

@@ -4,6 +4,7 @@ import math
 import numpy as np
 import torch
 
+from ..distributed import ALONE
 from ..errors import ConfigError
 
 
@@ -64,10 +65,8 @@ class SceneLoader:
     ``here.size``-th one. With ``every_step`` (training) the draws are rounded up to a multiple of the process
     count, so every process takes part in every step; otherwise (evaluation) a process may get fewer."""
 
-    def __init__(self, samples, generator, here=None, every_step=False):
-        from ..distributed import World
-
-        self.samples, self.generator, self.world = samples, generator, here or World()
+    def __init__(self, samples, generator, here=ALONE, every_step=False):
+        self.samples, self.generator, self.world = samples, generator, here
         size = self.world.size
         self.draws = -(-samples.steps // size) * size if every_step else samples.steps
 
