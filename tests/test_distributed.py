@@ -145,9 +145,15 @@ def test_two_processes_map_a_scene_as_one(trained_run, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{n}.{s}" for n in ("one", "two") for s in outputs)
 
 
-def test_a_scene_model_needs_crops_to_share_out(field, tmp_path):
-    job = launch(TORCHRUN, "train", "--cube", field.cube, "--gt", field.gt, "--model", "fcn8s", "--pca", "15",
-                 "--epochs", 1, "--device", "cpu", "--out", tmp_path / "run")
+def test_a_scene_model_shares_out_crops(field, tmp_path):
+    """fcn8s under torchrun trains on a crop per process and step; without --crop it is refused, in one line."""
+    scene_run = ["train", "--cube", field.cube, "--gt", field.gt, "--model", "fcn8s", "--pca", "15", "--epochs", 1,
+                 "--device", "cpu", "--no-map"]
+    job = launch(TORCHRUN, *scene_run, "--crop", 24, "--out", tmp_path / "crops")
+    assert job.returncode == 0, job.stderr
+    assert "epoch 1/1  batch 2/2" in job.stderr          # 40 x 48 pixels = 4 crops of 24 x 24: 2 steps per process
+    assert json.loads((tmp_path / "crops" / "metrics.json").read_text())["oa"] > 0
+    job = launch(TORCHRUN, *scene_run, "--out", tmp_path / "run")
     assert job.returncode != 0
     ours = job.stderr.split("elastic")[0]               # what the ranks printed, before torchrun's own report
     assert re.search(r"error \(rank \d\): fcn8s is a scene model: under torchrun its processes share the work by "
