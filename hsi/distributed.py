@@ -100,7 +100,7 @@ class World:
 ALONE = World()     # a process on its own: no torchrun
 
 
-def world(device="auto", timeout_s=None):
+def world(device="auto"):
     """The processes of this job: joins ``torchrun``'s process group on first call (backend ``nccl`` when this
     process uses CUDA, else ``gloo``), or a world of one when not launched by ``torchrun``."""
     size = int(os.environ.get("WORLD_SIZE", "1"))
@@ -111,10 +111,20 @@ def world(device="auto", timeout_s=None):
         on_cuda = here.device(device).type == "cuda"
         if on_cuda:
             torch.cuda.set_device(here.local_rank)
-        timeout = timeout_s or float(os.environ.get("HSI_DIST_TIMEOUT", DEFAULT_TIMEOUT_S))
         torch.distributed.init_process_group("nccl" if on_cuda else "gloo",
-                                             timeout=datetime.timedelta(seconds=timeout))
+                                             timeout=datetime.timedelta(seconds=_timeout_s()))
     return here
+
+
+def _timeout_s():
+    text = os.environ.get("HSI_DIST_TIMEOUT", str(DEFAULT_TIMEOUT_S))
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0
+    if not seconds > 0:
+        raise ConfigError(f"HSI_DIST_TIMEOUT must be a positive number of seconds, got {text!r}")
+    return seconds
 
 
 def finish():
