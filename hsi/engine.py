@@ -157,9 +157,9 @@ class Trainer:
         else:
             self.stale_epochs += 1
         self.history.append(row)
-        log.info("epoch %d/%d  train loss %.4f  OA %.4f  |  val loss %.4f  OA %.4f%s  (%.1fs)", self.epoch,
-                 self.options.epochs, train_loss, train_oa, val_loss, val_oa, "  *best*" if improved else "",
-                 row["seconds"])
+        validation = f"val loss {val_loss:.4f}  OA {val_oa:.4f}" if self.val_loader else "no validation pixels"
+        log.info("epoch %d/%d  train loss %.4f  OA %.4f  |  %s%s  (%.1fs)", self.epoch, self.options.epochs,
+                 train_loss, train_oa, validation, "  *best*" if improved else "", row["seconds"])
         return row, improved
 
     def _train_one_epoch(self, progress):
