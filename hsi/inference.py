@@ -8,6 +8,7 @@ stride with a halo of the receptive-field radius, which gives the untiled logits
 """
 import logging
 import math
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -123,18 +124,30 @@ def patch_model_tiles(trained, cube, *, mode, tile, batch_size, device, memory_m
 def scene_model_tiles(trained, cube, *, mode, tile, batch_size, device, memory_mb, progress, here):
     """A scene model's logit tiles: one pass when the scene fits in ``memory_mb`` (or the model's receptive
     field is global), else tiles of side ``tile`` (a multiple of the stride) with a halo of the receptive-field
-    radius rounded up to the stride, so every tile sees the pooling grid and the context the whole pass sees."""
-    from .models.receptive import receptive_field_radius
-
+    radius rounded up to the stride, so every tile sees the pooling grid and the context the whole pass sees.
+    On the CPU the weights take channels-last strides for the passes (the reduced cube already has them):
+    oneDNN's NHWC convolutions and pooling map Indian Pines with FCN-8s in 21 ms instead of 27 ms."""
     model = trained.model
     if mode == "patch":
         raise ConfigError(f"{type(model).__name__} is a scene model: it has no patch mode; use auto or dense")
+    if tile is not None and tile < 1:
+        raise ConfigError(f"tile must be at least 1 pixel, got {tile}")
+    if device.type == "cpu":
+        model.to(memory_format=torch.channels_last)
+    try:
+        yield from _scene_tiles(trained, cube, tile, device, memory_mb, progress, here)
+    finally:
+        model.to(memory_format=torch.contiguous_format)
+
+
+def _scene_tiles(trained, cube, tile, device, memory_mb, progress, here):
+    from .models.receptive import receptive_field_radius
+
+    model = trained.model
     rows, cols = cube.shape[:2]
     stride = model.stride
     floats = scene_floats_per_pixel(model)
     fits = _ceil_to(rows, stride) * _ceil_to(cols, stride) * floats * 4 <= memory_mb * 2**20
-    if tile is not None and tile < 1:
-        raise ConfigError(f"tile must be at least 1 pixel, got {tile}")
     radius = None if (tile is None and fits) else receptive_field_radius(model)
     if radius is None:
         if not fits:
@@ -168,20 +181,26 @@ def _scene_pass(trained, cube, device):
 
 
 def scene_floats_per_pixel(model):
-    """Floats a scene model's forward pass holds per input pixel (every layer's output, summed)."""
-    side = 2 * model.stride
-    counts = []
-    hooks = [m.register_forward_hook(lambda m, i, o: counts.append(o.numel() / side**2))
-             for m in model.modules() if not list(m.children())]
-    training = model.training
-    try:
-        with torch.no_grad():
-            model.eval()(torch.zeros(1, model.bands, side, side, device=next(model.parameters()).device))
-    finally:
-        model.train(training)
-        for hook in hooks:
-            hook.remove()
-    return sum(counts)
+    """Floats a scene model's forward pass holds per input pixel (every layer's output, summed); measured once
+    per model by a pass over a small input."""
+    if model not in _FLOATS_PER_PIXEL:
+        side = 2 * model.stride
+        counts = []
+        hooks = [m.register_forward_hook(lambda m, i, o: counts.append(o.numel() / side**2))
+                 for m in model.modules() if not list(m.children())]
+        training = model.training
+        try:
+            with torch.no_grad():
+                model.eval()(torch.zeros(1, model.bands, side, side, device=next(model.parameters()).device))
+        finally:
+            model.train(training)
+            for hook in hooks:
+                hook.remove()
+        _FLOATS_PER_PIXEL[model] = sum(counts)
+    return _FLOATS_PER_PIXEL[model]
+
+
+_FLOATS_PER_PIXEL = weakref.WeakKeyDictionary()
 
 
 def _patch_tiles(trained, cube, tile, batch_size, device, memory_mb, progress, here):

@@ -33,19 +33,20 @@ class Reducer:
         return self.components.shape[0]
 
     def transform(self, cube, chunk_pixels=65536):
-        """Reduce a cube a few rows at a time (about ``chunk_pixels`` pixels), so the float64 intermediate
-        stays small. The product runs in torch, on the thread pool the model then uses: numpy's BLAS threads
-        keep spinning after a product and would take the cores from the forward pass that follows (an FCN-8s
-        map of Indian Pines ran in 0.14 s instead of 0.08 s)."""
+        """Reduce a cube a few rows at a time (about ``chunk_pixels`` pixels), so a memory-mapped scene is
+        never read whole. Each chunk is centred in float32 (band values are far inside float32's exact range,
+        and centring before the product keeps its rounding at the scale of the output, about 1e-6) and
+        projected in torch, on the thread pool the model then uses: numpy's BLAS threads keep spinning after a
+        product and would take the cores from the forward pass that follows."""
         if cube.shape[-1] != self.bands:
             raise ConfigError(f"the cube has {cube.shape[-1]} bands but the PCA was fitted on {self.bands}")
         chunk_rows = max(1, chunk_pixels // max(1, int(np.prod(cube.shape[1:-1]))))
-        weights = torch.from_numpy((self.components / self.band_std).T / self.scale)          # (bands, n)
-        offset = torch.from_numpy((self.mean @ self.components.T) / self.scale)              # (n,)
+        weights = torch.from_numpy(((self.components / self.band_std).T / self.scale).astype(np.float32))
+        centre = torch.from_numpy((self.mean * self.band_std).astype(np.float32))    # the mean in band units
         out = np.empty(cube.shape[:-1] + (self.n_components,), dtype=np.float32)
         for start in range(0, cube.shape[0], chunk_rows):
-            block = torch.from_numpy(np.asarray(cube[start:start + chunk_rows], dtype=np.float64))
-            out[start:start + chunk_rows] = (block @ weights - offset).numpy()
+            block = torch.from_numpy(np.asarray(cube[start:start + chunk_rows], dtype=np.float32))
+            torch.matmul(block - centre, weights, out=torch.from_numpy(out[start:start + chunk_rows]))
         return out
 
     def to_dict(self):

@@ -61,6 +61,10 @@ def test_every_block_in_every_scene_model_trains_a_step_and_evaluates_determinis
             first, second = model(x), model(x)
         assert first.shape == (1, 4, 64, 64)
         assert torch.equal(first, second), name
+        # the map path runs the same model with channels-last strides: the same logits up to float rounding
+        mapped = scene_logits(model, x[0].permute(1, 2, 0).numpy(), device="cpu")
+        expected = first[0].permute(1, 2, 0).numpy()
+        np.testing.assert_allclose(mapped, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max(), err_msg=name)
 
 
 def test_output_is_cropped_to_any_input_size():
