@@ -88,15 +88,15 @@ def fit_pca(cube, n_components=30, *, mask=None, whiten=False, standardize=False
         raise ConfigError(f"PCA with {n_components} components needs at least {n_components} fitting pixels, "
                           f"got {n}")
     mean = sum(chunk.sum(axis=0, dtype=np.float64) for chunk in _chunks(cube, pixels, chunk_pixels)) / n
-    covariance = np.zeros((bands, bands))
-    for chunk in _chunks(cube, pixels, chunk_pixels):
-        centred = chunk.astype(np.float64) - mean
+    covariance = torch.zeros(bands, bands, dtype=torch.float64)
+    for chunk in _chunks(cube, pixels, chunk_pixels):        # products in torch: see Reducer.transform
+        centred = torch.from_numpy(chunk.astype(np.float64) - mean)
         covariance += centred.T @ centred
-    covariance /= max(n - 1, 1)
+    covariance = covariance.numpy() / max(n - 1, 1)
     band_std = np.sqrt(np.diag(covariance) * (max(n - 1, 1) / n)) if standardize else np.ones(bands)
     band_std[band_std == 0] = 1.0
     covariance /= np.outer(band_std, band_std)
-    variances, vectors = np.linalg.eigh(covariance)
+    variances, vectors = (a.numpy() for a in torch.linalg.eigh(torch.from_numpy(covariance)))
     order = np.argsort(variances)[::-1][:n_components]
     components = vectors[:, order].T
     components *= np.sign(components[np.arange(n_components), np.abs(components).argmax(axis=1)])[:, None]
