@@ -137,10 +137,13 @@ class ShardedBatches(torch.utils.data.Sampler):
     """Batch sampler: the global batches of ``batch_size`` items of a seeded permutation (or in order), of
     which this process takes every ``world.size``-th item. The union of the processes' batches at a step is the
     batch a single process would take; a process whose share of the last batch is empty gets an empty batch,
-    so every process runs the same number of steps."""
+    so every process runs the same number of steps. With ``orientations`` every item comes as an ``(index,
+    code)`` pair, the code drawn below ``orientations`` from the same generator as the order: augmentation is
+    then part of the batch order, the same in every process and restored with the generator on resume."""
 
-    def __init__(self, n, batch_size, generator=None, shuffle=False, here=ALONE):
+    def __init__(self, n, batch_size, generator=None, shuffle=False, here=ALONE, orientations=None):
         self.n, self.batch_size, self.generator, self.shuffle, self.world = n, batch_size, generator, shuffle, here
+        self.orientations = orientations
 
     def __len__(self):
         return (self.n + self.batch_size - 1) // self.batch_size
@@ -148,7 +151,12 @@ class ShardedBatches(torch.utils.data.Sampler):
     def __iter__(self):
         order = torch.randperm(self.n, generator=self.generator) if self.shuffle else torch.arange(self.n)
         for start in range(0, self.n, self.batch_size):
-            yield self.world.mine(order[start:start + self.batch_size]).tolist()
+            batch = order[start:start + self.batch_size]
+            if self.orientations is None:
+                yield self.world.mine(batch).tolist()
+            else:
+                codes = torch.randint(0, self.orientations, (len(batch),), generator=self.generator)
+                yield list(zip(self.world.mine(batch).tolist(), self.world.mine(codes).tolist()))
 
 
 class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):

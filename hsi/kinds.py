@@ -22,21 +22,21 @@ class PatchKind:
             raise ConfigError(f"--crop applies to scene models; {config.model} reads {config.patch}x{config.patch} "
                               f"patches")
 
-    def datasets(self, reduced, split, config, generator=None, subsets=SUBSETS):
+    def datasets(self, reduced, split, config, subsets=SUBSETS):
         from .data.patches import PatchDataset, pad_cube
 
         padded = pad_cube(reduced, config.patch, config.padding)
         return {name: PatchDataset(padded, *split.coords(name), config.patch,
-                                   augment=config.augment and name == "train", generator=generator)
-                for name in subsets}
+                                   augment=config.augment and name == "train") for name in subsets}
 
     def loader(self, dataset, batch_size, generator=None, shuffle=False, workers=0, pin_memory=False, here=ALONE):
         """Batches of windows; under torchrun this process's share of each global batch (see
         :class:`~hsi.distributed.ShardedBatches`), drawn in the order ``generator`` gives."""
-        from .data.patches import collate_batch
+        from .data.patches import ORIENTATIONS, collate_batch
         from .distributed import ShardedBatches
 
-        batches = ShardedBatches(len(dataset), batch_size, generator or torch.Generator(), shuffle, here)
+        batches = ShardedBatches(len(dataset), batch_size, generator or torch.Generator(), shuffle, here,
+                                 orientations=ORIENTATIONS if dataset.augment else None)
         return torch.utils.data.DataLoader(
             dataset, batch_sampler=batches, generator=torch.Generator(), collate_fn=collate_batch,
             num_workers=workers, pin_memory=pin_memory, persistent_workers=workers > 0)
@@ -67,7 +67,7 @@ class SceneKind:
             raise ConfigError(f"scene {scene.name!r} ({scene.cube.shape[0]}x{scene.cube.shape[1]}) is too small "
                               f"for {config.model}: one side must exceed its total stride {model.stride}")
 
-    def datasets(self, reduced, split, config, generator=None, subsets=SUBSETS):
+    def datasets(self, reduced, split, config, subsets=SUBSETS):
         from .data.scene_samples import SceneSamples
 
         return {name: SceneSamples(reduced, getattr(split, name), crop=config.crop if name == "train" else None,

@@ -126,8 +126,7 @@ def prepare(scene, config, kind=None, split=None):
         warnings.warn(warning.message, stacklevel=2)
     mask = None if config.pca_fit == "scene" else split.train >= 0
     reducer = fit_pca(scene.cube, config.pca, mask=mask, whiten=config.whiten, standardize=config.standardize)
-    augment_rng = torch.Generator().manual_seed(config.seed + 1)
-    datasets = kind.datasets(reducer.transform(scene.cube), split, config, augment_rng)
+    datasets = kind.datasets(reducer.transform(scene.cube), split, config)
     return Prepared(scene, split, reducer, datasets)
 
 

@@ -92,6 +92,22 @@ def test_resume_after_interruption_matches_uninterrupted(trained_run, tmp_path, 
     assert history_without_time(tmp_path / "r") == history_without_time(out)
 
 
+def test_an_augmented_run_resumes_exactly(tmp_path, field, field_config):
+    """The window orientations are drawn with the batch order from the run's saved generator, so a run with
+    augmentation, interrupted and resumed, repeats the uninterrupted one."""
+    config = field_config(epochs=2, augment=True, write_map=False)
+    whole = train(config, tmp_path / "whole", scene=field.scene, progress=False)
+
+    def stop_after_first_epoch(row):
+        if row["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted):
+        train(config, tmp_path / "r", scene=field.scene, progress=False, on_epoch=stop_after_first_epoch)
+    assert resume(tmp_path / "r", progress=False) == whole
+    assert history_without_time(tmp_path / "r") == history_without_time(tmp_path / "whole")
+
+
 def test_other_seed_other_split(trained_run, field, field_config):
     out, _ = trained_run
     same = prepare(field.scene, field_config()).split

@@ -28,6 +28,21 @@ def pad_cube(cube, patch_size, mode="zero"):
     return np.ascontiguousarray(padded, dtype=np.float32)
 
 
+ORIENTATIONS = 8      # a window's flip (code bit 0) and quarter turns (code // 2): the symmetries of a square
+
+
+def orient(x, codes):
+    """Windows ``x (B, ..., s, s)`` each flipped left-right when ``codes`` is odd, then turned ``codes // 2``
+    quarter turns: the data augmentation. The centre pixel stays where it is."""
+    flips, turns = codes % 2 == 1, codes // 2
+    x = torch.where(flips.view(-1, *[1] * (x.dim() - 1)), x.flip(-1), x)
+    for k in (1, 2, 3):
+        chosen = turns == k
+        if chosen.any():
+            x[chosen] = torch.rot90(x[chosen], k, dims=(-2, -1))
+    return x
+
+
 def collate_batch(batch):
     """DataLoader ``collate_fn`` for :class:`PatchDataset`, whose ``__getitems__`` already builds the batch."""
     return batch
@@ -38,8 +53,9 @@ class PatchDataset(torch.utils.data.Dataset):
 
     Items are ``(window, label)``: the window is ``(1, bands, size, size)`` float32 (``(bands, size, size)``
     with ``spectral_channel=False``). Nothing is copied until a batch is asked for: the windows are a strided
-    view of the one padded array. ``augment`` adds random flips and quarter turns (use it for training only),
-    drawn from ``generator`` so runs are reproducible.
+    view of the one padded array. ``augment`` adds random flips and quarter turns (use it for training only):
+    a batch of ``(index, code)`` pairs (what :class:`~hsi.distributed.ShardedBatches` gives with ``augment``)
+    carries each window's orientation; a batch of bare indices draws them from ``generator``.
     """
 
     def __init__(self, padded, coords, labels=None, patch_size=25, *, spectral_channel=True, augment=False,
@@ -65,23 +81,23 @@ class PatchDataset(torch.utils.data.Dataset):
         x, y = self.__getitems__([index])
         return x[0], y[0]
 
-    def __getitems__(self, indices):
-        """A whole batch in one vectorised gather: ``(windows (B, 1, bands, s, s), labels (B,))``."""
+    def __getitems__(self, items):
+        """A whole batch in one vectorised gather: ``(windows (B, 1, bands, s, s), labels (B,))``. ``items``:
+        indices, or ``(index, code)`` pairs whose code 0..7 orients the window (see :func:`orient`)."""
+        codes = None
+        if len(items) and isinstance(items[0], (tuple, list)):
+            indices, codes = (list(column) for column in zip(*items))
+            codes = torch.tensor(codes)
+        else:
+            indices = items
+            if self.augment:
+                codes = torch.randint(0, ORIENTATIONS, (len(indices),), generator=self.generator)
         rows, cols = self.coords[indices].T
         x = torch.from_numpy(np.ascontiguousarray(self.windows[rows, cols]))
-        if self.augment:
-            x = self._augment(x)
+        if codes is not None:
+            x = orient(x, codes)
         if self.spectral_channel:
             x = x.unsqueeze(1)
         y = torch.from_numpy(self.labels[indices]) if self.labels is not None else torch.full((len(x),), -1)
         return x, y
 
-    def _augment(self, x):
-        flips = torch.randint(0, 2, (len(x),), generator=self.generator).bool()
-        turns = torch.randint(0, 4, (len(x),), generator=self.generator)
-        x = torch.where(flips[:, None, None, None], x.flip(-1), x)
-        for k in (1, 2, 3):
-            chosen = turns == k
-            if chosen.any():
-                x[chosen] = torch.rot90(x[chosen], k, dims=(-2, -1))
-        return x

@@ -57,6 +57,19 @@ def test_augmentation_is_seeded_and_keeps_the_centre(reduced):
     torch.testing.assert_close(a[:, 0, :, 3, 3], torch.from_numpy(reduced[50, 60]).expand(32, 30))
 
 
+def test_orientation_codes_flip_then_turn_each_window(reduced):
+    """``(index, code)`` items: bit 0 of the code flips the window left-right, ``code // 2`` turns it a quarter
+    turn counter-clockwise that many times."""
+    padded = pad_cube(reduced, 7)
+    ds = PatchDataset(padded, [(50, 60), (10, 20)], [0, 1], 7)
+    plain = ds.__getitems__([0, 1])[0]
+    for code in range(8):
+        turned = ds.__getitems__([(0, code), (1, 7 - code)])[0]
+        for i, c in enumerate((code, 7 - code)):
+            expected = plain[i].flip(-1) if c % 2 else plain[i]
+            torch.testing.assert_close(turned[i], torch.rot90(expected, c // 2, dims=(-2, -1)))
+
+
 @pytest.mark.parametrize("size", [4, 0, 301])
 def test_bad_patch_size(reduced, size):
     with pytest.raises(hsi.ConfigError, match="patch size"):
