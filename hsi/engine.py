@@ -242,7 +242,7 @@ class Trainer:
                 "stale_epochs": self.stale_epochs,
                 "rng": {"torch": torch.get_rng_state(), "shuffle": self.shuffle.get_state(),
                         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                        # under torchrun: every process's own stream (dropout, augmentation), in rank order
+                        # under torchrun: every process's own stream (dropout), in rank order
                         "torch_by_rank": self.world.gather(torch.get_rng_state())
                         if self.world.distributed else []}}
 

@@ -216,11 +216,9 @@ def train(config, out=None, *, scene=None, split=None, progress=True, on_epoch=N
 
 
 def _trainer(model, config, prepared, scene, here):
-    """The run's trainer; under torchrun, ranks other than 0 draw their own dropout and augmentation numbers."""
+    """The run's trainer; under torchrun, ranks other than 0 draw their own dropout numbers."""
     if here.rank:
         torch.manual_seed(config.seed + 1_000_003 * here.rank)
-        if getattr(prepared.datasets["train"], "generator", None) is not None:
-            prepared.datasets["train"].generator.manual_seed(config.seed + 1 + 1_000_003 * here.rank)
     return Trainer(model, config.fit, prepared.datasets["train"], prepared.datasets["val"], scene.n_classes,
                    seed=config.seed, here=here)
 
