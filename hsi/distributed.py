@@ -134,10 +134,13 @@ def finish():
 
 
 class ShardedBatches(torch.utils.data.Sampler):
-    """Batch sampler: the global batches of ``batch_size`` items of a seeded permutation (or in order), of
-    which this process takes every ``world.size``-th item. The union of the processes' batches at a step is the
-    batch a single process would take; a process whose share of the last batch is empty gets an empty batch,
-    so every process runs the same number of steps. With ``orientations`` every item comes as an ``(index,
+    """Batch sampler: the global batches of a seeded permutation (or of the items in order), of which this
+    process takes every ``world.size``-th item. The items are cut into the fewest batches of at most
+    ``batch_size``, equal in size to within one item: no small last batch, whose batch-norm statistics would be
+    noise that the running statistics, and so every evaluation, inherit (1,025 training pixels at 256 would
+    leave a batch of one pixel; they make 5 batches of 205). The union of the processes' batches at a step is
+    the batch a single process would take; a process whose share of a batch is empty gets an empty batch, so
+    every process runs the same number of steps. With ``orientations`` every item comes as an ``(index,
     code)`` pair, the code drawn below ``orientations`` from the same generator as the order: augmentation is
     then part of the batch order, the same in every process and restored with the generator on resume."""
 
@@ -150,8 +153,9 @@ class ShardedBatches(torch.utils.data.Sampler):
 
     def __iter__(self):
         order = torch.randperm(self.n, generator=self.generator) if self.shuffle else torch.arange(self.n)
-        for start in range(0, self.n, self.batch_size):
-            batch = order[start:start + self.batch_size]
+        count = len(self)
+        for step in range(count):
+            batch = order[step * self.n // count:(step + 1) * self.n // count]
             if self.orientations is None:
                 yield self.world.mine(batch).tolist()
             else:

@@ -66,23 +66,32 @@ def assert_trained_alike(one, two):
 def test_each_process_takes_its_share_of_the_single_process_batches(orientations):
     """Each process's items (with augmentation: ``(index, orientation)`` pairs) are its share of the batches one
     process draws."""
-    n, batch = 9, 4
+    n, batch = 10, 4
 
     def batches(here=World(0, 1)):
         return list(ShardedBatches(n, batch, torch.Generator().manual_seed(7), shuffle=True, here=here,
                                    orientations=orientations))
 
     single = batches()
-    shares = [batches(World(rank, 3)) for rank in range(3)]
-    assert all(len(share) == len(single) == 3 for share in shares)           # same number of steps everywhere
+    assert [len(b) for b in single] == [3, 3, 4]             # the fewest batches of at most 4, no small last one
+    shares = [batches(World(rank, 4)) for rank in range(4)]
+    assert all(len(share) == len(single) for share in shares)                # same number of steps everywhere
     for step, batch_items in enumerate(single):
         assert sorted(item for share in shares for item in share[step]) == sorted(batch_items)
-    assert len(single[-1]) == 1 and shares[1][-1] == shares[2][-1] == []    # ranks 1, 2: nothing of the last batch
+    assert shares[3][0] == [] and len(shares[3][2]) == 1      # rank 3: nothing of a 3-item batch, one of the last
     items = [item for batch_items in single for item in batch_items]
     indices = [item[0] for item in items] if orientations else items
     assert sorted(indices) == list(range(n))
     if orientations:
         assert {code for _, code in items} <= set(range(orientations)) and len({code for _, code in items}) > 1
+
+
+def test_an_epoch_of_1025_pixels_at_batch_256_has_no_batch_of_one():
+    """ip-paper-10's 1,025 training pixels: 5 batches of 205, not 4 of 256 and a one-pixel batch whose batch-norm
+    statistics would become the running statistics every evaluation uses."""
+    sizes = [len(b) for b in ShardedBatches(1025, 256, torch.Generator().manual_seed(0), shuffle=True)]
+    assert sizes == [205] * 5
+    assert [len(b) for b in ShardedBatches(100, 256)] == [100]
 
 
 def test_two_processes_train_as_one(field, tmp_path):
