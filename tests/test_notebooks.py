@@ -84,7 +84,6 @@ def test_notebook_runs_in_quick_mode(path, tmp_path, monkeypatch):
     assert not errors, errors
     assert image_outputs(nb), f"{path.name} drew no image/png output"
     assert sorted(p.name for p in NOTEBOOK_DIR.iterdir()) == before, "the notebook wrote files next to itself"
-    assert seconds < 240, f"{path.name} took {seconds:.0f} s in quick mode; keep it well under a minute"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
