@@ -54,7 +54,7 @@ class PatchDataset(torch.utils.data.Dataset):
     Items are ``(window, label)``: the window is ``(1, bands, size, size)`` float32 (``(bands, size, size)``
     with ``spectral_channel=False``). Nothing is copied until a batch is asked for: the windows are a strided
     view of the one padded array. ``augment`` adds random flips and quarter turns (use it for training only):
-    a batch of ``(index, code)`` pairs (what :class:`~hsi.distributed.ShardedBatches` gives with ``augment``)
+    a batch of ``(index, code)`` pairs (what :class:`~hsi.distributed.ShardedBatches` gives with ``orientations``)
     carries each window's orientation; a batch of bare indices draws them from ``generator``.
     """
 
