@@ -119,4 +119,14 @@ def test_download_offline_names_both_files_and_the_folder(tmp_path, monkeypatch)
     message = str(info.value)
     assert "Salinas_corrected.mat" in message and "Salinas_gt.mat" in message
     assert str((tmp_path / "salinas").resolve()) in message
-    assert not any((tmp_path / "salinas").glob("*.mat"))
+    assert not (tmp_path / "salinas").exists(), "a failed download left its folder behind"
+
+
+def test_an_interrupted_download_leaves_nothing_behind(tmp_path, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(urllib.request, "urlopen", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fetch("salinas", tmp_path / "cache" / "salinas")
+    assert not (tmp_path / "cache").exists()

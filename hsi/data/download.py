@@ -22,10 +22,12 @@ def sha256_of(path):
 
 
 def download(url, dest, sha256=None, *, progress=True):
-    """Download ``url`` to ``dest``; nothing is left at ``dest`` unless the whole file arrived and matches."""
+    """Download ``url`` to ``dest``; nothing is left at ``dest`` unless the whole file arrived and matches, and a
+    failed or interrupted download removes its partial file and the (still empty) folders it created."""
     from tqdm import tqdm
 
     dest = Path(dest)
+    created = [folder for folder in (dest.parent, *dest.parent.parents) if not folder.exists()]
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     try:
@@ -38,10 +40,14 @@ def download(url, dest, sha256=None, *, progress=True):
         if sha256 and sha256_of(tmp) != sha256:
             raise DataError(f"{url}: downloaded file does not match its sha256 {sha256}")
         os.replace(tmp, dest)
-    except DataError:
+    except BaseException as exc:         # Ctrl-C included
         os.unlink(tmp)
+        for folder in created:           # deepest first
+            try:
+                folder.rmdir()
+            except OSError:              # holds something else now
+                break
+        if isinstance(exc, OSError):
+            raise DataError(f"{url}: download failed ({exc})") from None
         raise
-    except OSError as exc:
-        os.unlink(tmp)
-        raise DataError(f"{url}: download failed ({exc})") from None
     return dest
