@@ -24,6 +24,7 @@ from .engine import predict_logits, resolve_device, to_device
 from .errors import ConfigError
 from .kinds import kind_of
 from .models.dense import activation_floats_per_pixel, dense_logits, supports_dense
+from .models.footprint import layer_output_shapes
 
 log = logging.getLogger("hsi")
 
@@ -185,18 +186,8 @@ def scene_floats_per_pixel(model):
     per model by a pass over a small input."""
     if model not in _FLOATS_PER_PIXEL:
         side = 2 * model.stride
-        counts = []
-        hooks = [m.register_forward_hook(lambda m, i, o: counts.append(o.numel() / side**2))
-                 for m in model.modules() if not list(m.children())]
-        training = model.training
-        try:
-            with torch.no_grad():
-                model.eval()(torch.zeros(1, model.bands, side, side, device=next(model.parameters()).device))
-        finally:
-            model.train(training)
-            for hook in hooks:
-                hook.remove()
-        _FLOATS_PER_PIXEL[model] = sum(counts)
+        x = torch.zeros(1, model.bands, side, side, device=next(model.parameters()).device)
+        _FLOATS_PER_PIXEL[model] = sum(math.prod(s) for s in layer_output_shapes(model, x)) / side**2
     return _FLOATS_PER_PIXEL[model]
 
 

@@ -13,10 +13,13 @@ pixel); for kernels of :data:`FFT_MIN_KERNEL` and more it is computed by overlap
 :data:`FFT_BLOCK` output pixels (the same sums, ~2.5× faster on CPU, closer to the float64 result than the
 direct float32 convolution).
 """
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .footprint import layer_output_shapes
 from .hybridsn import HybridSN
 
 FFT_MIN_KERNEL = 7      # head kernels at least this wide go through the FFT
@@ -108,19 +111,6 @@ def activation_floats_per_pixel(model):
     """Floats the dense pass holds per scene pixel (every layer's output per position, summed over the
     stages run on the whole scene, plus the head's hidden vector): the estimate behind the tile size."""
     stop = first_window_slot(model)
-    dense_stages = model.stages[:None if stop is None else stop + 1]
-    counts = [model.head[0].out_features]
-    hooks = [m.register_forward_hook(lambda m, i, o: counts.append(o[0].numel() / (o.shape[-1] * o.shape[-2])))
-             for m in dense_stages.modules() if not list(m.children())]
-    x = torch.zeros(1, 1, model.bands, model.patch_size, model.patch_size)
-    training = model.training
-    try:
-        with torch.no_grad():
-            model.eval()
-            for stage in dense_stages:
-                x = stage(x)
-    finally:
-        model.train(training)
-        for hook in hooks:
-            hook.remove()
-    return sum(counts)
+    dense_stages = nn.Sequential(*model.stages[:None if stop is None else stop + 1])
+    x = torch.zeros(1, 1, model.bands, model.patch_size, model.patch_size, device=next(model.parameters()).device)
+    return model.head[0].out_features + sum(math.prod(s[1:-2]) for s in layer_output_shapes(dense_stages, x))

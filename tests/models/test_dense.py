@@ -99,3 +99,17 @@ def test_fft_head_convolution_equals_the_direct_one(shape):
         out = fft_valid_conv2d(x, kernel, bias, cache, block=8, chunk=5)
         assert out.shape == direct.shape and torch.allclose(out, direct, atol=1e-10)
     assert len(cache) == 1
+
+
+@pytest.mark.parametrize("name", ["hybridsn", "fcn8s"])
+def test_the_memory_probe_leaves_every_layer_in_its_own_mode(name):
+    """The tile-size probes run the model in eval mode; a model being trained, with a layer frozen in eval mode
+    by its user, comes back exactly as it was."""
+    from hsi.inference import scene_floats_per_pixel
+    from hsi.models.dense import activation_floats_per_pixel
+
+    model = hsi.build_model(name, bands=15, patch_size=9, n_classes=4).train()
+    frozen = next(m for m in model.modules() if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.BatchNorm3d))).eval()
+    floats = activation_floats_per_pixel(model) if name == "hybridsn" else scene_floats_per_pixel(model)
+    assert floats > 0
+    assert [m.training for m in model.modules()] == [m is not frozen for m in model.modules()]
