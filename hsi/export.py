@@ -3,14 +3,11 @@
 Every file is written atomically: to a temporary name in its destination folder, then renamed into place,
 so a crash never leaves a half-written map (and never leaves the temporary files behind).
 """
-import os
-import secrets
-import shutil
 from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_path
+from .atomic import atomic_path, write_text_atomic
 from .errors import ConfigError
 
 FORMATS = ("png", "npy", "envi")
@@ -92,36 +89,20 @@ def export_map(label_map, trained, prefix, *, formats=("png", "npy"), ground_tru
 
 
 def write_envi_classification(label_map, class_names, palette, prefix):
-    """Write ``prefix.hdr`` and ``prefix.img``: value 0 = "Unclassified" (black), k + 1 = class k.
-
-    Both files are first written into a hidden temporary folder beside them, then renamed into place
-    (the image before its header); the temporary folder is removed whatever happens. Returns the ``.hdr`` path.
-    """
-    import spectral.io.envi as envi
-
+    """Write ``prefix.img`` and then ``prefix.hdr``, each atomically: value 0 = "Unclassified" (black), k + 1 =
+    class k. Returns the ``.hdr`` path."""
+    from .data.envi import classification_header
     from .viz import _check_map, _check_palette
 
-    # an ENVI header list is "{a , b}": commas and braces inside a name would split or end it
-    names = [str(n).replace(",", ";").replace("{", "(").replace("}", ")") for n in class_names]
     palette = _check_palette(palette)
-    classes = _check_map(label_map, "label_map", len(names))
-    values = classes + 1                                  # -1 (no class) -> 0 Unclassified
-    dtype = np.uint8 if len(names) + 1 <= 256 else np.uint16
-    colors = np.vstack([np.zeros((1, 3), np.uint8), palette]).astype(int)
+    classes = _check_map(label_map, "label_map", len(class_names))
+    values = (classes + 1).astype("u1" if len(class_names) + 1 <= 256 else "<u2")   # -1 (no class) -> 0
     prefix = Path(prefix)
     hdr, img = _with_suffix(prefix, ".hdr"), _with_suffix(prefix, ".img")
     hdr.parent.mkdir(parents=True, exist_ok=True)
-    tmpdir = hdr.parent / f".{prefix.name}.tmp-{secrets.token_hex(4)}"
-    tmpdir.mkdir()
-    try:
-        envi.save_classification(str(tmpdir / hdr.name), values.astype(dtype), dtype=dtype, ext=".img",
-                                 force=True, class_names=["Unclassified", *names],
-                                 class_colors=colors.tolist(),
-                                 metadata={"description": "hsi class map: 0 = Unclassified, k+1 = class k"})
-        os.replace(tmpdir / img.name, img)
-        os.replace(tmpdir / hdr.name, hdr)
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
+    with atomic_path(img) as tmp:
+        values.tofile(tmp)
+    write_text_atomic(hdr, classification_header(values.shape, values.dtype, class_names, palette))
     return hdr
 
 

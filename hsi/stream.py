@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .data.envi import carried_entries, format_header
+from .data.envi import carried_entries, classification_header, envi_class_names, format_header
 from .data.mapped import MappedCube, release_pages
 from .errors import ConfigError
 
@@ -129,11 +129,11 @@ def _check_formats(formats, probs):
 
 def _finish(tmpdir, prefix, formats, probs, values, trained, header, ground_truth, palette, scene):
     """Headers, GeoTIFF and PNG from the finished map, then every file renamed into place (headers last)."""
-    names = [str(n).replace(",", ";").replace("{", "(").replace("}", ")") for n in trained.class_names]
+    names = envi_class_names(trained.class_names)
     carried = carried_entries(header)
     moves = []
     if "envi" in formats:
-        (tmpdir / "map.hdr").write_text(classification_header(values.shape, values.dtype, names, trained.palette,
+        (tmpdir / "map.hdr").write_text(classification_header(values.shape, values.dtype, trained.class_names, trained.palette,
                                                               carried))
         moves += [("map.img", ".img"), ("map.hdr", ".hdr")]
     if probs:
@@ -164,17 +164,6 @@ def _finish(tmpdir, prefix, formats, probs, values, trained, header, ground_trut
         if key:
             written[key] = target
     return written
-
-
-def classification_header(shape, dtype, names, palette, carried):
-    """ENVI classification header text: 0 = Unclassified (black), k + 1 = class k, plus ``carried`` entries."""
-    colors = np.vstack([np.zeros((1, 3), np.uint8), np.asarray(palette, dtype=np.uint8)]).astype(int)
-    return format_header({
-        "description": "hsi class map: 0 = Unclassified, k+1 = class k",
-        "samples": shape[1], "lines": shape[0], "bands": 1, "header offset": 0,
-        "file type": "ENVI Classification", "data type": 1 if np.dtype(dtype) == np.uint8 else 12,
-        "interleave": "bsq", "byte order": 0, "classes": len(names) + 1,
-        "class lookup": colors.ravel().tolist(), "class names": ["Unclassified", *names], **carried})
 
 
 def _write_geotiff(path, scene, trained, values, rows_per_block=512):

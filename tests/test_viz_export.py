@@ -92,6 +92,27 @@ def test_export_indian_pines_map_with_no_class_pixels(indian_pines, tmp_path):
     assert {tuple(int(v) for v in c) for c in indian_pines.palette} <= colours
 
 
+def test_envi_map_of_300_classes_with_commas_and_braces_in_their_names(indian_pines, tmp_path):
+    """More than 255 classes take 16-bit values; a name's commas and braces would break the header's lists."""
+    import spectral
+
+    k = 300
+    names = [f"{name}, plot {{{i}}}" for i, name in enumerate(indian_pines.class_names[i % 16] for i in range(k))]
+    rng = np.random.default_rng(0)
+    label_map = np.where(indian_pines.labels >= 0, rng.integers(0, k, indian_pines.labels.shape), -1)
+    trained = SimpleNamespace(class_names=names, label_ids=np.arange(1, k + 1),
+                              palette=rng.integers(0, 256, (k, 3), dtype=np.uint8))
+    written = export_map(label_map, trained, tmp_path / "many", formats=["envi"])
+    image = spectral.open_image(str(written["envi"]))
+    values = np.asarray(image.read_band(0))
+    assert values.dtype == np.uint16
+    np.testing.assert_array_equal(values, label_map + 1)
+    expected = [n.replace(",", ";").replace("{", "(").replace("}", ")") for n in names]
+    assert image.metadata["class names"] == ["Unclassified", *expected]
+    lookup = np.array(image.metadata["class lookup"], dtype=int).reshape(-1, 3)
+    np.testing.assert_array_equal(lookup, np.vstack([[0, 0, 0], trained.palette]))
+
+
 def test_unknown_format_raises_before_writing(scene, tmp_path):
     with pytest.raises(ConfigError) as info:
         export_map(filled(scene), stand_in(scene), tmp_path / "out" / "map", formats=("png", "tiff"))

@@ -77,6 +77,24 @@ def carried_entries(header):
     return carried
 
 
+def envi_class_names(names):
+    """Class names fit for an ENVI list ``{a, b}``: commas and braces inside a name would split or end it."""
+    return [str(n).replace(",", ";").replace("{", "(").replace("}", ")") for n in names]
+
+
+def classification_header(shape, dtype, names, palette, carried=None):
+    """ENVI classification header text of a ``shape`` map of ``dtype`` (uint8 or uint16, little-endian):
+    0 = Unclassified (black), k + 1 = class k, plus the ``carried`` entries of an input header."""
+    colors = np.vstack([np.zeros((1, 3), np.uint8), np.asarray(palette, dtype=np.uint8)]).astype(int)
+    return format_header({
+        "description": "hsi class map: 0 = Unclassified, k+1 = class k",
+        "samples": shape[1], "lines": shape[0], "bands": 1, "header offset": 0,
+        "file type": "ENVI Classification", "data type": 1 if np.dtype(dtype) == np.uint8 else 12,
+        "interleave": "bsq", "byte order": 0, "classes": len(names) + 1,
+        "class lookup": colors.ravel().tolist(), "class names": ["Unclassified", *envi_class_names(names)],
+        **(carried or {})})
+
+
 def open_image(hdr):
     """``(raw, header)``: the image as a read-only ``numpy.memmap`` viewed as (rows, cols, bands) in the file's
     dtype and byte order (a strided view for BSQ and BIL, nothing read), and the header entries."""
