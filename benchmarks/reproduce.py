@@ -2,14 +2,16 @@
 
     python benchmarks/reproduce.py ip-paper-30 ip-paper-10 ip-disjoint salinas-a   # run (or resume) them
     python benchmarks/reproduce.py ip-paper-10 --models resnet18,densenet_bc       # other registered models
-    python benchmarks/reproduce.py --table                                         # only rebuild the table
+    python benchmarks/reproduce.py --table                                         # only rebuild the tables
 
 Each run trains in ``runs/reproduce/<protocol>/seed-<N>`` (HybridSN) or ``runs/reproduce/<protocol>/<model>/
 seed-<N>`` (resumed from its ``last.pt`` if it was stopped) and writes ``benchmarks/results/<protocol>-seed-<N>
 .json`` or ``<protocol>-<model>-seed-<N>.json``: config, per-class accuracy, OA, AA, kappa, training time (wall
 clock summed over the epochs, pauses included, and the median epoch), epochs and host. Every model gets the
 protocol's preprocessing, optimiser settings and, seed for seed, the same split. ``benchmarks/results/results.md``
-tabulates them beside the paper, one row per protocol and model (``ip-paper-10/resnet18``).
+tabulates them beside the paper, one row per protocol and model (``ip-paper-10/resnet18``);
+``benchmarks/results/zoo.md`` puts every patch network's seed-0 scores on ``ip-paper-10`` and ``ip-disjoint`` (the
+same two splits for all) beside its parameter count and median epoch time.
 """
 import argparse
 import json
@@ -93,6 +95,11 @@ def run_protocol(name, seeds, runs_dir, data_dir, epochs, model="hybridsn", resu
               f"kappa {100 * record['kappa']:.2f}  ({record['train_seconds']:.0f} s)  -> {path}", flush=True)
 
 
+ZOO = ("hybridsn", "resnet18", "resnet34", "resnet50", "preact_resnet18", "se_resnet18", "se_resnet50", "densenet_bc",
+       "sknet", "resnest")
+ZOO_PROTOCOLS = ("ip-paper-10", "ip-disjoint")
+
+
 def host():
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
@@ -134,6 +141,26 @@ def table(results=RESULTS):
     return text
 
 
+def zoo_table(results=RESULTS):
+    """Markdown table of the patch networks of :data:`ZOO`: parameters (30 bands, 25×25, 16 classes), median
+    epoch time and OA / AA / kappa of seed 0 on each of :data:`ZOO_PROTOCOLS` ("—" where not run yet)."""
+    head = " | ".join(f"`{name}` OA / AA / κ" for name in ZOO_PROTOCOLS)
+    rows = [f"| model | parameters | epoch time (`{ZOO_PROTOCOLS[0]}`) | {head} |",
+            "|---|---|---|" + "---|" * len(ZOO_PROTOCOLS)]
+    for model in ZOO:
+        parameters = sum(p.numel() for p in hsi.build_model(model, bands=30, n_classes=16, patch_size=25).parameters())
+        records = {name: results / f"{run_label(name, model)}-seed-0.json" for name in ZOO_PROTOCOLS}
+        records = {name: json.loads(path.read_text()) if path.is_file() else None for name, path in records.items()}
+        first = records[ZOO_PROTOCOLS[0]]
+        epoch = f"{first['median_epoch_seconds']:.1f} s" if first else "—"
+        scores = [" / ".join(f"{100 * r[key]:.2f}" for key in ("oa", "aa", "kappa")) if r else "—"
+                  for r in records.values()]
+        rows.append(f"| `{model}` | {parameters:,} | {epoch} | {' | '.join(scores)} |")
+    text = "\n".join(rows) + "\n"
+    (results / "zoo.md").write_text(text)
+    return text
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("protocols", nargs="*", metavar="PROTOCOL", help=f"any of: {', '.join(PROTOCOLS)}")
@@ -146,7 +173,7 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--results", default=RESULTS, type=Path,
                         help="folder of the result JSON files and results.md (default benchmarks/results)")
-    parser.add_argument("--table", action="store_true", help="only rebuild results.md from the JSON files")
+    parser.add_argument("--table", action="store_true", help="only rebuild results.md and zoo.md from the JSON files")
     args = parser.parse_args(argv)
     unknown = [name for name in args.protocols if name not in PROTOCOLS]
     if unknown:
@@ -162,7 +189,9 @@ def main(argv=None):
         for name in args.protocols:
             for model in models:
                 run_protocol(name, args.seeds, args.runs_dir, args.data_dir, args.epochs, model, args.results)
+    args.results.mkdir(parents=True, exist_ok=True)
     print(table(args.results))
+    print(zoo_table(args.results))
 
 
 if __name__ == "__main__":
