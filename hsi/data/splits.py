@@ -69,7 +69,8 @@ def make_split(labels, mode="random", *, train_ratio=None, train_per_class=None,
     if mode == "disjoint":
         if train_ratio is None:
             raise SplitError("the disjoint split takes a train ratio, not a count per class")
-        return disjoint_split(labels, train_ratio, patch_size=patch_size, val_ratio=val_ratio, rng=rng)
+        return disjoint_split(labels, train_ratio, patch_size=patch_size, val_ratio=val_ratio, rng=rng,
+                              class_names=class_names)
     return random_split(labels, train_ratio=train_ratio, train_per_class=train_per_class, val_ratio=val_ratio,
                         min_per_class=min_per_class, rng=rng, class_names=class_names)
 
@@ -119,7 +120,7 @@ def fixed_split(labels, per_class, *, val_ratio=0.1, max_fraction=0.5, rng=None,
     return Split(train, val, test, "fixed")
 
 
-def disjoint_split(labels, train_ratio, *, patch_size=25, val_ratio=0.1, rng=None, tries=32):
+def disjoint_split(labels, train_ratio, *, patch_size=25, val_ratio=0.1, rng=None, tries=32, class_names=None):
     """Spatially disjoint split: no test window (``patch_size`` wide) holds a training or validation pixel.
 
     Per class, training takes whole parcels (8-connected regions) or, when that misses the ratio, a
@@ -166,8 +167,9 @@ def disjoint_split(labels, train_ratio, *, patch_size=25, val_ratio=0.1, rng=Non
                                            for a, b, t in zip(counts["train"], counts["val"], totals)]}
     missing = [k for k in range(n_classes) if totals[k] and (counts["train"][k] == 0 or counts["test"][k] == 0)]
     if missing:
-        warnings.warn(f"disjoint split: classes {missing} have no training or no test pixels left after the "
-                      f"{patch_size // 2}-pixel buffer (too few or too compact pixels)", stacklevel=2)
+        named = ", ".join(_describe(k, class_names) for k in missing)
+        warnings.warn(f"disjoint split: no training or no test pixels left after the {patch_size // 2}-pixel "
+                      f"buffer for {named} (too few or too compact pixels)", stacklevel=2)
     return split
 
 

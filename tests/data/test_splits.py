@@ -39,8 +39,9 @@ def test_fixed_split_caps_small_classes_with_warning(indian_pines):
 
 def test_disjoint_split_no_test_window_holds_a_training_pixel(indian_pines):
     labels = indian_pines.labels
-    with pytest.warns(UserWarning, match="no training or no test"):
-        split = make_split(labels, "disjoint", train_ratio=0.1, patch_size=25, seed=0)
+    with pytest.warns(UserWarning, match=r"no training or no test .* class 0 \(Alfalfa\), .*class 8 \(Oats\)"):
+        split = make_split(labels, "disjoint", train_ratio=0.1, patch_size=25, seed=0,
+                           class_names=indian_pines.class_names)
     _covers_all_labelled_once(split, labels)
     held = np.pad((split.train >= 0) | (split.val >= 0), 12)
     windows = sliding_window_view(held, (25, 25))          # exhaustive: every test pixel's 25x25 window
