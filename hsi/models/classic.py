@@ -6,6 +6,8 @@ stored as buffers (support vectors and dual coefficients; the trees' node arrays
 only and loads with ``weights_only=True``. ``forward`` recomputes scikit-learn's own outputs from those buffers:
 the SVM's one-vs-rest decision function, the forest's log class probabilities.
 """
+import warnings
+
 import numpy as np
 import torch
 from torch import nn
@@ -51,7 +53,9 @@ class FittedPixelClassifier(nn.Module):
 
 
 class RBFSVM(FittedPixelClassifier):
-    """scikit-learn's ``SVC(kernel="rbf")``; C and γ chosen by stratified cross-validation on the training pixels."""
+    """scikit-learn's ``SVC(kernel="rbf")``; C and γ chosen by stratified cross-validation on the training pixels
+    (a class with fewer pixels than folds sits out of some validation folds: expected with 10 % of a rare class, so
+    scikit-learn's warning about it is not shown)."""
 
     def __init__(self, bands, n_classes, patch_size=1, C=None, gamma=None, folds=3):
         empty = torch.zeros(0, dtype=torch.float64)
@@ -69,7 +73,10 @@ class RBFSVM(FittedPixelClassifier):
         folds = min(self.folds, int(np.bincount(y).max()))
         if len(grid["C"]) * len(grid["gamma"]) > 1 and folds >= 2:
             cv = StratifiedKFold(folds, shuffle=True, random_state=0)
-            svc = GridSearchCV(SVC(kernel="rbf"), grid, cv=cv).fit(x, y).best_estimator_
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="The least populated class in y has only",
+                                        category=UserWarning)
+                svc = GridSearchCV(SVC(kernel="rbf"), grid, cv=cv).fit(x, y).best_estimator_
         else:
             svc = SVC(kernel="rbf", C=grid["C"][0], gamma=grid["gamma"][0]).fit(x, y)
         f64 = dict(dtype=torch.float64)

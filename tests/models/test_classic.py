@@ -61,3 +61,13 @@ def test_unfitted_and_misused_baselines_say_so():
         hsi.build_model("svm", bands=15, n_classes=4, patch_size=1)(torch.zeros(2, 15))
     with pytest.raises(hsi.ConfigError, match="no attention slot"):
         hsi.build_model("svm", bands=15, n_classes=4, patch_size=1, attention="se")
+
+
+def test_svm_cross_validates_quietly_with_a_two_pixel_class(pixels, recwarn):
+    """10 % of Oats is 2 pixels, fewer than the 3 folds: the grid search still runs, without scikit-learn's warning."""
+    spectra, labels, train, _ = pixels
+    oats = np.flatnonzero(labels == 8)[:2]
+    chosen = hsi.build_model("svm", bands=15, n_classes=16, patch_size=1).fit(
+        spectra[np.r_[train, oats]], labels[np.r_[train, oats]])
+    assert chosen["C"] in (1, 10, 100, 1000)
+    assert not [w for w in recwarn if "least populated class" in str(w.message)]
