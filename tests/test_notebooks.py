@@ -28,9 +28,10 @@ QUICK_ENV = {
 }
 
 
-def test_the_four_notebooks_are_there():
+def test_the_five_notebooks_are_there():
     assert [p.name for p in NOTEBOOKS] == ["01_explore.ipynb", "02_train_hybridsn.ipynb",
-                                           "03_attention_blocks.ipynb", "04_full_scene_maps.ipynb"]
+                                           "03_attention_blocks.ipynb", "04_full_scene_maps.ipynb",
+                                           "05_compare_models.ipynb"]
 
 
 def kernel_name():
