@@ -370,7 +370,8 @@ def comparison_maps_figure(maps, ground_truth, class_names, palette, label_ids=N
 
 def per_class_figure(stats, class_names, label_ids=None):
     """Grouped bars of per-class accuracy (%): ``stats`` is ``{model: [(mean, std) or (None, None) per class]}``.
-    The accuracy axis starts at 0 so differences are not exaggerated; error bars show the std over seeds."""
+    The accuracy axis starts at 0 so differences are not exaggerated; error bars show the std over seeds; the
+    legend sits above the axes, clear of the bars."""
     names = [str(n) for n in class_names]
     ids = list(label_ids) if label_ids is not None else list(range(len(names)))
     models = list(stats)
@@ -388,5 +389,5 @@ def per_class_figure(stats, class_names, label_ids=None):
     ax.set_ylim(0, 105)
     ax.set_ylabel("class accuracy (%)")
     ax.grid(True, axis="y", alpha=0.3)
-    ax.legend(fontsize=8, ncols=min(len(models), 4), loc="lower left")
+    ax.legend(fontsize=8, ncols=min(len(models), 8), loc="lower left", bbox_to_anchor=(0, 1.0), frameon=False)
     return fig
