@@ -11,15 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
+from hsi.comparison import format_mean_std
+
 
 def read(path):
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
-
-
-def cell(values, scale=100.0):
-    values = scale * np.asarray(values, dtype=np.float64)
-    return f"{values.mean():.2f} ± {values.std(ddof=1):.2f}" if len(values) > 1 else f"{values.mean():.2f}"
 
 
 def table(folders):
@@ -33,7 +30,7 @@ def table(folders):
         cells = []
         for folder in folders:
             rows = [row for row in results[folder] if row["model"] == model]
-            scores = " / ".join(cell([float(r[key]) for r in rows]) for key in ("oa", "aa", "kappa"))
+            scores = " / ".join(format_mean_std([float(r[key]) for r in rows]) for key in ("oa", "aa", "kappa"))
             leak = f"{100 * np.mean([float(r['leakage']) for r in rows]):.1f} %"
             if rows[0]["transductive"] == "True":
                 leak += ", transductive"

@@ -299,7 +299,8 @@ def _percent(value):
     return "-" if value is None else f"{100 * value:.1f} %"
 
 
-def _cell(values, scale=100.0):
+def format_mean_std(values, scale=100.0):
+    """``"mean ± std"`` (sample std) of ``values`` times ``scale``, None ignored; one value alone, ``-`` for none."""
     values = np.asarray([v for v in values if v is not None], dtype=np.float64) * scale
     if not len(values):
         return "-"
@@ -316,13 +317,14 @@ def format_results(rows, class_names, label_ids, labels):
         transductive = " (transductive)" if mine[0]["transductive"] else ""
         seconds = [row["train_seconds"] for row in mine]
         maps = [row["map_seconds"] for row in mine if row["map_seconds"] is not None]
-        lines.append(f"| {label} | {len(mine)} | {_cell([r['oa'] for r in mine])} | {_cell([r['aa'] for r in mine])}"
-                     f" | {_cell([r['kappa'] for r in mine])} | {_cell([r['leakage'] for r in mine])}"
+        oa, aa, kappa, leakage = (format_mean_std([r[key] for r in mine]) for key in ("oa", "aa", "kappa", "leakage"))
+        lines.append(f"| {label} | {len(mine)} | {oa} | {aa} | {kappa} | {leakage}"
                      f"{transductive} | {pca} | {mine[0]['parameters']:,} | {np.mean(seconds):.1f} | "
                      + (f"{np.mean(maps):.2f} |" if maps else "- |"))
     lines += ["", "Per-class accuracy (%), mean ± std over seeds:", "",
               "| id | class | " + " | ".join(labels) + " |", "|---|---|" + "---|" * len(labels)]
     for k, (name, label_id) in enumerate(zip(class_names, label_ids)):
-        cells = [_cell([row["per_class_accuracy"][k] for row in rows if row["model"] == label]) for label in labels]
+        cells = [format_mean_std([row["per_class_accuracy"][k] for row in rows if row["model"] == label])
+                 for label in labels]
         lines.append(f"| {label_id} | {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -133,8 +133,8 @@ def _finish(tmpdir, prefix, formats, probs, values, trained, header, ground_trut
     carried = carried_entries(header)
     moves = []
     if "envi" in formats:
-        (tmpdir / "map.hdr").write_text(classification_header(values.shape, values.dtype, trained.class_names, trained.palette,
-                                                              carried))
+        (tmpdir / "map.hdr").write_text(classification_header(values.shape, values.dtype, trained.class_names,
+                                                              trained.palette, carried))
         moves += [("map.img", ".img"), ("map.hdr", ".hdr")]
     if probs:
         rows, cols, bands = values.shape + (len(names) + 1,)
