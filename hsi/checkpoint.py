@@ -58,6 +58,10 @@ class TrainedModel:
     label_ids: np.ndarray
     palette: np.ndarray
     bands_in: int
+    name: str = ""               # the registry name ("resnet18"); a bare model's class name by default
+
+    def __post_init__(self):
+        self.name = self.name or type(self.model).__name__
 
     @classmethod
     def from_checkpoint(cls, checkpoint):
@@ -71,7 +75,8 @@ class TrainedModel:
             reducer = Reducer.from_dict(payload["preprocess"])
             return cls(model.eval(), reducer, int(payload["patch_size"]), payload["padding"],
                        list(payload["class_names"]), np.asarray(payload["label_ids"], dtype=np.int64),
-                       np.asarray(payload["palette"], dtype=np.uint8), int(payload["bands_in"]))
+                       np.asarray(payload["palette"], dtype=np.uint8), int(payload["bands_in"]),
+                       payload["model"]["name"])
         except (KeyError, TypeError, RuntimeError) as exc:
             raise CheckpointError(f"checkpoint is incomplete or does not match its model ({exc})") from None
 

@@ -113,9 +113,9 @@ def patch_model_tiles(trained, cube, *, mode, tile, batch_size, device, memory_m
     """A patch model's logit tiles: dense where exact, else window by window in bands of rows."""
     model = trained.model
     if mode == "dense" and not supports_dense(model):
-        raise ConfigError(f"{type(model).__name__} has no dense form; use mode 'patch' or 'auto'")
+        raise ConfigError(f"{trained.name} has no dense form; use mode 'patch' or 'auto'")
     if mode == "auto" and not supports_dense(model):
-        log.info("%s has no dense form: predicting window by window (patch mode)", type(model).__name__)
+        log.info("%s has no dense form: predicting window by window (patch mode)", trained.name)
     if mode == "patch" or not supports_dense(model):
         yield from _patch_tiles(trained, cube, tile, batch_size, device, memory_mb, progress, here)
     else:
@@ -130,7 +130,7 @@ def scene_model_tiles(trained, cube, *, mode, tile, batch_size, device, memory_m
     oneDNN's NHWC convolutions and pooling map Indian Pines with FCN-8s in 21 ms instead of 27 ms."""
     model = trained.model
     if mode == "patch":
-        raise ConfigError(f"{type(model).__name__} is a scene model: it has no patch mode; use auto or dense")
+        raise ConfigError(f"{trained.name} is a scene model: it has no patch mode; use auto or dense")
     if tile is not None and tile < 1:
         raise ConfigError(f"tile must be at least 1 pixel, got {tile}")
     if device.type == "cpu":
@@ -153,7 +153,7 @@ def _scene_tiles(trained, cube, tile, device, memory_mb, progress, here):
     if radius is None:
         if not fits:
             log.warning("%s has a global receptive field: predicting the scene in one pass beyond the %d MB "
-                        "budget", type(model).__name__, memory_mb)
+                        "budget", trained.name, memory_mb)
         if here.is_main:
             yield (0, rows, 0, cols), _scene_pass(trained, cube, device)
         return

@@ -257,7 +257,7 @@ def test_split_attention_refuses_channels_it_cannot_group():
                                           ("resnet18", {"attention": {"unit": "cbam"}})])
 def test_checkpoint_rebuilds_the_backbone_and_prediction_uses_patch_mode(name, options, indian_pines, tmp_path):
     """A checkpoint holds the model as name + plain keyword arguments (as ``hsi train`` writes it); the rebuilt
-    model gives the same logits, and whole-scene prediction runs window by window."""
+    model gives the same logits, whole-scene prediction runs window by window, and messages name the model."""
     scene = Scene(indian_pines.cube[:12, :12], indian_pines.labels[:12, :12], indian_pines.label_ids,
                   indian_pines.class_names, indian_pines.palette, "indian_pines-crop")
     reducer = fit_pca(scene.cube, 8)
@@ -277,5 +277,5 @@ def test_checkpoint_rebuilds_the_backbone_and_prediction_uses_patch_mode(name, o
     window = patches[:, 3:12, 5:14].reshape(1, 1, 8, 9, 9)          # the window centred on pixel (3, 5)
     with torch.no_grad():
         np.testing.assert_allclose(logits[3, 5], model(window)[0].numpy(), rtol=1e-4, atol=1e-5)
-    with pytest.raises(hsi.ConfigError, match="no dense form"):
+    with pytest.raises(hsi.ConfigError, match=f"^{name} has no dense form"):    # the registry name
         scene_logits(trained, scene, mode="dense")
