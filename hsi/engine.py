@@ -176,25 +176,27 @@ class Trainer:
             x, y = to_device(x, self.device), y.to(self.device, non_blocking=True)
             labelled = y >= 0
             weight = self._pixel_weights(y[labelled]).sum()
-            batch_weight = self.world.sum([weight.item()])[0]          # of the global batch
             self.optimizer.zero_grad(set_to_none=True)
             with torch.autocast(self.device.type, enabled=self.amp):
                 logits = self.network(x)
                 loss = self.criterion(logits.float(), y)               # summed over this process's pixels
+            hits = (logits.argmax(1) == y)[labelled].sum()
+            # one all-reduce per step: the global batch's loss weight, loss, hits and pixels
+            batch_weight, batch_loss, batch_hits, batch_seen = self.world.sum(
+                [weight.item(), loss.item(), hits.item(), labelled.sum().item()])
             # DDP averages gradients over the processes: scaled so, they are those of the global batch's mean
             self.scaler.scale(loss * (self.world.size / max(batch_weight, 1e-12))).backward()
             self.scaler.step(self.optimizer)
             self.scaler.update()
-            loss_sum += loss.item()
-            weight_sum += weight.item()
-            correct += (logits.argmax(1) == y)[labelled].sum().item()
-            seen += labelled.sum().item()
+            loss_sum += batch_loss
+            weight_sum += batch_weight
+            correct += batch_hits
+            seen += batch_seen
             bar.set_postfix(loss=f"{loss_sum / max(weight_sum, 1e-12):.4f}", acc=f"{correct / max(seen, 1):.4f}")
             if log_every and (step % log_every == 0 or step == n_batches):
                 log.info("%s  batch %d/%d  train loss %.4f  OA %.4f", desc, step, n_batches,
                          loss_sum / max(weight_sum, 1e-12), correct / max(seen, 1))
         self.world.broadcast_buffers(self.model)        # unsynchronised batch norms: evaluate with rank 0's
-        loss_sum, weight_sum, correct, seen = self.world.sum([loss_sum, weight_sum, correct, seen])
         return loss_sum / weight_sum, correct / seen
 
     def _pixel_weights(self, classes):

@@ -110,6 +110,10 @@ def test_two_processes_train_as_one(field, tmp_path):
     # rank 0 alone logs and prints: one result line, one log line per epoch
     assert job.stdout.count("OA ") == 1
     assert job.stderr.count("epoch 2/2  train loss") == 1
+    # its progress lines show the global batches' running loss and OA: the last one is the epoch's
+    last_step = re.findall(r"epoch 2/2  batch (\d+)/\1  (train loss \S+  OA \S+)", job.stderr)
+    epoch = re.findall(r"epoch 2/2  (train loss \S+  OA \S+)", job.stderr)
+    assert [line for _, line in last_step] == epoch
 
 
 def _workers(parent):
