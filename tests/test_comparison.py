@@ -2,6 +2,10 @@
 import csv
 import json
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -95,6 +99,39 @@ def test_a_stopped_comparison_resumes_to_the_same_results(compared, crop, tmp_pa
     rows = hsi.compare(base_config(), MODELS, stopped, runs=2, scene=crop, jobs=2)
     assert (stopped / "results.csv").read_text() == (out / "results.csv").read_text()
     assert len(rows) == 6 and (stopped / "maps.png").is_file()
+
+
+def _compare_cli(field, out):
+    args = ["compare", "--cube", field.cube, "--gt", field.gt, "--models", "hybridsn,svm", "--runs", 2, "--seed", 5,
+            "--epochs", 4, "--patch", 9, "--pca", 15, "--train-ratio", 0.3, "--device", "cpu", "--out", out]
+    return subprocess.Popen([sys.executable, "-m", "hsi.cli", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_the_command_killed_mid_way_and_run_again_ends_as_an_uninterrupted_one(field, tmp_path):
+    """``hsi compare`` SIGKILLed during its third run (seed 6's hybridsn, after an epoch) and started again: the
+    two finished runs are reused, the stopped one resumed, the last one trained, and results.csv is the one of
+    the same command left to finish (both run side by side)."""
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    straight, process = _compare_cli(field, whole), _compare_cli(field, killed)
+    history = killed / "hybridsn" / "seed-6" / "history.csv"
+    deadline = time.monotonic() + 300
+    while not (history.is_file() and len(history.read_text().splitlines()) > 1):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    stdout, stderr = straight.communicate(timeout=600)
+    assert straight.returncode == 0, stderr
+    assert [line.split("] ")[1].split(":")[0] for line in stderr.splitlines() if "] " in line] == \
+        ["hybridsn seed 5", "svm seed 5", "hybridsn seed 6", "svm seed 6"]          # a progress line per run
+    assert "| hybridsn | 2 |" in stdout                                               # the printed results.md
+    assert not (killed / "results.csv").exists() and not (killed / "hybridsn" / "seed-6" / "metrics.json").exists()
+    again = _compare_cli(field, killed)
+    _, stderr = again.communicate(timeout=600)
+    assert again.returncode == 0, stderr
+    assert (killed / "results.csv").read_text() == (whole / "results.csv").read_text()
+    assert not [p for p in killed.rglob("*") if ".tmp-" in p.name]
 
 
 def test_another_comparison_in_the_same_folder_is_refused(compared, crop):
