@@ -116,7 +116,9 @@ def compare(base, models, out, *, runs=3, scene=None, progress=False, jobs=1):
     (:func:`run_jobs`); the results do not depend on it."""
     labels = [spec.label for spec in models]
     if len(set(labels)) != len(labels):
-        raise ConfigError(f"model labels must differ, got {labels}; give repeated models a label")
+        raise ConfigError(f"model labels must differ, got {labels}; a model compared twice (say with two "
+                          f"attention blocks) needs a label of its own: label = \"...\" in its [[models]] table "
+                          f"of an experiment file (--config)")
     for name, value in (("runs", runs), ("jobs", jobs)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")

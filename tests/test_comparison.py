@@ -12,6 +12,7 @@ import pytest
 
 import hsi
 import hsi.comparison as comparison
+from hsi.cli import main
 from hsi.data.splits import Split
 from hsi.engine import FitOptions
 from hsi.leakage import window_leakage
@@ -132,6 +133,25 @@ def test_the_command_killed_mid_way_and_run_again_ends_as_an_uninterrupted_one(f
     assert again.returncode == 0, stderr
     assert (killed / "results.csv").read_text() == (whole / "results.csv").read_text()
     assert not [p for p in killed.rglob("*") if ".tmp-" in p.name]
+
+
+BAD_COMPARE = {
+    "unknown model": (["--models", "hybridsn,nosuch"], "unknown model 'nosuch' in the comparison; known models: "),
+    "model twice": (["--models", "svm,svm"], "model labels must differ, got ['svm', 'svm']; a model compared twice"),
+    "no models": ([], "give --models NAME,NAME,... or --config EXPERIMENT.toml"),
+    "no runs": (["--models", "svm", "--runs", "0"], "--runs must be at least 1, got 0"),
+    "config and models": (["--models", "svm", "--config", "exp.toml"], "--config names the scene and the models"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_COMPARE)
+def test_bad_compare_input_is_one_line_exit_2_nothing_written(case, field, tmp_path, capsys):
+    extra, expected = BAD_COMPARE[case]
+    out = tmp_path / "out"
+    code = main(["compare", "--cube", str(field.cube), "--gt", str(field.gt), "--out", str(out), *extra])
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith(f"error: {expected}"), lines
+    assert not out.exists()
 
 
 def test_another_comparison_in_the_same_folder_is_refused(compared, crop):
