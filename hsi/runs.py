@@ -366,12 +366,12 @@ def evaluate_run(run_dir, **where):
 
 def _with_run_facts(metrics, run_dir, best, trained):
     """Test metrics with what the run folder says about them: the epoch ``best.pt`` holds, the leakage, the
-    learned parameters, and the classes a block fold could not train on or test."""
+    learned parameters, and a block fold's block and the classes it could not train on or test."""
     record = read_config(run_dir)
     facts = {"best_epoch": int(best["epoch"]), "leakage": record["leakage"],
              "parameters": count_parameters(trained.model),
-             "split": {key: record["split"][key] for key in ("classes_without_training", "classes_without_test")
-                       if key in record["split"]}}
+             "split": {key: record["split"][key] for key in ("block", "classes_without_training",
+                                                             "classes_without_test") if key in record["split"]}}
     return {**metrics, **facts}
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hsi.data.splits import Split
-from hsi.runs import Interrupted, evaluate_run, prepare, resume, train, train_many
+from hsi.runs import Interrupted, evaluate_run, prepare, resume, train, train_folds, train_many
 
 RUN_FILES = {"config.json", "split.npz", "best.pt", "last.pt", "history.csv", "metrics.json", "report.txt",
              "confusion.png", "curves.png", "map.png", "map.npy"}
@@ -125,6 +125,21 @@ def test_runs_summary_mean_and_std(tmp_path, field_config):
     assert summary["oa"]["mean"] == pytest.approx(np.mean(oas))
     assert summary["oa"]["std"] == pytest.approx(np.std(oas, ddof=1))
     assert "±" in (tmp_path / "many" / "summary.md").read_text()
+
+
+def test_block_cross_validation_trains_every_fold_and_names_what_each_lacks(tmp_path, field_config):
+    out = tmp_path / "cv"
+    summary = train_folds(field_config(model="svm", split="blocks", folds=2, write_map=False), out, progress=False)
+    metrics = [json.loads((out / f"fold-{fold}" / "metrics.json").read_text()) for fold in (0, 1)]
+    assert summary["oa"]["mean"] == pytest.approx(np.mean([m["oa"] for m in metrics]))
+    table = (out / "summary.md").read_text()
+    for fold, m in enumerate(metrics):
+        split = json.loads((out / f"fold-{fold}" / "config.json").read_text())["split"]
+        facts = {key: split[key] for key in ("block", "classes_without_training", "classes_without_test")}
+        assert m["split"] == facts and summary["folds"][fold] == {"fold": fold, **facts}
+        r0, r1, c0, c1 = facts["block"]
+        assert f"| {fold} | {r0}:{r1}, {c0}:{c1} | {', '.join(facts['classes_without_training']) or '-'} |" in table
+    assert metrics[0]["split"]["block"] != metrics[1]["split"]["block"]
 
 
 def test_model_modes_train_for_steps_eval_for_validation(field, field_config):
