@@ -9,6 +9,10 @@
 ``<out>/maps.png``          every model's map of the first seed beside the ground truth
 ``<out>/per_class.png``     per-class accuracy of every model (mean over seeds)
 
+With the ``blocks`` split (spatial block cross-validation, ``folds`` K) every seed runs every fold: splits,
+folders and rows are per seed and fold (``seed-N-fold-F``, a ``fold`` column), and ``results.md`` names, fold by
+fold, the held-out block and the classes it cannot train on (they score 0 there) or test.
+
 Every score is reported with its leakage (see :mod:`hsi.leakage`): the share of test pixels whose model input
 holds a training or validation pixel, and whether the PCA saw the test pixels.
 """
@@ -48,8 +52,9 @@ class ModelSpec:
             raise ConfigError(f"model label {self.label!r} must be letters, digits, '-', '_' or '.' (it names a "
                               f"folder)")
 
-    def config(self, base, seed):
-        """The run settings of this model for one seed: the base settings with this model's on top."""
+    def config(self, base, seed, fold=None):
+        """The run settings of this model for one seed (and block fold): the base settings with this model's on
+        top."""
         from .models import list_models
 
         if self.model not in list_models():
@@ -61,6 +66,8 @@ class ModelSpec:
             raise ConfigError(f"model {self.label!r}: unknown setting(s) {unknown}; expected fields of hsi train's "
                               f"settings ({', '.join(sorted(values))})")
         values.update({k: v for k, v in self.options.items() if k != "fit"}, model=self.model, seed=seed)
+        if fold is not None:
+            values["fold"] = fold
         values["fit"] = {**values["fit"], **self.options.get("fit", {})}
         return RunConfig.from_dict(values)
 
@@ -108,8 +115,9 @@ def read_experiment(path):
 
 
 def compare(base, models, out, *, runs=3, scene=None, progress=False, jobs=1):
-    """Train and test every model on the same split per seed (seeds ``base.seed .. base.seed + runs - 1``);
-    write the files listed in the module docstring and return the result rows.
+    """Train and test every model on the same split per seed (seeds ``base.seed .. base.seed + runs - 1``; with the
+    ``blocks`` split, every fold of each); write the files listed in the module docstring and return the result
+    rows.
 
     Finished runs are read back, stopped ones resumed, so a comparison killed at any moment and started again
     ends with the same ``results.csv``. ``jobs`` > 1 trains that many runs at once, each in its own process
@@ -123,7 +131,8 @@ def compare(base, models, out, *, runs=3, scene=None, progress=False, jobs=1):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
     seeds = list(range(base.seed, base.seed + runs))
-    configs = {(spec.label, seed): spec.config(base, seed) for spec in models for seed in seeds}
+    parts = [(seed, fold) for seed in seeds for fold in (range(base.folds or 0) if base.split == "blocks" else [None])]
+    configs = {(spec.label, part): spec.config(base, *part) for spec in models for part in parts}
     for config in configs.values():
         config.check()
     given = scene
@@ -131,21 +140,22 @@ def compare(base, models, out, *, runs=3, scene=None, progress=False, jobs=1):
     out = Path(out)
     _claim(out, {"base": asdict(base), "models": [asdict(spec) for spec in models], "seeds": seeds})
     grid = []
-    for seed in seeds:
-        split = _shared_split(base, scene, seed, out / "splits" / f"seed-{seed}.npz")
-        grid += [(configs[spec.label, seed], out / spec.label / f"seed-{seed}", split) for spec in models]
+    for part in parts:
+        name = _part_name(*part)
+        split = _shared_split(base, scene, *part, out / "splits" / f"{name}.npz")
+        grid += [(configs[spec.label, part], out / spec.label / name, split) for spec in models]
     done = 0
 
     def report(index, metrics):
         nonlocal done
         done += 1
         config, run_dir, _ = grid[index]
-        log.info("[%d/%d] %s seed %d: OA %.2f%%  AA %.2f%%  kappa %.4f  leakage %s  (%s)", done, len(grid),
-                 run_dir.parent.name, config.seed, 100 * metrics["oa"], 100 * metrics["aa"], metrics["kappa"],
-                 _percent(metrics["leakage"]["fraction"]), run_dir)
+        log.info("[%d/%d] %s %s: OA %.2f%%  AA %.2f%%  kappa %.4f  leakage %s  (%s)", done, len(grid),
+                 run_dir.parent.name, run_dir.name.replace("-", " "), 100 * metrics["oa"], 100 * metrics["aa"],
+                 metrics["kappa"], _percent(metrics["leakage"]["fraction"]), run_dir)
 
     results = run_jobs(grid, scene if jobs == 1 else given, jobs, progress, report)
-    rows = [_row(run_dir.parent.name, config.seed, metrics, run_dir, out)
+    rows = [_row(run_dir.parent.name, config, metrics, run_dir, out)
             for (config, run_dir, _), metrics in zip(grid, results)]
     _write_results(out, rows, scene, labels)
     return rows
@@ -214,12 +224,18 @@ def _claim(out, experiment):
     write_json_atomic(path, experiment)
 
 
-def _shared_split(base, scene, seed, path):
+def _part_name(seed, fold):
+    """The folder (and split file) name of one seed's runs, or of one fold of them."""
+    return f"seed-{seed}" if fold is None else f"seed-{seed}-fold-{fold}"
+
+
+def _shared_split(base, scene, seed, fold, path):
+    """The base settings' split for one seed (and fold), made once and saved at ``path`` for every model."""
     if path.is_file():
         return Split.load(path)
     split = make_split(scene.labels, base.split, train_ratio=base.train_ratio, train_per_class=base.train_per_class,
                        val_ratio=base.val_ratio, patch_size=base.patch, seed=seed, class_names=scene.class_names,
-                       folds=base.folds, fold=base.fold)
+                       folds=base.folds, fold=base.fold if fold is None else fold)
     path.parent.mkdir(parents=True, exist_ok=True)
     split.save(path)
     return split
@@ -237,10 +253,12 @@ def _run(config, run_dir, scene, split, progress):
     return train(config, run_dir, scene=scene, split=split, progress=progress)
 
 
-def _row(label, seed, metrics, run_dir, out):
+def _row(label, config, metrics, run_dir, out):
     timing = json.loads((run_dir / "timing.json").read_text())
     leakage = metrics["leakage"]
-    return {"model": label, "seed": seed, "oa": metrics["oa"], "aa": metrics["aa"], "kappa": metrics["kappa"],
+    fold = config.fold if config.split == "blocks" else None
+    return {"model": label, "seed": config.seed, "fold": fold, "split": metrics.get("split", {}),
+            "oa": metrics["oa"], "aa": metrics["aa"], "kappa": metrics["kappa"],
             "leakage": leakage["fraction"], "pca_saw_test": leakage["pca_saw_test"],
             "transductive": leakage["transductive"], "parameters": metrics["parameters"],
             "train_seconds": timing["train_seconds"], "map_seconds": timing["map_seconds"],
@@ -248,25 +266,31 @@ def _row(label, seed, metrics, run_dir, out):
             "run_dir": str(run_dir.relative_to(out)), "per_class_accuracy": metrics["per_class_accuracy"]}
 
 
+def _with_fold(fields, rows):
+    """``fields`` with a ``fold`` column after ``seed`` when the rows are block folds."""
+    return (*fields[:2], "fold", *fields[2:]) if rows[0]["fold"] is not None else fields
+
+
 def _write_results(out, rows, scene, labels):
     buffer = io.StringIO()
     names = list(scene.class_names)
+    fields, timing_fields = _with_fold(RESULT_FIELDS, rows), _with_fold(TIMING_FIELDS, rows)
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([*RESULT_FIELDS, *(f"acc:{name}" for name in names)])
+    writer.writerow([*fields, *(f"acc:{name}" for name in names)])
     for row in rows:
-        writer.writerow([row[key] for key in RESULT_FIELDS] + ["" if a is None else a
-                                                               for a in row["per_class_accuracy"]])
+        writer.writerow([row[key] for key in fields] + ["" if a is None else a for a in row["per_class_accuracy"]])
     write_text_atomic(out / "results.csv", buffer.getvalue())
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(TIMING_FIELDS)
-    writer.writerows([row[key] for key in TIMING_FIELDS] for row in rows)
+    writer.writerow(timing_fields)
+    writer.writerows([row[key] for key in timing_fields] for row in rows)
     write_text_atomic(out / "timing.csv", buffer.getvalue())
     write_text_atomic(out / "results.md", format_results(rows, names, scene.label_ids, labels))
     from .viz import comparison_maps_figure, per_class_figure, save_figure
 
-    first_seed = rows[0]["seed"]
-    maps = {row["model"]: _class_map(out / row["run_dir"], scene) for row in rows if row["seed"] == first_seed}
+    first = (rows[0]["seed"], rows[0]["fold"])
+    maps = {row["model"]: _class_map(out / row["run_dir"], scene) for row in rows
+            if (row["seed"], row["fold"]) == first}
     if all(m is not None for m in maps.values()):
         save_figure(comparison_maps_figure(maps, scene.labels, names, scene.palette, scene.label_ids),
                     out / "maps.png")
@@ -310,7 +334,9 @@ def format_mean_std(values, scale=100.0):
 
 
 def format_results(rows, class_names, label_ids, labels):
-    """The comparison as Markdown: one line per model (mean ± std over seeds), then per-class accuracy."""
+    """The comparison as Markdown: one line per model (mean ± std over seeds, or seeds and block folds), then
+    per-class accuracy and, for block folds, what each fold held out and lacked."""
+    folds = rows[0]["fold"] is not None
     lines = ["| model | runs | OA (%) | AA (%) | kappa (×100) | leakage (% of test pixels) | PCA saw test | "
              "parameters | training (s) | map (s) |", "|---|---|---|---|---|---|---|---|---|---|"]
     for label in labels:
@@ -323,10 +349,24 @@ def format_results(rows, class_names, label_ids, labels):
         lines.append(f"| {label} | {len(mine)} | {oa} | {aa} | {kappa} | {leakage}"
                      f"{transductive} | {pca} | {mine[0]['parameters']:,} | {np.mean(seconds):.1f} | "
                      + (f"{np.mean(maps):.2f} |" if maps else "- |"))
-    lines += ["", "Per-class accuracy (%), mean ± std over seeds:", "",
+    lines += ["", f"Per-class accuracy (%), mean ± std over {'seeds and folds' if folds else 'seeds'}:", "",
               "| id | class | " + " | ".join(labels) + " |", "|---|---|" + "---|" * len(labels)]
     for k, (name, label_id) in enumerate(zip(class_names, label_ids)):
         cells = [format_mean_std([row["per_class_accuracy"][k] for row in rows if row["model"] == label])
                  for label in labels]
         lines.append(f"| {label_id} | {name} | " + " | ".join(cells) + " |")
+    if folds:
+        lines += ["", "Spatial block folds (shared by every model): a class without training pixels in a fold scores "
+                  "0 there, one without test pixels is left out of that fold's scores.", "", _fold_table(rows)]
     return "\n".join(lines) + "\n"
+
+
+def _fold_table(rows):
+    from .metrics import format_folds
+
+    several_seeds = len({row["seed"] for row in rows}) > 1
+    folds = {}
+    for row in rows:
+        name = f"{row['fold']} (seed {row['seed']})" if several_seeds else row["fold"]
+        folds.setdefault(name, {"fold": name, **row["split"]})
+    return format_folds(folds.values()).rstrip("\n")

@@ -183,6 +183,18 @@ def best_epoch(history, on="val"):
     return max(history, key=lambda row: epoch_score(row, on))["epoch"]
 
 
+def format_folds(folds):
+    """A Markdown table of spatial block folds: each ``{"fold", "block", "classes_without_training",
+    "classes_without_test"}`` (``fold`` as it should read, e.g. ``1`` or ``"1 (seed 5)"``)."""
+    lines = ["| fold | block (rows, cols) | classes without training pixels | classes without test pixels |",
+             "| --- | --- | --- | --- |"]
+    for fold in folds:
+        r0, r1, c0, c1 = fold["block"]
+        lines.append(f"| {fold['fold']} | {r0}:{r1}, {c0}:{c1} | {', '.join(fold['classes_without_training']) or '-'} "
+                     f"| {', '.join(fold['classes_without_test']) or '-'} |")
+    return "\n".join(lines) + "\n"
+
+
 def format_summary(summary):
     """A Markdown table of ``mean ± std`` over runs.
 

@@ -397,7 +397,7 @@ def train_many(config, runs, out=None, *, progress=True):
 def train_folds(config, out=None, *, progress=True):
     """Spatial block cross-validation: train every fold of the ``blocks`` split (``config.folds`` of them) into
     ``out/fold-N``; write a mean ± std summary that names the classes each fold could not train on or test."""
-    from .metrics import format_summary, summarize_runs
+    from .metrics import format_folds, format_summary, summarize_runs
 
     if config.split != "blocks" or not config.folds:
         raise ConfigError("cross-validation needs the blocks split and a number of folds (--split blocks --folds K)")
@@ -412,16 +412,11 @@ def train_folds(config, out=None, *, progress=True):
     summary["folds"] = [{"fold": fold, **{key: r["split"][key] for key in ("block", "classes_without_training",
                                                                           "classes_without_test")}}
                         for fold, r in enumerate(results)]
-    lines = [f"Spatial block cross-validation: {config.folds} folds, each tested on one block and trained on the "
-             f"others beyond a {config.patch // 2}-pixel buffer (a run per fold below).", "", format_summary(summary),
-             "| fold | block (rows, cols) | classes without training pixels | classes without test pixels |",
-             "| --- | --- | --- | --- |"]
-    for fold in summary["folds"]:
-        r0, r1, c0, c1 = fold["block"]
-        lines.append(f"| {fold['fold']} | {r0}:{r1}, {c0}:{c1} | {', '.join(fold['classes_without_training']) or '-'} "
-                     f"| {', '.join(fold['classes_without_test']) or '-'} |")
+    text = (f"Spatial block cross-validation: {config.folds} folds, each tested on one block and trained on the "
+            f"others beyond a {config.patch // 2}-pixel buffer (a run per fold below).\n\n{format_summary(summary)}\n"
+            f"{format_folds(summary['folds'])}")
     write_json_atomic(out / "summary.json", summary)
-    write_text_atomic(out / "summary.md", "\n".join(lines) + "\n")
+    write_text_atomic(out / "summary.md", text)
     return summary
 
 

@@ -13,7 +13,7 @@ import pytest
 import hsi
 import hsi.comparison as comparison
 from hsi.cli import main
-from hsi.data.splits import Split
+from hsi.data.splits import Split, make_split
 from hsi.engine import FitOptions
 from hsi.leakage import window_leakage
 from hsi.runs import Interrupted, RunConfig, train
@@ -100,6 +100,30 @@ def test_a_stopped_comparison_resumes_to_the_same_results(compared, crop, tmp_pa
     rows = hsi.compare(base_config(), MODELS, stopped, runs=2, scene=crop, jobs=2)
     assert (stopped / "results.csv").read_text() == (out / "results.csv").read_text()
     assert len(rows) == 6 and (stopped / "maps.png").is_file()
+
+
+def test_the_blocks_split_compares_every_fold_on_shared_fold_splits(crop, tmp_path):
+    """Spatial block cross-validation side by side: every model runs every fold of the seed, on the fold's split
+    (saved once), and results.md names each fold's block and the classes it cannot train on or test."""
+    base = RunConfig(pca=15, patch=9, split="blocks", folds=2, val_ratio=0.2, seed=5, write_map=False,
+                     fit=FitOptions(epochs=1, device="cpu"))
+    models = [comparison.ModelSpec("svm", options={"model_kwargs": {"C": 100}}), comparison.ModelSpec("rf")]
+    rows = hsi.compare(base, models, tmp_path / "cv", runs=1, scene=crop)
+    assert [(r["model"], r["seed"], r["fold"]) for r in rows] == [(m, 5, f) for f in (0, 1) for m in ("svm", "rf")]
+    text = (tmp_path / "cv" / "results.md").read_text()
+    for fold in (0, 1):
+        expected = make_split(crop.labels, "blocks", folds=2, fold=fold, patch_size=9, val_ratio=0.2, seed=5,
+                              class_names=crop.class_names)
+        for run in [tmp_path / "cv" / "splits" / f"seed-5-fold-{fold}.npz",
+                    *(tmp_path / "cv" / m / f"seed-5-fold-{fold}" / "split.npz" for m in ("svm", "rf"))]:
+            np.testing.assert_array_equal(Split.load(run).test, expected.test)
+            np.testing.assert_array_equal(Split.load(run).train, expected.train)
+        r0, r1, c0, c1 = expected.info["block"]
+        assert (f"| {fold} | {r0}:{r1}, {c0}:{c1} | {', '.join(expected.info['classes_without_training']) or '-'} "
+                f"| {', '.join(expected.info['classes_without_test']) or '-'} |") in text
+    table = read_rows(tmp_path / "cv" / "results.csv")
+    assert [(t["model"], t["seed"], t["fold"]) for t in table] == [(m, "5", str(f)) for f in (0, 1) for m in ("svm", "rf")]
+    assert "| svm | 2 |" in text and "mean ± std over seeds and folds" in text
 
 
 def _compare_cli(field, out):
