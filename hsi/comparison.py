@@ -131,7 +131,8 @@ def compare(base, models, out, *, runs=3, scene=None, progress=False, jobs=1):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
     seeds = list(range(base.seed, base.seed + runs))
-    parts = [(seed, fold) for seed in seeds for fold in (range(base.folds or 0) if base.split == "blocks" else [None])]
+    folds = range(base.folds) if base.split == "blocks" and base.folds else [None]     # no folds: check() says so
+    parts = [(seed, fold) for seed in seeds for fold in folds]
     configs = {(spec.label, part): spec.config(base, *part) for spec in models for part in parts}
     for config in configs.values():
         config.check()

@@ -122,7 +122,8 @@ def test_the_blocks_split_compares_every_fold_on_shared_fold_splits(crop, tmp_pa
         assert (f"| {fold} | {r0}:{r1}, {c0}:{c1} | {', '.join(expected.info['classes_without_training']) or '-'} "
                 f"| {', '.join(expected.info['classes_without_test']) or '-'} |") in text
     table = read_rows(tmp_path / "cv" / "results.csv")
-    assert [(t["model"], t["seed"], t["fold"]) for t in table] == [(m, "5", str(f)) for f in (0, 1) for m in ("svm", "rf")]
+    assert [(t["model"], t["seed"], t["fold"]) for t in table] == \
+        [(m, "5", str(f)) for f in (0, 1) for m in ("svm", "rf")]
     assert "| svm | 2 |" in text and "mean ± std over seeds and folds" in text
 
 
@@ -165,6 +166,7 @@ BAD_COMPARE = {
     "no models": ([], "give --models NAME,NAME,... or --config EXPERIMENT.toml"),
     "no runs": (["--models", "svm", "--runs", "0"], "--runs must be at least 1, got 0"),
     "config and models": (["--models", "svm", "--config", "exp.toml"], "--config names the scene and the models"),
+    "blocks without folds": (["--models", "svm", "--split", "blocks"], "the blocks split needs a number of folds"),
 }
 
 

@@ -1,10 +1,11 @@
 """Classic pixel classifiers, fitted by scikit-learn and kept as plain tensors: an RBF SVM and a random forest.
 
 Both read one pixel's PCA spectrum: the centre of whatever window the run cuts, so they run through the same
-datasets, checkpoints, metrics and full-scene maps as the networks, and their input radius (for leakage) is 0. ``fit`` runs scikit-learn on the training pixels; the fitted estimator is then
-stored as buffers (support vectors and dual coefficients; the trees' node arrays), so a checkpoint holds tensors
-only and loads with ``weights_only=True``. ``forward`` recomputes scikit-learn's own outputs from those buffers:
-the SVM's one-vs-rest decision function, the forest's log class probabilities.
+datasets, checkpoints, metrics and full-scene maps as the networks, and their input radius (for leakage) is 0.
+``fit`` runs scikit-learn on the training pixels; the fitted estimator is then stored as buffers (support vectors
+and dual coefficients; the trees' node arrays), so a checkpoint holds tensors only and loads with
+``weights_only=True``. ``forward`` recomputes scikit-learn's own outputs from those buffers: the SVM's one-vs-rest
+decision function, the forest's log class probabilities.
 """
 import warnings
 
