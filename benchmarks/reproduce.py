@@ -133,8 +133,8 @@ def table(results=RESULTS):
         epoch_seconds = np.median([r["median_epoch_seconds"] for r in records])
         tested = sum(v is not None for v in records[0]["per_class_accuracy"].values())
         label = name if model == "hybridsn" else f"{name}/{model}"
-        rows.append(f"| `{label}`: {description} | {len(records)} | {' | '.join(cells)} | {leakage_cell} | {paper_cell} | "
-                    f"{records[0]['n_test']:,} ({tested}) | {records[0]['epochs']} | {epoch_seconds:.1f} s | "
+        rows.append(f"| `{label}`: {description} | {len(records)} | {' | '.join(cells)} | {leakage_cell} | "
+                    f"{paper_cell} | {records[0]['n_test']:,} ({tested}) | {records[0]['epochs']} | {epoch_seconds:.1f} s | "
                     f"{np.mean([r['train_seconds'] for r in records]):.0f} s |")
     text = "\n".join(rows) + "\n"
     (results / "results.md").write_text(text)
