@@ -409,9 +409,7 @@ def train_folds(config, out=None, *, progress=True):
     if results[0] is None:          # not rank 0 of a torchrun job
         return None
     summary = summarize_runs(results)
-    summary["folds"] = [{"fold": fold, **{key: r["split"][key] for key in ("block", "classes_without_training",
-                                                                          "classes_without_test")}}
-                        for fold, r in enumerate(results)]
+    summary["folds"] = [{"fold": fold, **r["split"]} for fold, r in enumerate(results)]     # see _with_run_facts
     text = (f"Spatial block cross-validation: {config.folds} folds, each tested on one block and trained on the "
             f"others beyond a {config.patch // 2}-pixel buffer (a run per fold below).\n\n{format_summary(summary)}\n"
             f"{format_folds(summary['folds'])}")
