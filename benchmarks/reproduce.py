@@ -134,8 +134,8 @@ def table(results=RESULTS):
         tested = sum(v is not None for v in records[0]["per_class_accuracy"].values())
         label = name if model == "hybridsn" else f"{name}/{model}"
         rows.append(f"| `{label}`: {description} | {len(records)} | {' | '.join(cells)} | {leakage_cell} | "
-                    f"{paper_cell} | {records[0]['n_test']:,} ({tested}) | {records[0]['epochs']} | {epoch_seconds:.1f} s | "
-                    f"{np.mean([r['train_seconds'] for r in records]):.0f} s |")
+                    f"{paper_cell} | {records[0]['n_test']:,} ({tested}) | {records[0]['epochs']} | "
+                    f"{epoch_seconds:.1f} s | {np.mean([r['train_seconds'] for r in records]):.0f} s |")
     text = "\n".join(rows) + "\n"
     (results / "results.md").write_text(text)
     return text
