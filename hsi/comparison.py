@@ -139,12 +139,13 @@ def compare(base, models, out, *, runs=3, scene=None, progress=False, jobs=1):
     given = scene
     scene = scene if scene is not None else scene_for(base)
     out = Path(out)
-    _claim(out, {"base": asdict(base), "models": [asdict(spec) for spec in models], "seeds": seeds})
-    grid = []
-    for part in parts:
-        name = _part_name(*part)
-        split = _shared_split(base, scene, *part, out / "splits" / f"{name}.npz")
-        grid += [(configs[spec.label, part], out / spec.label / name, split) for spec in models]
+    experiment = {"base": asdict(base), "models": [asdict(spec) for spec in models], "seeds": seeds}
+    _check_out(out, experiment)
+    paths = [out / "splits" / f"{_part_name(*part)}.npz" for part in parts]
+    splits = [_shared_split(base, scene, *part, path) for part, path in zip(parts, paths)]
+    _claim(out, experiment, dict(zip(paths, splits)))
+    grid = [(configs[spec.label, part], out / spec.label / _part_name(*part), split)
+            for part, split in zip(parts, splits) for spec in models]
     done = 0
 
     def report(index, metrics):
@@ -212,17 +213,26 @@ def _start_worker(slots, threads, gpus):
         os.environ["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
 
 
-def _claim(out, experiment):
-    """Start ``out`` for this experiment, or check that it already holds this same one."""
+def _check_out(out, experiment):
+    """Refuse an ``out`` that holds another comparison or other files (before anything is written)."""
     path = out / "experiment.json"
     if path.is_file():
         if json.loads(path.read_text()) != json.loads(json.dumps(experiment)):
             raise ConfigError(f"{out} holds another comparison (see {path}); choose another --out to start a new one")
-        return
-    if out.exists() and any(out.iterdir()):
+    elif out.exists() and any(out.iterdir()):
         raise ConfigError(f"output directory {out} is not empty and holds no comparison; choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(path, experiment)
+
+
+def _claim(out, experiment, splits):
+    """Start ``out`` for this experiment: ``experiment.json``, then the shared splits (``{path: Split}``) not saved
+    yet. A comparison stopped in between makes the missing splits again (a seed's split is deterministic)."""
+    if not (out / "experiment.json").is_file():
+        out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out / "experiment.json", experiment)
+    for path, split in splits.items():
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            split.save(path)
 
 
 def _part_name(seed, fold):
@@ -231,15 +241,12 @@ def _part_name(seed, fold):
 
 
 def _shared_split(base, scene, seed, fold, path):
-    """The base settings' split for one seed (and fold), made once and saved at ``path`` for every model."""
+    """The base settings' split for one seed (and fold): the one saved at ``path`` by an earlier start, or made."""
     if path.is_file():
         return Split.load(path)
-    split = make_split(scene.labels, base.split, train_ratio=base.train_ratio, train_per_class=base.train_per_class,
-                       val_ratio=base.val_ratio, patch_size=base.patch, seed=seed, class_names=scene.class_names,
-                       folds=base.folds, fold=base.fold if fold is None else fold)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    split.save(path)
-    return split
+    return make_split(scene.labels, base.split, train_ratio=base.train_ratio, train_per_class=base.train_per_class,
+                      val_ratio=base.val_ratio, patch_size=base.patch, seed=seed, class_names=scene.class_names,
+                      folds=base.folds, fold=base.fold if fold is None else fold)
 
 
 def _run(config, run_dir, scene, split, progress):

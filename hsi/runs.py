@@ -87,10 +87,11 @@ class RunConfig:
         if self.padding not in PADDING_MODES:
             raise ConfigError(f"padding must be one of {PADDING_MODES}, got {self.padding!r}")
         check_patch_size(self.patch)
+        for name, value, least in (("pca", self.pca, 1), ("seed", self.seed, 0), ("crop", self.crop, 1)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+                raise ConfigError(f"--{name} must be an integer >= {least}, got {value!r}")
         if self.split == "blocks" and self.folds is None:
             raise ConfigError("the blocks split needs a number of folds (--folds K)")
-        if self.crop is not None and (isinstance(self.crop, bool) or not isinstance(self.crop, int) or self.crop < 1):
-            raise ConfigError(f"crop must be a positive number of pixels, got {self.crop!r}")
         self.fit.check()
 
 

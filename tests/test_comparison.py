@@ -167,6 +167,10 @@ BAD_COMPARE = {
     "no runs": (["--models", "svm", "--runs", "0"], "--runs must be at least 1, got 0"),
     "config and models": (["--models", "svm", "--config", "exp.toml"], "--config names the scene and the models"),
     "blocks without folds": (["--models", "svm", "--split", "blocks"], "the blocks split needs a number of folds"),
+    "negative seed": (["--models", "svm", "--seed", "-1"], "--seed must be an integer >= 0, got -1"),
+    "no PCA components": (["--models", "svm", "--pca", "0"], "--pca must be an integer >= 1, got 0"),
+    "split impossible on this scene": (["--models", "svm", "--train-per-class", "300"],
+                                       "class 0 (class 2) has 166 labelled pixels, too few for 300 training pixels"),
 }
 
 

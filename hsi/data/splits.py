@@ -55,6 +55,10 @@ def make_split(labels, mode="random", *, train_ratio=None, train_per_class=None,
         raise SplitError(f"split mode must be one of {SPLIT_MODES}, got {mode!r}")
     if not 0 <= val_ratio < 1:
         raise SplitError(f"validation ratio must be in [0, 1), got {val_ratio}")
+    if not _is_count(seed, 0):
+        raise SplitError(f"seed must be a non-negative integer, got {seed!r}")
+    if train_per_class is not None and not _is_count(train_per_class, 1):
+        raise SplitError(f"train pixels per class must be an integer >= 1, got {train_per_class!r}")
     rng = np.random.default_rng(seed)
     if mode == "blocks":
         return block_split(labels, folds, fold, patch_size=patch_size, val_ratio=val_ratio, rng=rng,
@@ -73,6 +77,10 @@ def make_split(labels, mode="random", *, train_ratio=None, train_per_class=None,
                               class_names=class_names)
     return random_split(labels, train_ratio=train_ratio, train_per_class=train_per_class, val_ratio=val_ratio,
                         min_per_class=min_per_class, rng=rng, class_names=class_names)
+
+
+def _is_count(value, least):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= least
 
 
 def random_split(labels, *, train_ratio=None, train_per_class=None, val_ratio=0.1, min_per_class=1, rng=None,

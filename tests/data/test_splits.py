@@ -31,6 +31,17 @@ def test_random_split_too_small_class_is_named(indian_pines):
         make_split(indian_pines.labels, "random", train_per_class=20)
 
 
+@pytest.mark.parametrize("change, message", [
+    (dict(seed=-1), "seed must be a non-negative integer, got -1"),
+    (dict(seed=1.5), "seed must be a non-negative integer, got 1.5"),
+    (dict(train_per_class=0), "train pixels per class must be an integer >= 1, got 0"),
+    (dict(mode="fixed", train_per_class=2.5), "train pixels per class must be an integer >= 1, got 2.5"),
+])
+def test_bad_seed_or_count_is_named(indian_pines, change, message):
+    with pytest.raises(hsi.SplitError, match=message):
+        make_split(indian_pines.labels, **{"mode": "random", **change})
+
+
 def test_fixed_split_caps_small_classes_with_warning(indian_pines):
     with pytest.warns(UserWarning, match="class 8: 10 of 20"):
         split = make_split(indian_pines.labels, "fixed", train_per_class=50, val_ratio=0)
