@@ -381,7 +381,7 @@ def _predict(args):
     from .checkpoint import TrainedModel
     from .engine import resolve_device
     from .data.registry import palette_for
-    from .export import write_rgb_png
+    from .export import parse_formats, write_rgb_png
     from .runs import _model_classes, run_scene
     from .stream import stream_map
     from .viz import false_color
@@ -390,11 +390,7 @@ def _predict(args):
     checkpoint = run_dir / f"{args.checkpoint}.pt"
     if not checkpoint.is_file():
         raise ConfigError(f"{run_dir} holds no {checkpoint.name}; expected a run folder written by hsi train")
-    formats = list(dict.fromkeys(f.strip().lower() for f in args.format.split(",") if f.strip()))
-    unknown = [f for f in formats if f not in PREDICT_FORMATS]
-    if unknown or not formats:
-        raise ConfigError(f"unknown map format(s) {unknown or formats}; expected one or more of "
-                          f"{', '.join(PREDICT_FORMATS)}")
+    formats = parse_formats(args.format, PREDICT_FORMATS)
     if args.memory_mb < 16:
         raise ConfigError(f"--memory-mb must be at least 16, got {args.memory_mb}")
     trained = TrainedModel.from_checkpoint(checkpoint)

@@ -34,13 +34,7 @@ def export_map(label_map, trained, prefix, *, formats=("png", "npy"), ground_tru
     """
     from .viz import _check_map, _check_palette
 
-    if isinstance(formats, str):
-        formats = [f.strip() for f in formats.split(",") if f.strip()]
-    formats = list(dict.fromkeys(str(f).lower() for f in formats))
-    unknown = [f for f in formats if f not in FORMATS]
-    if unknown or not formats:
-        raise ConfigError(f"unknown export format(s) {unknown or formats!r}; expected one or more of "
-                          f"{', '.join(FORMATS)}")
+    formats = parse_formats(formats, FORMATS)
     names = [str(n) for n in trained.class_names]
     k = len(names)
     label_ids = np.asarray(trained.label_ids).astype(np.int64).ravel()
@@ -86,6 +80,20 @@ def export_map(label_map, trained, prefix, *, formats=("png", "npy"), ground_tru
         else:
             written["envi"] = write_envi_classification(classes, names, palette, prefix)
     return written
+
+
+def parse_formats(formats, known, *, required=True):
+    """``formats`` (``"png,npy"`` or a list) as a list of lower-case names, each once, in the order given; an
+    unknown name, or none at all when ``required``, is a :class:`ConfigError` naming ``known``."""
+    if isinstance(formats, str):
+        formats = formats.split(",")
+    formats = list(dict.fromkeys(str(f).strip().lower() for f in formats if str(f).strip()))
+    unknown = [f for f in formats if f not in known]
+    if unknown:
+        raise ConfigError(f"unknown map format(s) {unknown}; expected one or more of {', '.join(known)}")
+    if required and not formats:
+        raise ConfigError(f"no map format given; expected one or more of {', '.join(known)}")
+    return formats
 
 
 def write_envi_classification(label_map, class_names, palette, prefix):

@@ -8,6 +8,7 @@ stride with a halo of the receptive-field radius, which gives the untiled logits
 """
 import logging
 import math
+import numbers
 import weakref
 from pathlib import Path
 
@@ -95,6 +96,8 @@ def _logit_tiles(model_or_checkpoint, scene, mode, tile, batch_size, device, mem
         raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     if batch_size < 1:
         raise ConfigError(f"batch size must be at least 1, got {batch_size}")
+    if tile is not None and (isinstance(tile, bool) or not isinstance(tile, numbers.Integral) or tile < 1):
+        raise ConfigError(f"tile must be a whole number of pixels >= 1, got {tile!r}")
     trained = as_trained(model_or_checkpoint)
     cube = _cube(scene)
     trained.check_cube(cube, getattr(scene, "name", "the cube"))
@@ -131,8 +134,6 @@ def scene_model_tiles(trained, cube, *, mode, tile, batch_size, device, memory_m
     model = trained.model
     if mode == "patch":
         raise ConfigError(f"{trained.name} is a scene model: it has no patch mode; use auto or dense")
-    if tile is not None and tile < 1:
-        raise ConfigError(f"tile must be at least 1 pixel, got {tile}")
     if device.type == "cpu":
         model.to(memory_format=torch.channels_last)
     try:
@@ -201,8 +202,6 @@ def _patch_tiles(trained, cube, tile, batch_size, device, memory_mb, progress, h
     margin = trained.patch_size // 2
     floats_per_row = (cols + 2 * margin) * (trained.reducer.n_components if trained.reducer else cube.shape[2])
     height = tile or max(1, int(memory_mb * 2**20 / (4 * 4 * floats_per_row)) - 2 * margin)
-    if height < 1:
-        raise ConfigError(f"tile must be at least 1 pixel, got {tile}")
     for r0 in tqdm(here.mine(range(0, rows, height)), desc="row bands", unit="band", disable=not progress,
                    leave=False):
         r1 = min(r0 + height, rows)
@@ -217,10 +216,7 @@ def _patch_tiles(trained, cube, tile, batch_size, device, memory_mb, progress, h
 def _dense_tiles(trained, cube, tile, batch_size, device, memory_mb, progress, here):
     rows, cols = cube.shape[:2]
     margin = trained.patch_size // 2
-    if tile is None:
-        tile = default_tile(trained.model, memory_mb)
-    if tile < 1:
-        raise ConfigError(f"tile must be at least 1 pixel, got {tile}")
+    tile = tile or default_tile(trained.model, memory_mb)
     starts = here.mine([(r, c) for r in range(0, rows, tile) for c in range(0, cols, tile)])
     cache = {}
     with torch.inference_mode():

@@ -314,14 +314,11 @@ def write_map(trained, scene, prefix, *, device=None, formats=("png", "npy"), mo
     ``palette`` names colours of :data:`hsi.data.registry.PALETTES` instead of the run's (``"published"``).
     Returns ``{format: path}``."""
     from .data.registry import palette_for
-    from .export import export_map, write_rgb_png
+    from .export import export_map, parse_formats, write_rgb_png
     from .inference import predict_scene
     from .viz import false_color
 
-    unknown = [f for f in formats if f not in MAP_FORMATS]
-    if unknown or not formats:
-        raise ConfigError(f"unknown map format(s) {unknown or list(formats)}; expected one or more of "
-                          f"{', '.join(MAP_FORMATS)}")
+    formats = parse_formats(formats, MAP_FORMATS)
     written = {}
     map_formats = [f for f in formats if f != "rgb"]
     if map_formats:

@@ -31,6 +31,7 @@ from tqdm import tqdm
 from .data.envi import carried_entries, classification_header, envi_class_names, format_header
 from .data.mapped import MappedCube, release_pages
 from .errors import ConfigError
+from .export import parse_formats
 
 STREAM_FORMATS = ("png", "npy", "envi", "tif")
 
@@ -111,13 +112,7 @@ def _open_outputs(tmpdir, shape, k, values_dtype, formats, probs, mode):
 
 
 def _check_formats(formats, probs):
-    if isinstance(formats, str):
-        formats = [f.strip() for f in formats.split(",") if f.strip()]
-    formats = list(dict.fromkeys(str(f).lower() for f in formats))
-    unknown = [f for f in formats if f not in STREAM_FORMATS]
-    if unknown or not (formats or probs):
-        raise ConfigError(f"unknown map format(s) {unknown or formats!r}; expected one or more of "
-                          f"{', '.join(STREAM_FORMATS)}")
+    formats = parse_formats(formats, STREAM_FORMATS, required=not probs)
     if "tif" in formats:
         try:
             import rasterio  # noqa: F401

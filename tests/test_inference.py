@@ -75,3 +75,10 @@ def test_auto_falls_back_to_patch_mode_and_says_so_once(indian_pines, caplog):
 def test_bad_mode(trained, indian_pines):
     with pytest.raises(hsi.ConfigError, match="mode must be one of auto, dense, patch"):
         hsi.predict_scene(trained, indian_pines, mode="fast")
+
+
+@pytest.mark.parametrize("mode", ["dense", "patch"])
+@pytest.mark.parametrize("tile", [0, -3, 2.5, True])
+def test_bad_tile_is_refused_in_every_mode(trained, indian_pines, mode, tile):
+    with pytest.raises(hsi.ConfigError, match=f"tile must be a whole number of pixels >= 1, got {tile!r}$"):
+        hsi.predict_scene(trained, indian_pines, mode=mode, tile=tile)

@@ -113,10 +113,16 @@ def test_envi_map_of_300_classes_with_commas_and_braces_in_their_names(indian_pi
     np.testing.assert_array_equal(lookup, np.vstack([[0, 0, 0], trained.palette]))
 
 
-def test_unknown_format_raises_before_writing(scene, tmp_path):
+@pytest.mark.parametrize("formats, message", [
+    (("png", "tiff"), "unknown map format(s) ['tiff']; expected one or more of png, npy, envi"),
+    ("png, TIFF,gif", "unknown map format(s) ['tiff', 'gif']; expected one or more of png, npy, envi"),
+    ("", "no map format given; expected one or more of png, npy, envi"),
+    (" , ", "no map format given; expected one or more of png, npy, envi"),
+])
+def test_bad_formats_raise_before_writing(scene, tmp_path, formats, message):
     with pytest.raises(ConfigError) as info:
-        export_map(filled(scene), stand_in(scene), tmp_path / "out" / "map", formats=("png", "tiff"))
-    assert "tiff" in str(info.value) and all(f in str(info.value) for f in ("png", "npy", "envi"))
+        export_map(filled(scene), stand_in(scene), tmp_path / "out" / "map", formats=formats)
+    assert str(info.value) == message
     assert list(tmp_path.iterdir()) == []
 
 
