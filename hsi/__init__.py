@@ -1,4 +1,4 @@
-"""hsi: hyperspectral image classification with the HybridSN family."""
+"""hsi: hyperspectral image classification: HybridSN, CNN backbones, FCNs, one attention slot."""
 __version__ = "0.1.0"
 
 from .comparison import compare  # noqa: E402

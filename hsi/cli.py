@@ -84,7 +84,8 @@ def torch_distributed_errors():
 
 
 def build_parser():
-    parser = _Parser(prog="hsi", description="Hyperspectral image classification with the HybridSN family.")
+    parser = _Parser(prog="hsi", description="Hyperspectral image classification: HybridSN, CNN backbones, FCNs, "
+                                                 "SVM / random forest.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true",
@@ -104,8 +105,8 @@ def build_parser():
     p.set_defaults(run=_download)
 
     p = sub.add_parser("train", parents=[common], help="train a model and write a run folder",
-                       description="Train a HybridSN-family model; write config, split, checkpoints, history, "
-                                   "metrics, report, plots and the class map into a run folder.")
+                       description="Train a model (--model, default hybridsn); write config, split, checkpoints, "
+                                   "history, metrics, report, plots and the class map into a run folder.")
     _add_train_arguments(p)
     p.set_defaults(run=_train)
 
