@@ -92,6 +92,8 @@ class RunConfig:
                 raise ConfigError(f"--{name} must be an integer >= {least}, got {value!r}")
         if self.split == "blocks" and self.folds is None:
             raise ConfigError("the blocks split needs a number of folds (--folds K)")
+        if self.split != "blocks" and self.folds is not None:
+            raise ConfigError(f"--folds applies to the blocks split (--split blocks), not to the {self.split} split")
         self.fit.check()
 
 

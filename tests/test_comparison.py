@@ -167,6 +167,8 @@ BAD_COMPARE = {
     "no runs": (["--models", "svm", "--runs", "0"], "--runs must be at least 1, got 0"),
     "config and models": (["--models", "svm", "--config", "exp.toml"], "--config names the scene and the models"),
     "blocks without folds": (["--models", "svm", "--split", "blocks"], "the blocks split needs a number of folds"),
+    "folds without blocks": (["--models", "svm", "--folds", "3"],
+                             "--folds applies to the blocks split (--split blocks), not to the random split"),
     "negative seed": (["--models", "svm", "--seed", "-1"], "--seed must be an integer >= 0, got -1"),
     "no PCA components": (["--models", "svm", "--pca", "0"], "--pca must be an integer >= 1, got 0"),
     "split impossible on this scene": (["--models", "svm", "--train-per-class", "300"],

@@ -1,4 +1,7 @@
 """Model builders: ``build_model(name, bands=..., n_classes=..., patch_size=..., attention=...)``."""
+import inspect
+import re
+
 from ..errors import ConfigError
 from .attention import create_attention, list_attention, register_attention
 from .classic import rf, svm
@@ -50,7 +53,19 @@ def build_model(name, *, bands, n_classes, patch_size=25, attention=None, **kwar
     try:
         return MODELS[name](bands=bands, n_classes=n_classes, patch_size=patch_size, **kwargs)
     except TypeError as exc:
-        raise ConfigError(f"model {name!r} does not take these options: {exc}") from None
+        unknown = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+        if unknown is None:
+            raise
+        raise ConfigError(f"{name} has no option {unknown[1]!r}{_options_of(name)}") from None
+
+
+def _options_of(name):
+    """"; its options: ..." listing the keyword options of builder ``name`` when its signature names them all."""
+    parameters = inspect.signature(MODELS[name]).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return ""
+    options = [p.name for p in parameters if p.name not in ("bands", "n_classes", "patch_size", "attention")]
+    return f"; its options: {', '.join(options)}" if options else "; it takes no options"
 
 
 __all__ = ["HybridSN", "build_model", "create_attention", "list_attention", "list_models", "model_kind",

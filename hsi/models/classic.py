@@ -7,6 +7,7 @@ and dual coefficients; the trees' node arrays), so a checkpoint holds tensors on
 ``weights_only=True``. ``forward`` recomputes scikit-learn's own outputs from those buffers: the SVM's one-vs-rest
 decision function, the forest's log class probabilities.
 """
+import numbers
 import warnings
 
 import numpy as np
@@ -14,6 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from .attention.registry import check_positive
 
 
 class FittedPixelClassifier(nn.Module):
@@ -172,13 +174,21 @@ def _spread(scores, classes, n_classes, floor):
 def svm(*, bands, n_classes, patch_size=1, attention=None, C=None, gamma=None, folds=3) -> RBFSVM:
     """RBF SVM on single-pixel spectra, C and γ by cross-validation on the training pixels."""
     _check_pixel_input("svm", attention)
+    for name, value, words in (("C", C, ()), ("gamma", gamma, ("scale", "auto"))):
+        if value is None or value in words:
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or value <= 0:
+            raise ConfigError(f"svm {name} must be a positive number{''.join(f' or {w!r}' for w in words)} (or left "
+                              f"out: chosen by cross-validation), got {value!r}")
+    if isinstance(folds, bool) or not isinstance(folds, numbers.Integral) or folds < 2:
+        raise ConfigError(f"svm folds (of the C and gamma cross-validation) must be an integer >= 2, got {folds!r}")
     return RBFSVM(bands, n_classes, patch_size, C=C, gamma=gamma, folds=folds)
 
 
 def rf(*, bands, n_classes, patch_size=1, attention=None, trees=200, seed=0) -> RandomForest:
     """Random forest on single-pixel spectra."""
     _check_pixel_input("rf", attention)
-    return RandomForest(bands, n_classes, patch_size, trees=trees, seed=seed)
+    return RandomForest(bands, n_classes, patch_size, trees=check_positive("trees", trees), seed=seed)
 
 
 def _check_pixel_input(name, attention):

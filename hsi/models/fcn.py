@@ -21,6 +21,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .attention import create_attention
+from .attention.registry import check_fraction, check_positive, check_positive_tuple
 from .hybridsn import _slot_specs
 
 
@@ -58,8 +59,10 @@ class Encoder(nn.Module):
 
     def __init__(self, bands, widths, context_width, attention, dropout):
         super().__init__()
+        widths, context_width = check_positive_tuple("widths", widths), check_positive("context_width", context_width)
+        dropout = check_fraction("dropout", dropout)
         if len(widths) < 3:
-            raise ConfigError(f"the FCN encoder needs at least 3 pooled stages, got widths {tuple(widths)}")
+            raise ConfigError(f"the FCN encoder needs at least 3 pooled stages, got widths {widths}")
         stages, channels = [], bands
         for width in widths:
             stages.append(nn.Sequential(*_conv_bn_relu(channels, width), nn.MaxPool2d(2)))
@@ -68,7 +71,7 @@ class Encoder(nn.Module):
         self.context = nn.Sequential(*_conv_bn_relu(channels, context_width), nn.Dropout(dropout),
                                      *_conv_bn_relu(context_width, context_width, 1), nn.Dropout(dropout))
         self.slot = create_attention(_slot_specs(attention, ("context",))["context"], context_width) or nn.Identity()
-        self.widths, self.context_width = tuple(widths), context_width
+        self.widths, self.context_width = widths, context_width
         self.stride = 2 ** len(widths)
 
     def forward(self, x):
@@ -157,7 +160,7 @@ class FCNJPU(SceneModel):
 
     def __init__(self, *, bands, n_classes, widths, context_width, attention, dropout, jpu_width):
         super().__init__(bands, n_classes, widths, context_width, attention, dropout)
-        self.jpu = JPU((widths[-3], widths[-2], context_width), jpu_width)
+        self.jpu = JPU((*self.encoder.widths[-3:-1], context_width), check_positive("jpu_width", jpu_width))
         self.score = nn.Conv2d(self.jpu.out_channels, n_classes, 1)
         self.final_up = upsampler(n_classes, self.stride // 4)   # JPU output is at pool3's stride
 
@@ -169,7 +172,7 @@ WIDTHS = (64, 128, 256)
 
 
 def _fcn(skips, bands, n_classes, attention, widths, context_width, dropout):
-    return FCN(bands=bands, n_classes=n_classes, skips=skips, widths=tuple(widths), context_width=context_width,
+    return FCN(bands=bands, n_classes=n_classes, skips=skips, widths=widths, context_width=context_width,
                attention=attention, dropout=dropout)
 
 
@@ -194,5 +197,5 @@ def fcn8s(*, bands, n_classes, patch_size=None, attention=None, widths=WIDTHS, c
 def fcn_jpu(*, bands, n_classes, patch_size=None, attention=None, widths=WIDTHS, context_width=512, dropout=0.5,
             jpu_width=64) -> FCNJPU:
     """FCN encoder + FastFCN's JPU over pool3, pool4 and the context map. Slot: ``context``."""
-    return FCNJPU(bands=bands, n_classes=n_classes, widths=tuple(widths), context_width=context_width,
+    return FCNJPU(bands=bands, n_classes=n_classes, widths=widths, context_width=context_width,
                   attention=attention, dropout=dropout, jpu_width=jpu_width)

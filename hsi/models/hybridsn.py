@@ -10,6 +10,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .attention import create_attention
+from .attention.registry import check_fraction
 
 
 def _conv_block(conv, batch_norm):
@@ -80,7 +81,7 @@ class HybridSN(nn.Module):
                                    for name, shape in zip(self.slot_names, shapes))
         self.window_sizes = tuple(shape[-1] for shape in shapes)
         channels, height, width = shapes[-1]
-        self.head = _head(channels * height * width, n_classes, dropout)
+        self.head = _head(channels * height * width, n_classes, check_fraction("dropout", dropout))
 
     def _trace_shapes(self):
         """(channels, H, W) after each stage for one patch, from a dummy pass in eval mode."""

@@ -66,4 +66,4 @@ class SplitAttentionUnit(Bottleneck):
 
 def resnest(*, units=(2, 2, 2, 2), **options) -> PatchClassifier:
     """ResNeSt with ``units`` split-attention units per stage (radix 2, cardinality 1 by default)."""
-    return residual_network("resnest", SplitAttentionUnit, tuple(units), **options)
+    return residual_network("resnest", SplitAttentionUnit, units, **options)

@@ -85,7 +85,7 @@ def residual_network(name, block, units, *, bands, n_classes, patch_size, attent
                      widths=WIDTHS, **unit_options):
     """A stem of ``widths[0]``, then one stage per entry of ``units`` with ``widths[i]`` planes."""
     check_sizes(name, bands, n_classes, patch_size)
-    widths = check_positive_tuple("widths", widths)
+    units, widths = check_positive_tuple("units", units), check_positive_tuple("widths", widths)
     if len(widths) != len(units):
         raise ConfigError(f"{name}: widths must give one width per stage ({len(units)}), got {list(widths)}")
     spec = slot_spec(attention, "unit")

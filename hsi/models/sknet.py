@@ -32,4 +32,4 @@ class SKUnit(Bottleneck):
 
 def sknet(*, units=(2, 2, 2, 2), **options) -> PatchClassifier:
     """SKNet with ``units`` SK units per stage (M = 2, G = 32, r = 16, L = 32 by default)."""
-    return residual_network("sknet", SKUnit, tuple(units), **options)
+    return residual_network("sknet", SKUnit, units, **options)

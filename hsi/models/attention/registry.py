@@ -26,10 +26,19 @@ def check_positive(name, value):
 
 def check_positive_tuple(name, values):
     """``values`` as a non-empty tuple of ints >= 1, or a ConfigError naming the argument."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise ConfigError(f"{name} must be a sequence of integers >= 1, got {values!r}")
     values = tuple(check_positive(f"each of {name}", value) for value in values)
     if not values:
         raise ConfigError(f"{name} must list at least one value, got an empty sequence")
     return values
+
+
+def check_fraction(name, value):
+    """``value`` as a float in [0, 1) (a dropout probability), or a ConfigError naming the argument."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
+        raise ConfigError(f"{name} must be a number in [0, 1), got {value!r}")
+    return float(value)
 
 
 def hidden_width(channels, reduction, min_hidden):
