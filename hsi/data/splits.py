@@ -189,7 +189,7 @@ def block_split(labels, folds, fold, *, patch_size=25, val_ratio=0.1, rng=None, 
     square, with cuts at quantiles of the labelled rows and columns so blocks hold similar numbers of pixels.
     ``info`` names the classes a fold cannot train on or test.
     """
-    if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or folds < 2:
+    if not _is_count(folds, 2):
         raise SplitError(f"the blocks split needs folds >= 2, got {folds!r}")
     if not isinstance(fold, (int, np.integer)) or not 0 <= fold < folds:
         raise SplitError(f"fold must be in 0..{folds - 1} for {folds} folds, got {fold!r}")
