@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import write_json_atomic, write_text_atomic
+from .checks import is_whole
 from .data.splits import Split, make_split
 from .errors import ConfigError
 from .runs import RunConfig, resume, scene_for, train
@@ -128,7 +129,7 @@ def compare(base, models, out, *, runs=3, scene=None, progress=False, jobs=1):
                           f"attention blocks) needs a label of its own: label = \"...\" in its [[models]] table "
                           f"of an experiment file (--config)")
     for name, value in (("runs", runs), ("jobs", jobs)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if not is_whole(value, 1):
             raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
     seeds = list(range(base.seed, base.seed + runs))
     folds = range(base.folds) if base.split == "blocks" and base.folds else [None]     # no folds: check() says so

@@ -8,7 +8,6 @@ stride with a halo of the receptive-field radius, which gives the untiled logits
 """
 import logging
 import math
-import numbers
 import weakref
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from .checkpoint import TrainedModel
+from .checks import is_whole
 from .data.mapped import MappedCube
 from .data.patches import PatchDataset, collate_batch
 from .data.scenes import Scene
@@ -96,7 +96,7 @@ def _logit_tiles(model_or_checkpoint, scene, mode, tile, batch_size, device, mem
         raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     if batch_size < 1:
         raise ConfigError(f"batch size must be at least 1, got {batch_size}")
-    if tile is not None and (isinstance(tile, bool) or not isinstance(tile, numbers.Integral) or tile < 1):
+    if tile is not None and not is_whole(tile, 1):
         raise ConfigError(f"tile must be a whole number of pixels >= 1, got {tile!r}")
     trained = as_trained(model_or_checkpoint)
     cube = _cube(scene)

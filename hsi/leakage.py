@@ -8,6 +8,7 @@ interpolation between known neighbours, not on generalisation. ``window_leakage`
 import numpy as np
 from scipy.ndimage import maximum_filter
 
+from .checks import is_whole
 from .errors import ConfigError
 
 
@@ -15,7 +16,7 @@ def window_leakage(split, radius):
     """Test pixels whose ``(2 radius + 1)²`` window (clipped at the scene's edges; ``radius`` None: the whole
     scene, for a model that reads it all) holds a training or validation pixel:
     ``{"radius", "test_pixels", "leaked_pixels", "fraction"}`` (fraction None without test pixels)."""
-    if radius is not None and (isinstance(radius, bool) or not isinstance(radius, (int, np.integer)) or radius < 0):
+    if radius is not None and not is_whole(radius, 0):
         raise ConfigError(f"leakage radius must be a whole number of pixels >= 0 or None, got {radius!r}")
     seen = (split.train >= 0) | (split.val >= 0)
     if radius is None:

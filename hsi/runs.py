@@ -24,6 +24,7 @@ import torch
 
 from . import __version__
 from .atomic import write_json_atomic, write_text_atomic
+from .checks import is_whole
 from .checkpoint import TrainedModel, load_checkpoint, save_checkpoint
 from .data.patches import PADDING_MODES, check_patch_size
 from .data.preprocess import Reducer, fit_pca
@@ -88,8 +89,10 @@ class RunConfig:
             raise ConfigError(f"padding must be one of {PADDING_MODES}, got {self.padding!r}")
         check_patch_size(self.patch)
         for name, value, least in (("pca", self.pca, 1), ("seed", self.seed, 0), ("crop", self.crop, 1)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+            if value is not None and not is_whole(value, least):
                 raise ConfigError(f"--{name} must be an integer >= {least}, got {value!r}")
+            if value is not None:
+                setattr(self, name, int(value))      # a numpy integer from a notebook loop, made JSON-writable
         if self.split == "blocks" and self.folds is None:
             raise ConfigError("the blocks split needs a number of folds (--folds K)")
         if self.split != "blocks" and self.folds is not None:

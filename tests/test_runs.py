@@ -1,11 +1,13 @@
 """The engine and run folders through the Python API, on a small real setting (a field of Indian Pines)."""
 import csv
 import json
+from dataclasses import asdict
 
 import numpy as np
 import pytest
 import torch
 
+import hsi
 from hsi.data.splits import Split
 from hsi.runs import Interrupted, evaluate_run, prepare, resume, train, train_folds, train_many
 
@@ -114,6 +116,15 @@ def test_other_seed_other_split(trained_run, field, field_config):
     other = prepare(field.scene, field_config(seed=1)).split
     np.testing.assert_array_equal(same.train, Split.load(out / "split.npz").train)
     assert not np.array_equal(other.train, same.train)
+
+
+def test_numpy_integer_settings_are_checked_to_plain_ints_and_bools_refused(field_config):
+    config = field_config(seed=np.int64(2), pca=np.int32(15))
+    config.check()
+    assert type(config.seed) is int and type(config.pca) is int
+    json.dumps(asdict(config))                                     # what config.json needs
+    with pytest.raises(hsi.ConfigError, match="--seed must be an integer >= 0, got True"):
+        field_config(seed=True).check()
 
 
 def test_runs_summary_mean_and_std(tmp_path, field_config):

@@ -4,6 +4,7 @@ import math
 import numpy as np
 import torch
 
+from ..checks import is_whole
 from ..distributed import ALONE
 from ..errors import ConfigError
 
@@ -20,7 +21,7 @@ class SceneSamples:
 
     def __init__(self, reduced, label_map, *, crop=None, augment=False):
         rows, cols = label_map.shape
-        if crop is not None and (not isinstance(crop, (int, np.integer)) or crop < 1):
+        if crop is not None and not is_whole(crop, 1):
             raise ConfigError(f"crop must be a positive number of pixels, got {crop!r}")
         self.x = torch.from_numpy(np.ascontiguousarray(reduced, dtype=np.float32)).permute(2, 0, 1)
         self.y = torch.from_numpy(np.asarray(label_map, dtype=np.int64))

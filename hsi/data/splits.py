@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.ndimage import maximum_filter
 
+from ..checks import is_whole
 from ..errors import SplitError
 
 SPLIT_MODES = ("random", "fixed", "disjoint", "blocks")
@@ -55,9 +56,9 @@ def make_split(labels, mode="random", *, train_ratio=None, train_per_class=None,
         raise SplitError(f"split mode must be one of {SPLIT_MODES}, got {mode!r}")
     if not 0 <= val_ratio < 1:
         raise SplitError(f"validation ratio must be in [0, 1), got {val_ratio}")
-    if not _is_count(seed, 0):
+    if not is_whole(seed, 0):
         raise SplitError(f"seed must be a non-negative integer, got {seed!r}")
-    if train_per_class is not None and not _is_count(train_per_class, 1):
+    if train_per_class is not None and not is_whole(train_per_class, 1):
         raise SplitError(f"train pixels per class must be an integer >= 1, got {train_per_class!r}")
     rng = np.random.default_rng(seed)
     if mode == "blocks":
@@ -77,10 +78,6 @@ def make_split(labels, mode="random", *, train_ratio=None, train_per_class=None,
                               class_names=class_names)
     return random_split(labels, train_ratio=train_ratio, train_per_class=train_per_class, val_ratio=val_ratio,
                         min_per_class=min_per_class, rng=rng, class_names=class_names)
-
-
-def _is_count(value, least):
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= least
 
 
 def random_split(labels, *, train_ratio=None, train_per_class=None, val_ratio=0.1, min_per_class=1, rng=None,
@@ -189,7 +186,7 @@ def block_split(labels, folds, fold, *, patch_size=25, val_ratio=0.1, rng=None, 
     square, with cuts at quantiles of the labelled rows and columns so blocks hold similar numbers of pixels.
     ``info`` names the classes a fold cannot train on or test.
     """
-    if not _is_count(folds, 2):
+    if not is_whole(folds, 2):
         raise SplitError(f"the blocks split needs folds >= 2, got {folds!r}")
     if not isinstance(fold, (int, np.integer)) or not 0 <= fold < folds:
         raise SplitError(f"fold must be in 0..{folds - 1} for {folds} folds, got {fold!r}")

@@ -6,11 +6,10 @@ least :data:`MIN_MAP` pixels wide (:func:`stage_strides`, from ``patch_size`` at
 pooling and a Linear layer sized from a traced dummy pass give the logits, so any odd patch and any band count
 work.
 """
-import numbers
-
 import torch
 from torch import nn
 
+from ..checks import is_whole
 from ..errors import ConfigError
 from .attention import create_attention
 
@@ -61,7 +60,7 @@ def stage_strides(patch_size, n_stages):
 
 def check_sizes(model_name, bands, n_classes, patch_size):
     for name, value in (("bands", bands), ("n_classes", n_classes), ("patch_size", patch_size)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        if not is_whole(value, 1):
             raise ConfigError(f"{model_name}: {name} must be an integer >= 1, got {value!r}")
     if patch_size % 2 == 0:
         raise ConfigError(f"{model_name} needs an odd patch size (the window is centred on its pixel), "

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..checks import check_positive, is_whole
 from ..errors import ConfigError
-from .attention.registry import check_positive
 
 
 class FittedPixelClassifier(nn.Module):
@@ -180,7 +180,7 @@ def svm(*, bands, n_classes, patch_size=1, attention=None, C=None, gamma=None, f
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or value <= 0:
             raise ConfigError(f"svm {name} must be a positive number{''.join(f' or {w!r}' for w in words)} (or left "
                               f"out: chosen by cross-validation), got {value!r}")
-    if isinstance(folds, bool) or not isinstance(folds, numbers.Integral) or folds < 2:
+    if not is_whole(folds, 2):
         raise ConfigError(f"svm folds (of the C and gamma cross-validation) must be an integer >= 2, got {folds!r}")
     return RBFSVM(bands, n_classes, patch_size, C=C, gamma=gamma, folds=folds)
 

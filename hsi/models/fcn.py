@@ -21,7 +21,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .attention import create_attention
-from .attention.registry import check_fraction, check_positive, check_positive_tuple
+from ..checks import check_fraction, check_positive, check_positive_tuple
 from .hybridsn import _slot_specs
 
 

@@ -10,7 +10,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .attention import create_attention
-from .attention.registry import check_fraction
+from ..checks import check_fraction
 
 
 def _conv_block(conv, batch_norm):

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from .attention.registry import check_positive
+from ..checks import check_positive
 from .backbone import PatchClassifier
 from .resnet import Bottleneck, residual_network
 

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from .attention.registry import check_positive_tuple
+from ..checks import check_positive_tuple
 from .backbone import PatchClassifier, bn_relu, check_sizes, conv1x1, conv3x3, slot, slot_spec, stage_strides, stem
 
 WIDTHS = (32, 64, 128, 256)

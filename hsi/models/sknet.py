@@ -8,7 +8,7 @@ cannot normalise one pooled value per sample in a batch of one), then a 1×1 exp
 width, as in SKNet-50's 128 → 256. The default stage layout is SKNet-26's, ``(2, 2, 2, 2)`` units, with the
 ResNet widths 32-64-128-256 as middle widths; the attention slot ``unit`` sits before the addition, as in ResNet.
 """
-from .attention.registry import check_positive
+from ..checks import check_positive
 from .attention.sk import SelectiveKernel
 from .backbone import PatchClassifier
 from .resnet import Bottleneck, residual_network

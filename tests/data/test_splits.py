@@ -34,12 +34,19 @@ def test_random_split_too_small_class_is_named(indian_pines):
 @pytest.mark.parametrize("change, message", [
     (dict(seed=-1), "seed must be a non-negative integer, got -1"),
     (dict(seed=1.5), "seed must be a non-negative integer, got 1.5"),
+    (dict(seed=True), "seed must be a non-negative integer, got True"),
     (dict(train_per_class=0), "train pixels per class must be an integer >= 1, got 0"),
     (dict(mode="fixed", train_per_class=2.5), "train pixels per class must be an integer >= 1, got 2.5"),
 ])
 def test_bad_seed_or_count_is_named(indian_pines, change, message):
     with pytest.raises(hsi.SplitError, match=message):
         make_split(indian_pines.labels, **{"mode": "random", **change})
+
+
+def test_a_numpy_integer_seed_is_the_same_seed(indian_pines):
+    by_int, by_numpy = (make_split(indian_pines.labels, "random", seed=seed) for seed in (3, np.int64(3)))
+    np.testing.assert_array_equal(by_int.train, by_numpy.train)
+    np.testing.assert_array_equal(by_int.test, by_numpy.test)
 
 
 def test_fixed_split_caps_small_classes_with_warning(indian_pines):

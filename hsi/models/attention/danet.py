@@ -2,7 +2,8 @@
 import torch
 from torch import nn
 
-from .registry import check_positive, hidden_width, register_attention
+from ...checks import check_positive
+from .registry import hidden_width, register_attention
 
 
 @register_attention("pam")

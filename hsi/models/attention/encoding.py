@@ -4,7 +4,8 @@ import math
 import torch
 from torch import nn
 
-from .registry import check_positive, register_attention
+from ...checks import check_positive
+from .registry import register_attention
 
 
 @register_attention("encoding")

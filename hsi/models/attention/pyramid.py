@@ -3,7 +3,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .registry import check_positive_tuple, hidden_width, register_attention
+from ...checks import check_positive_tuple
+from .registry import hidden_width, register_attention
 
 
 def _conv_bn_relu(in_channels, out_channels, kernel_size=1, dilation=1):

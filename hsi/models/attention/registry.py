@@ -4,41 +4,17 @@ Every block is built as ``Block(channels, **kw)`` and maps ``(N, C, H, W)`` to t
 blocks register themselves with :func:`register_attention`; installed packages add blocks through the
 ``hsi.attention`` entry-point group (name = block name, value = class or factory), read at first use.
 """
-import numbers
 import warnings
 from importlib.metadata import entry_points
 
 from torch import nn
 
+from ...checks import check_positive
 from ...errors import ConfigError
 
 ENTRY_POINT_GROUP = "hsi.attention"
 _registered = {}        # lower-case name -> class or factory registered in code (built-ins first)
 _entry_points = None    # lower-case name -> class or factory from installed packages; None until first use
-
-
-def check_positive(name, value):
-    """``value`` as an int >= 1, or a ConfigError naming the argument."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
-
-
-def check_positive_tuple(name, values):
-    """``values`` as a non-empty tuple of ints >= 1, or a ConfigError naming the argument."""
-    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
-        raise ConfigError(f"{name} must be a sequence of integers >= 1, got {values!r}")
-    values = tuple(check_positive(f"each of {name}", value) for value in values)
-    if not values:
-        raise ConfigError(f"{name} must list at least one value, got an empty sequence")
-    return values
-
-
-def check_fraction(name, value):
-    """``value`` as a float in [0, 1) (a dropout probability), or a ConfigError naming the argument."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
-        raise ConfigError(f"{name} must be a number in [0, 1), got {value!r}")
-    return float(value)
 
 
 def hidden_width(channels, reduction, min_hidden):

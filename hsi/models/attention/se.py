@@ -4,8 +4,9 @@ import math
 import torch
 from torch import nn
 
+from ...checks import check_positive
 from ...errors import ConfigError
-from .registry import check_positive, hidden_width, register_attention
+from .registry import hidden_width, register_attention
 
 
 @register_attention("se")

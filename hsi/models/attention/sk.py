@@ -4,7 +4,8 @@ import math
 import torch
 from torch import nn
 
-from .registry import check_positive, check_positive_tuple, hidden_width, register_attention
+from ...checks import check_positive, check_positive_tuple
+from .registry import hidden_width, register_attention
 
 
 @register_attention("sk")

@@ -2,8 +2,9 @@
 import torch
 from torch import nn
 
+from ...checks import check_positive
 from ...errors import ConfigError
-from .registry import check_positive, register_attention
+from .registry import register_attention
 
 
 @register_attention("strip_pool")
