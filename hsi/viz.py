@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_path
+from .checks import is_whole
 from .errors import ConfigError
 from .metrics import best_epoch
 
@@ -263,7 +264,7 @@ def false_color(cube, wavelengths=None, *, bands=None):
         bands = rgb_bands(n, wavelengths)
     else:
         bands = tuple(bands)
-        if len(bands) != 3 or not all(isinstance(b, (int, np.integer)) and -n <= b < n for b in bands):
+        if len(bands) != 3 or not all(is_whole(b, -n) and b < n for b in bands):
             raise ConfigError(f"bands must be three band indices within 0..{n - 1}, got {bands!r}")
     image = np.empty(cube.shape[:2] + (3,), dtype=np.float32)
     for c, b in enumerate(bands):

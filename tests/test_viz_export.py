@@ -197,8 +197,9 @@ def test_false_color_without_wavelengths_and_band_override(scene):
     band = scene.cube[:, :, 20].astype(np.float64)
     lo, hi = np.percentile(band, [2, 98])
     np.testing.assert_allclose(image[..., 1], np.clip((band - lo) / (hi - lo), 0, 1), atol=1e-6)
-    with pytest.raises(ConfigError, match="bands"):
-        false_color(scene.cube, bands=(0, 1, 999))
+    for bad in ((0, 1, 999), (0, 1, True), (0, 1, 2.0)):
+        with pytest.raises(ConfigError, match="bands must be three band indices"):
+            false_color(scene.cube, bands=bad)
 
 
 def test_write_rgb_png_round_trips(indian_pines, tmp_path):

@@ -3,6 +3,7 @@ import numpy as np
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
+from ..checks import is_whole
 from ..errors import ConfigError
 
 PADDING_MODES = ("zero", "reflect")
@@ -10,8 +11,8 @@ PADDING_MODES = ("zero", "reflect")
 
 def check_patch_size(patch_size, shape=None):
     """Patch sizes are odd and positive; reflect padding also needs the scene to be larger than the margin."""
-    if not isinstance(patch_size, (int, np.integer)) or patch_size < 1 or patch_size % 2 == 0:
-        raise ConfigError(f"patch size must be a positive odd number, got {patch_size}")
+    if not is_whole(patch_size, 1) or patch_size % 2 == 0:
+        raise ConfigError(f"patch size must be a positive odd number, got {patch_size!r}")
     if shape is not None and patch_size > 2 * min(shape[:2]) - 1:
         raise ConfigError(f"patch size {patch_size} is too large for a {shape[0]}x{shape[1]} scene "
                           f"(at most {2 * min(shape[:2]) - 1})")

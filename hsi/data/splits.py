@@ -188,7 +188,7 @@ def block_split(labels, folds, fold, *, patch_size=25, val_ratio=0.1, rng=None, 
     """
     if not is_whole(folds, 2):
         raise SplitError(f"the blocks split needs folds >= 2, got {folds!r}")
-    if not isinstance(fold, (int, np.integer)) or not 0 <= fold < folds:
+    if not is_whole(fold, 0) or fold >= folds:
         raise SplitError(f"fold must be in 0..{folds - 1} for {folds} folds, got {fold!r}")
     rng = rng or np.random.default_rng(0)
     labelled = labels >= 0

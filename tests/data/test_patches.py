@@ -70,7 +70,7 @@ def test_orientation_codes_flip_then_turn_each_window(reduced):
             torch.testing.assert_close(turned[i], torch.rot90(expected, c // 2, dims=(-2, -1)))
 
 
-@pytest.mark.parametrize("size", [4, 0, 301])
+@pytest.mark.parametrize("size", [4, 0, 301, True, 9.0])
 def test_bad_patch_size(reduced, size):
     with pytest.raises(hsi.ConfigError, match="patch size"):
         pad_cube(reduced, size)

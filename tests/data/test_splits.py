@@ -111,3 +111,5 @@ def test_block_split_names_bad_folds(indian_pines):
         make_split(indian_pines.labels, "blocks", folds=1)
     with pytest.raises(hsi.SplitError, match="fold must be in 0..2"):
         make_split(indian_pines.labels, "blocks", folds=3, fold=3)
+    with pytest.raises(hsi.SplitError, match="fold must be in 0..2 for 3 folds, got True"):
+        make_split(indian_pines.labels, "blocks", folds=3, fold=True)
