@@ -1,5 +1,5 @@
 """hsi: hyperspectral image classification: HybridSN, CNN backbones, FCNs, one attention slot."""
-__version__ = "0.1.0"
+from ._version import __version__
 
 from .comparison import compare  # noqa: E402
 from .data.scenes import Scene, list_scenes, load_scene  # noqa: E402

@@ -380,7 +380,7 @@ PREDICT_FORMATS = ("png", "npy", "envi", "rgb", "tif")
 
 def _predict(args):
     from .checkpoint import TrainedModel
-    from .engine import resolve_device
+    from .distributed import resolve_device
     from .data.registry import palette_for
     from .export import parse_formats, write_rgb_png
     from .runs import _model_classes, run_scene

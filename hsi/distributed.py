@@ -29,6 +29,17 @@ from .errors import ConfigError
 DEFAULT_TIMEOUT_S = 600
 
 
+def resolve_device(name="auto"):
+    """``auto`` takes CUDA when it is there, else the CPU; asking for CUDA without it is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name not in ("cpu", "cuda") and not str(name).startswith("cuda:"):
+        raise ConfigError(f"device must be auto, cpu or cuda, got {name!r}")
+    if str(name).startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
+    return torch.device(name)
+
+
 @dataclass(frozen=True)
 class World:
     """This process's place among ``size`` processes; ``rank`` 0 writes every file."""
@@ -47,8 +58,6 @@ class World:
 
     def device(self, name="auto"):
         """The device of this process: ``cuda:LOCAL_RANK`` when CUDA is asked for (or ``auto`` finds it)."""
-        from .engine import resolve_device
-
         device = name if isinstance(name, torch.device) else resolve_device(name)
         if self.distributed and device.type == "cuda":
             return torch.device("cuda", self.local_rank)

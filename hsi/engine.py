@@ -20,17 +20,6 @@ log = logging.getLogger("hsi")
 SCHEDULERS = (None, "plateau", "cosine")
 
 
-def resolve_device(name="auto"):
-    """``auto`` takes CUDA when it is there, else the CPU; asking for CUDA without it is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name not in ("cpu", "cuda") and not str(name).startswith("cuda:"):
-        raise ConfigError(f"device must be auto, cpu or cuda, got {name!r}")
-    if str(name).startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
-    return torch.device(name)
-
-
 @dataclass
 class FitOptions:
     """Optimisation settings; the defaults are the paper's (Adam, lr 1e-3, batch 256, 100 epochs)."""
@@ -95,12 +84,8 @@ class Trainer:
         self.scheduler = self._make_scheduler()
         self.amp = options.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
-        weights = None
-        if options.class_weights:
-            counts = np.bincount(train_set.labels, minlength=n_classes).astype(np.float64)
-            weights = torch.tensor(counts.sum() / (n_classes * np.maximum(counts, 1)), dtype=torch.float32)
-        self.class_weights = None if weights is None else weights.to(self.device)
-        self.criterion = nn.CrossEntropyLoss(weight=weights, ignore_index=IGNORE, reduction="sum").to(self.device)
+        weights = inverse_frequency_weights(train_set.labels, n_classes) if options.class_weights else None
+        self.loss = PixelLoss(weights).to(self.device)
         self.shuffle = torch.Generator().manual_seed(seed)
         self.train_loader = self._loader(train_set, shuffle=True)
         self.val_loader = self._loader(val_set) if len(val_set) else None
@@ -175,11 +160,10 @@ class Trainer:
         for step, (x, y) in enumerate(bar, 1):
             x, y = to_device(x, self.device), y.to(self.device, non_blocking=True)
             labelled = y >= 0
-            weight = self._pixel_weights(y[labelled]).sum()
             self.optimizer.zero_grad(set_to_none=True)
             with torch.autocast(self.device.type, enabled=self.amp):
                 logits = self.network(x)
-                loss = self.criterion(logits.float(), y)               # summed over this process's pixels
+                loss, weight = self.loss(logits.float(), y)             # summed over this process's pixels
             hits = (logits.argmax(1) == y)[labelled].sum()
             # one all-reduce per step: the global batch's loss weight, loss, hits and pixels
             batch_weight, batch_loss, batch_hits, batch_seen = self.world.sum(
@@ -198,12 +182,6 @@ class Trainer:
                          loss_sum / max(weight_sum, 1e-12), correct / max(seen, 1))
         self.world.broadcast_buffers(self.model)        # unsynchronised batch norms: evaluate with rank 0's
         return loss_sum / weight_sum, correct / seen
-
-    def _pixel_weights(self, classes):
-        """The loss weight of each labelled pixel: its class weight, or 1."""
-        if self.class_weights is None:
-            return torch.ones(len(classes), device=classes.device)
-        return self.class_weights[classes]
 
     def _fit_at_once(self):
         """Fit the model on every training pixel's spectrum, then score it on them (loss and OA, like an epoch)."""
@@ -225,11 +203,10 @@ class Trainer:
         """Loss (class-weighted as in training) and OA of the labelled pixels of ``loader``, in eval mode; under
         torchrun each process scores its share and the sums are added up."""
         logits, labels = labelled_pixels(*self.predict_logits(loader))
-        weights = self._pixel_weights(labels.to(self.device)).cpu()
-        loss_sum = (nn.functional.cross_entropy(logits, labels, reduction="none") * weights).sum().item() \
-            if len(labels) else 0.0
+        loss_sum, weight_sum = self.loss(logits, labels) if len(labels) else (torch.zeros(()),) * 2
         correct = (logits.argmax(1) == labels).sum().item() if len(labels) else 0
-        loss_sum, weight_sum, correct, seen = self.world.sum([loss_sum, weights.sum().item(), correct, len(labels)])
+        loss_sum, weight_sum, correct, seen = self.world.sum([loss_sum.item(), weight_sum.item(), correct,
+                                                              len(labels)])
         return loss_sum / weight_sum, correct / seen
 
     def predict_logits(self, loader):
@@ -271,6 +248,29 @@ class Trainer:
 
 
 IGNORE = -1     # the label of pixels outside a subset in a scene model's label map
+
+
+def inverse_frequency_weights(labels, n_classes):
+    """Class weights ``total / (n_classes * count)`` of the training labels (a class without pixels counts 1)."""
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    return torch.tensor(counts.sum() / (n_classes * np.maximum(counts, 1)), dtype=torch.float32)
+
+
+class PixelLoss(nn.Module):
+    """The loss of training and of scoring alike: cross-entropy summed over the labelled pixels (label >= 0), each
+    weighted by its class weight (or 1). Returns ``(loss sum, weight sum)``: the mean loss of a batch, or of a
+    global batch summed over processes, is their ratio."""
+
+    def __init__(self, class_weights=None):
+        super().__init__()
+        self.register_buffer("class_weights", class_weights)
+
+    def forward(self, logits, labels):
+        class_weights = None if self.class_weights is None else self.class_weights.to(logits.device)
+        loss = nn.functional.cross_entropy(logits, labels, weight=class_weights, ignore_index=IGNORE, reduction="sum")
+        labelled = labels[labels != IGNORE]
+        weights = torch.ones(len(labelled), device=labels.device) if class_weights is None else class_weights[labelled]
+        return loss, weights.sum()
 
 
 def labelled_pixels(logits, labels):

@@ -20,12 +20,13 @@ from .checks import is_whole
 from .data.mapped import MappedCube
 from .data.patches import PatchDataset, collate_batch
 from .data.scenes import Scene
-from .distributed import ALONE
-from .engine import predict_logits, resolve_device, to_device
+from .distributed import ALONE, resolve_device
+from .engine import predict_logits, to_device
 from .errors import ConfigError
 from .kinds import kind_of
 from .models.dense import activation_floats_per_pixel, dense_logits, supports_dense
 from .models.footprint import layer_output_shapes
+from .models.receptive import receptive_field_radius
 
 log = logging.getLogger("hsi")
 
@@ -106,8 +107,9 @@ def _logit_tiles(model_or_checkpoint, scene, mode, tile, batch_size, device, mem
     was_training = model.training
     model.to(device).eval()
     try:
-        yield from kind_of(model).logit_tiles(trained, cube, mode=mode, tile=tile, batch_size=batch_size,
-                                              device=device, memory_mb=memory_mb, progress=progress, here=here)
+        yield from TILES_BY_KIND[kind_of(model).name](trained, cube, mode=mode, tile=tile, batch_size=batch_size,
+                                                      device=device, memory_mb=memory_mb, progress=progress,
+                                                      here=here)
     finally:
         model.train(was_training)
 
@@ -143,8 +145,6 @@ def scene_model_tiles(trained, cube, *, mode, tile, batch_size, device, memory_m
 
 
 def _scene_tiles(trained, cube, tile, device, memory_mb, progress, here):
-    from .models.receptive import receptive_field_radius
-
     model = trained.model
     rows, cols = cube.shape[:2]
     stride = model.stride
@@ -169,6 +169,9 @@ def _scene_tiles(trained, cube, tile, device, memory_mb, progress, here):
         w0, v0 = max(r0 - halo, 0), max(c0 - halo, 0)
         logits = _scene_pass(trained, cube[w0:min(r1 + halo, rows), v0:min(c1 + halo, cols)], device)
         yield (r0, r1, c0, c1), logits[r0 - w0:r1 - w0, c0 - v0:c1 - v0]
+
+
+TILES_BY_KIND = {"patch": patch_model_tiles, "scene": scene_model_tiles}   # how each model kind maps a scene
 
 
 def _ceil_to(n, multiple):

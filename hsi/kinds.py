@@ -7,8 +7,12 @@ checkpoints and inference call these and never look at model names.
 """
 import torch
 
-from .distributed import ALONE
+from .data.patches import ORIENTATIONS, PatchDataset, collate_batch, pad_cube
+from .data.scene_samples import SceneLoader, SceneSamples
+from .distributed import ALONE, ShardedBatches
 from .errors import ConfigError
+from .models import model_kind
+from .models.receptive import receptive_field_radius
 
 SUBSETS = ("train", "val", "test")
 
@@ -23,8 +27,6 @@ class PatchKind:
                               f"patches")
 
     def datasets(self, reduced, split, config, subsets=SUBSETS):
-        from .data.patches import PatchDataset, pad_cube
-
         padded = pad_cube(reduced, config.patch, config.padding)
         return {name: PatchDataset(padded, *split.coords(name), config.patch,
                                    augment=config.augment and name == "train") for name in subsets}
@@ -32,9 +34,6 @@ class PatchKind:
     def loader(self, dataset, batch_size, generator=None, shuffle=False, workers=0, pin_memory=False, here=ALONE):
         """Batches of windows; under torchrun this process's share of each global batch (see
         :class:`~hsi.distributed.ShardedBatches`), drawn in the order ``generator`` gives."""
-        from .data.patches import ORIENTATIONS, collate_batch
-        from .distributed import ShardedBatches
-
         batches = ShardedBatches(len(dataset), batch_size, generator or torch.Generator(), shuffle, here,
                                  orientations=ORIENTATIONS if dataset.augment else None)
         return torch.utils.data.DataLoader(
@@ -44,11 +43,6 @@ class PatchKind:
     def receptive_field_radius(self, model):
         """How far a window's pixels reach: half the patch, or less for a model that reads only its centre."""
         return getattr(model, "input_radius", model.patch_size // 2)
-
-    def logit_tiles(self, trained, cube, **options):
-        from .inference import patch_model_tiles
-
-        return patch_model_tiles(trained, cube, **options)
 
 
 class SceneKind:
@@ -68,27 +62,16 @@ class SceneKind:
                               f"for {config.model}: one side must exceed its total stride {model.stride}")
 
     def datasets(self, reduced, split, config, subsets=SUBSETS):
-        from .data.scene_samples import SceneSamples
-
         return {name: SceneSamples(reduced, getattr(split, name), crop=config.crop if name == "train" else None,
                                    augment=config.augment and name == "train")
                 for name in subsets}
 
     def loader(self, dataset, batch_size, generator=None, shuffle=False, workers=0, pin_memory=False, here=ALONE):
         """Draws of the scene (or of crops); under torchrun each process trains on its own draw per step."""
-        from .data.scene_samples import SceneLoader
-
         return SceneLoader(dataset, generator or torch.Generator(), here, every_step=shuffle)
 
     def receptive_field_radius(self, model):
-        from .models.receptive import receptive_field_radius
-
         return receptive_field_radius(model)
-
-    def logit_tiles(self, trained, cube, **options):
-        from .inference import scene_model_tiles
-
-        return scene_model_tiles(trained, cube, **options)
 
 
 KINDS = {kind.name: kind for kind in (PatchKind(), SceneKind())}
@@ -105,7 +88,5 @@ def kind_of(model):
 
 def kind_of_model_name(name):
     """The kind of the model that ``build_model(name, ...)`` builds."""
-    from .models import model_kind
-
     return KINDS[model_kind(name)]
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__
+from ._version import __version__
 from .atomic import write_json_atomic, write_text_atomic
 from .checks import is_whole
 from .checkpoint import TrainedModel, load_checkpoint, save_checkpoint
@@ -30,7 +30,7 @@ from .data.patches import PADDING_MODES, check_patch_size
 from .data.preprocess import Reducer, fit_pca
 from .data.scenes import load_recorded, load_scene, scene_record
 from .data.splits import Split, make_split
-from .distributed import world
+from .distributed import resolve_device, world
 from .engine import FitOptions, Trainer, labelled_pixels, log, predict_logits
 from .errors import ConfigError, SplitError
 from .kinds import kind_of, kind_of_model_name
@@ -361,8 +361,6 @@ def evaluate_run(run_dir, **where):
     datasets = kind_of(trained.model).datasets(trained.reducer.transform(scene.cube), split, config,
                                                subsets=("test",))
     prepared = Prepared(scene, split, trained.reducer, datasets)
-    from .engine import resolve_device
-
     metrics = evaluate_test(trained, prepared, resolve_device(config.fit.device))
     return _with_run_facts(metrics, run_dir, load_checkpoint(run_dir / "best.pt"), trained)
 

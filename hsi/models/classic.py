@@ -16,6 +16,7 @@ from torch import nn
 
 from ..checks import check_positive, is_whole
 from ..errors import ConfigError
+from .registry import register_model
 
 
 class FittedPixelClassifier(nn.Module):
@@ -171,6 +172,7 @@ def _spread(scores, classes, n_classes, floor):
     return out
 
 
+@register_model(RBFSVM)
 def svm(*, bands, n_classes, patch_size=1, attention=None, C=None, gamma=None, folds=3) -> RBFSVM:
     """RBF SVM on single-pixel spectra, C and γ by cross-validation on the training pixels."""
     _check_pixel_input("svm", attention)
@@ -185,6 +187,7 @@ def svm(*, bands, n_classes, patch_size=1, attention=None, C=None, gamma=None, f
     return RBFSVM(bands, n_classes, patch_size, C=C, gamma=gamma, folds=folds)
 
 
+@register_model(RandomForest)
 def rf(*, bands, n_classes, patch_size=1, attention=None, trees=200, seed=0) -> RandomForest:
     """Random forest on single-pixel spectra."""
     _check_pixel_input("rf", attention)

@@ -17,6 +17,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..checks import check_positive
 from .backbone import PatchClassifier, bn_relu, check_sizes, conv1x1, conv3x3, slot, slot_spec, stage_strides, stem
+from .registry import register_model
 
 N_BLOCKS = 3
 
@@ -40,6 +41,7 @@ def transition(in_channels, out_channels, stride):
     return nn.Sequential(bn_relu(in_channels), conv1x1(in_channels, out_channels), *pool)
 
 
+@register_model(PatchClassifier)
 def densenet_bc(*, bands, n_classes, patch_size=25, attention=None, depth=40, growth=24,
                 compression=0.5) -> PatchClassifier:
     """DenseNet-BC of ``depth`` (6n + 4) with growth rate ``growth``; the stem has ``2 * growth`` maps."""

@@ -23,6 +23,7 @@ from ..errors import ConfigError
 from .attention import create_attention
 from ..checks import check_fraction, check_positive, check_positive_tuple
 from .hybridsn import _slot_specs
+from .registry import register_model
 
 
 def _conv_bn_relu(in_channels, out_channels, kernel_size=3):
@@ -176,24 +177,28 @@ def _fcn(skips, bands, n_classes, attention, widths, context_width, dropout):
                attention=attention, dropout=dropout)
 
 
+@register_model(FCN)
 def fcn32s(*, bands, n_classes, patch_size=None, attention=None, widths=WIDTHS, context_width=512,
            dropout=0.5) -> FCN:
     """FCN-32s: the context scores upsampled once. ``patch_size`` is ignored (scene model). Slot: ``context``."""
     return _fcn(0, bands, n_classes, attention, widths, context_width, dropout)
 
 
+@register_model(FCN)
 def fcn16s(*, bands, n_classes, patch_size=None, attention=None, widths=WIDTHS, context_width=512,
            dropout=0.5) -> FCN:
     """FCN-16s: the context scores upsampled 2x and fused with pool4's scores. Slot: ``context``."""
     return _fcn(1, bands, n_classes, attention, widths, context_width, dropout)
 
 
+@register_model(FCN)
 def fcn8s(*, bands, n_classes, patch_size=None, attention=None, widths=WIDTHS, context_width=512,
           dropout=0.5) -> FCN:
     """FCN-8s: FCN-16s's fused scores upsampled 2x and fused with pool3's scores. Slot: ``context``."""
     return _fcn(2, bands, n_classes, attention, widths, context_width, dropout)
 
 
+@register_model(FCNJPU)
 def fcn_jpu(*, bands, n_classes, patch_size=None, attention=None, widths=WIDTHS, context_width=512, dropout=0.5,
             jpu_width=64) -> FCNJPU:
     """FCN encoder + FastFCN's JPU over pool3, pool4 and the context map. Slot: ``context``."""

@@ -11,6 +11,7 @@ from torch import nn
 from ..errors import ConfigError
 from .attention import create_attention
 from ..checks import check_fraction
+from .registry import register_model
 
 
 def _conv_block(conv, batch_norm):
@@ -122,6 +123,7 @@ def _check_sizes(model_name, bands, patch_size, min_bands, min_patch):
                           f"convolutions, got {bands}")
 
 
+@register_model(HybridSN)
 def hybridsn(*, bands, n_classes, patch_size=25, attention=None, batch_norm=True, dropout=0.4) -> HybridSN:
     """HybridSN (Roy et al. 2019): 3-D convolutions, spectral depth folded into channels, a 2-D convolution,
     then Linear 256 → Linear 128 → Linear n_classes with dropout. Slots: ``after_3d``, ``after_2d``."""
@@ -132,6 +134,7 @@ def hybridsn(*, bands, n_classes, patch_size=25, attention=None, batch_norm=True
                     patch_size, attention, dropout)
 
 
+@register_model(HybridSN)
 def hybridsn_2d3d(*, bands, n_classes, patch_size=25, attention=None, batch_norm=True,
                   dropout=0.4) -> HybridSN:
     """The "2-D first" variant: a 2-D convolution with the bands as channels, its 64 maps lifted to a 3-D
@@ -141,6 +144,7 @@ def hybridsn_2d3d(*, bands, n_classes, patch_size=25, attention=None, batch_norm
                     n_classes, patch_size, attention, dropout)
 
 
+@register_model(HybridSN)
 def hybridsn_se(*, bands, n_classes, patch_size=25, attention="se", batch_norm=True, dropout=0.1) -> HybridSN:
     """HybridSN with squeeze-excitation after the 3-D stack and after the 2-D convolution, dropout 0.1."""
     return hybridsn(bands=bands, n_classes=n_classes, patch_size=patch_size, attention=attention,

@@ -13,6 +13,7 @@ from ..errors import ConfigError
 from ..checks import check_positive
 from .backbone import PatchClassifier
 from .resnet import Bottleneck, residual_network
+from .registry import register_model
 
 
 class SplitAttentionConv(nn.Module):
@@ -64,6 +65,7 @@ class SplitAttentionUnit(Bottleneck):
         return [SplitAttentionConv(planes, planes, stride, **self.split_options)]
 
 
+@register_model(PatchClassifier)
 def resnest(*, units=(2, 2, 2, 2), **options) -> PatchClassifier:
     """ResNeSt with ``units`` split-attention units per stage (radix 2, cardinality 1 by default)."""
     return residual_network("resnest", SplitAttentionUnit, units, **options)

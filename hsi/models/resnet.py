@@ -15,6 +15,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..checks import check_positive_tuple
 from .backbone import PatchClassifier, bn_relu, check_sizes, conv1x1, conv3x3, slot, slot_spec, stage_strides, stem
+from .registry import register_model
 
 WIDTHS = (32, 64, 128, 256)
 
@@ -98,31 +99,37 @@ def residual_network(name, block, units, *, bands, n_classes, patch_size, attent
                            patch_size=patch_size, slot_names=("unit",), final=bn_relu(channels) if preact else None)
 
 
+@register_model(PatchClassifier)
 def resnet18(**options) -> PatchClassifier:
     """ResNet-18: BasicBlock × (2, 2, 2, 2)."""
     return residual_network("resnet18", BasicBlock, (2, 2, 2, 2), **options)
 
 
+@register_model(PatchClassifier)
 def resnet34(**options) -> PatchClassifier:
     """ResNet-34: BasicBlock × (3, 4, 6, 3)."""
     return residual_network("resnet34", BasicBlock, (3, 4, 6, 3), **options)
 
 
+@register_model(PatchClassifier)
 def resnet50(**options) -> PatchClassifier:
     """ResNet-50: Bottleneck × (3, 4, 6, 3)."""
     return residual_network("resnet50", Bottleneck, (3, 4, 6, 3), **options)
 
 
+@register_model(PatchClassifier)
 def preact_resnet18(**options) -> PatchClassifier:
     """Pre-activation ResNet-18: BN-ReLU before each convolution, identity shortcuts kept clean."""
     return residual_network("preact_resnet18", BasicBlock, (2, 2, 2, 2), preact=True, **options)
 
 
+@register_model(PatchClassifier)
 def se_resnet18(*, attention="se", **options) -> PatchClassifier:
     """SE-ResNet-18 (Hu et al., CVPR 2018): ResNet-18 with squeeze-excitation in every unit."""
     return resnet18(attention=attention, **options)
 
 
+@register_model(PatchClassifier)
 def se_resnet50(*, attention="se", **options) -> PatchClassifier:
     """SE-ResNet-50: ResNet-50 with squeeze-excitation in every unit."""
     return resnet50(attention=attention, **options)

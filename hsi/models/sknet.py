@@ -12,6 +12,7 @@ from ..checks import check_positive
 from .attention.sk import SelectiveKernel
 from .backbone import PatchClassifier
 from .resnet import Bottleneck, residual_network
+from .registry import register_model
 
 
 class SKUnit(Bottleneck):
@@ -30,6 +31,7 @@ class SKUnit(Bottleneck):
         return [SelectiveKernel(planes, stride=stride, **self.sk_options)]
 
 
+@register_model(PatchClassifier)
 def sknet(*, units=(2, 2, 2, 2), **options) -> PatchClassifier:
     """SKNet with ``units`` SK units per stage (M = 2, G = 32, r = 16, L = 32 by default)."""
     return residual_network("sknet", SKUnit, units, **options)

@@ -1,0 +1,147 @@
+"""Models chosen by name: ``build_model("hybridsn", bands=30, n_classes=16, patch_size=25)``.
+
+A model enters with one decorator on its builder, ``@register_model(ModelClass)``: the builder's name is the
+model's name and the class's ``kind`` attribute (``"patch"`` or ``"scene"``, see :mod:`hsi.kinds`) says how the
+rest of hsi feeds it. Installed packages add models through the ``hsi.models`` entry-point group (name = model
+name, value = a builder decorated with :func:`register_model`, or an ``nn.Module`` class), read at first use.
+"""
+from __future__ import annotations
+
+import inspect
+import re
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import TypeVar
+
+from torch import nn
+
+from ..errors import ConfigError
+
+ENTRY_POINT_GROUP = "hsi.models"
+BUILDER_ARGUMENTS = ("bands", "n_classes", "patch_size", "attention")
+
+Builder = TypeVar("Builder", bound=Callable[..., nn.Module])
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A registered model: its name, its builder and the class the builder returns."""
+
+    name: str
+    builder: Callable[..., nn.Module]
+    model_class: type
+
+    @property
+    def kind(self) -> str:
+        """``"patch"`` or ``"scene"``: the class's ``kind`` (a class that declares none is a patch model)."""
+        return getattr(self.model_class, "kind", "patch")
+
+
+_registered: dict[str, ModelEntry] = {}
+_entry_points: dict[str, ModelEntry] | None = None
+
+
+def register_model(model_class: type, name: str | None = None) -> Callable[[Builder], Builder]:
+    """Decorator registering a builder ``f(*, bands, n_classes, patch_size, attention, **options)`` that returns
+    a ``model_class``, under ``name`` (default: the builder's own name)."""
+
+    def decorator(builder: Builder) -> Builder:
+        key = name or builder.__name__
+        if key in _registered and _registered[key].builder is not builder:
+            raise ConfigError(f"model {key!r} is already registered by {_registered[key].builder!r}")
+        _registered[key] = ModelEntry(key, builder, model_class)
+        builder.model_class = model_class  # type: ignore[attr-defined]
+        return builder
+
+    return decorator
+
+
+def _load_entry_points(force: bool = False) -> dict[str, ModelEntry]:
+    """Models offered by installed packages, read once (again with ``force=True``); broken ones are skipped."""
+    global _entry_points
+    if _entry_points is not None and not force:
+        return _entry_points
+    found: dict[str, ModelEntry] = {}
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        if entry.name in _registered or entry.name in found:
+            warnings.warn(f"model entry point {entry.name!r} = {entry.value!r} ignored: a model of that name is "
+                          f"already known", RuntimeWarning, stacklevel=3)
+            continue
+        try:
+            builder = entry.load()
+        except Exception as error:  # a broken plug-in must not take the built-in models down with it
+            warnings.warn(f"model entry point {entry.name!r} = {entry.value!r} skipped: it failed to load "
+                          f"({type(error).__name__}: {error})", RuntimeWarning, stacklevel=3)
+            continue
+        model_class = builder if isinstance(builder, type) else getattr(builder, "model_class", None)
+        if model_class is None:
+            warnings.warn(f"model entry point {entry.name!r} = {entry.value!r} skipped: it is neither an nn.Module "
+                          f"class nor a builder decorated with hsi.register_model", RuntimeWarning, stacklevel=3)
+            continue
+        found[entry.name] = ModelEntry(entry.name, builder, model_class)
+    _entry_points = found
+    return found
+
+
+def reload_entry_points() -> None:
+    """Read the ``hsi.models`` entry points again (after installing a package or changing ``sys.path``)."""
+    _load_entry_points(force=True)
+
+
+def model_entry(name: str) -> ModelEntry:
+    """The registered model ``name``; an unknown name is an error listing the known ones."""
+    entry = _registered.get(name) if isinstance(name, str) else None
+    entry = entry or (_load_entry_points().get(name) if isinstance(name, str) else None)
+    if entry is None:
+        raise ConfigError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
+    return entry
+
+
+def list_models(kind: str | None = None) -> list[str]:
+    """Names accepted by :func:`build_model`, in registration order; with ``kind`` (``"patch"`` or ``"scene"``)
+    only the models of that kind."""
+    if kind not in (None, "patch", "scene"):
+        raise ConfigError(f"model kind must be patch or scene, got {kind!r}")
+    entries = {**_registered, **_load_entry_points()}
+    return [name for name, entry in entries.items() if kind is None or entry.kind == kind]
+
+
+def model_kind(name: str) -> str:
+    """``"patch"`` or ``"scene"``: the kind of the model ``name`` builds, without building it."""
+    return model_entry(name).kind
+
+
+def build_model(name: str, *, bands: int, n_classes: int, patch_size: int = 25, attention=None,
+                **options) -> nn.Module:
+    """Build a model by name. Patch models (``kind = "patch"``: the HybridSN family, the CNN backbones, SVM and
+    random forest) take ``(N, 1, bands, patch_size, patch_size)`` windows; scene models (``kind = "scene"``, the
+    FCNs) take the whole reduced scene ``(1, bands, H, W)`` and ignore ``patch_size``.
+
+    ``attention`` is a block name, class or factory for every slot, or a dict naming each slot
+    (``{"after_3d": "cbam", "after_2d": "se"}``; the ResNet-style backbones have one slot, ``unit``, in every
+    residual unit, DenseNet-BC one, ``block``, after every dense block); see :func:`hsi.list_attention`.
+    None keeps the model's own default (squeeze-excitation for the ``*_se`` models), ``"none"`` empties it.
+    """
+    entry = model_entry(name)
+    if n_classes < 1:
+        raise ConfigError(f"n_classes must be at least 1, got {n_classes}")
+    if attention is not None:
+        options["attention"] = attention
+    try:
+        return entry.builder(bands=bands, n_classes=n_classes, patch_size=patch_size, **options)
+    except TypeError as exc:
+        unknown = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+        if unknown is None:
+            raise
+        raise ConfigError(f"{name} has no option {unknown[1]!r}{_options_of(entry.builder)}") from None
+
+
+def _options_of(builder: Callable[..., nn.Module]) -> str:
+    """"; its options: ..." listing the keyword options of ``builder`` when its signature names them all."""
+    parameters = inspect.signature(builder).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return ""
+    options = [p.name for p in parameters if p.name not in BUILDER_ARGUMENTS]
+    return f"; its options: {', '.join(options)}" if options else "; it takes no options"
