@@ -13,9 +13,11 @@ from pathlib import Path
 import torch
 
 from hsi.checkpoint import TrainedModel
+from hsi.config import RunConfig
 from hsi.data.splits import Split
 from hsi.kinds import kind_of
-from hsi.runs import Prepared, RunConfig, evaluate_test, read_config, run_scene
+from hsi.pipeline import Prepared, evaluate_test
+from hsi.runfolder import read_config, run_scene
 
 
 def recheck(run_dir, batch_size=256):

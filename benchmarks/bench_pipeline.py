@@ -66,8 +66,8 @@ def n_train_pixels():
 # ---------------------------------------------------------------------------------------------------- ours
 def ours_prepare(n_train):
     """load -> PCA -> padded cube -> lazy train / val / test datasets, through ``RunConfig`` + ``prepare``."""
-    from hsi.engine import FitOptions
-    from hsi.runs import RunConfig, prepare
+    from hsi.config import FitOptions, RunConfig
+    from hsi.pipeline import prepare
 
     scene = hsi.load_scene("indian_pines")
     config = RunConfig(dataset="indian_pines", split="random", train_ratio=TRAIN_RATIO, val_ratio=0.0, pca=BANDS,
@@ -131,7 +131,7 @@ def createImageCubes(X, y, windowSize=5, removeZeroLabels=True):
     margin = int((windowSize - 1) / 2)
     zeroPaddedX = padWithZeros(X, margin=margin)
     patchesData = np.zeros((X.shape[0] * X.shape[1], windowSize, windowSize, X.shape[2]))
-    patchesLabels = np.zeros((X.shape[0] * X.shape[1]))
+    patchesLabels = np.zeros(X.shape[0] * X.shape[1])
     patchIndex = 0
     for r in range(margin, zeroPaddedX.shape[0] - margin):
         for c in range(margin, zeroPaddedX.shape[1] - margin):
@@ -202,7 +202,7 @@ def run_baseline(n_train):
     with torch.no_grad():
         for i in range(0, len(patches), BATCH):
             predictions.append(net(torch.FloatTensor(to_torch_layout(patches[i:i + BATCH]))).argmax(1).numpy())
-    label_map = np.concatenate(predictions).reshape(scene.labels.shape)
+    np.concatenate(predictions).reshape(scene.labels.shape)     # the map, assembled as the official code does
     map_s = time.perf_counter() - start
     return {"prepare_s": prepare_s, "epoch_s": epoch_s, "map_s": map_s, "prepare_rss": prepare_rss,
             "epoch_rss": epoch_rss, "peak_rss": peak_rss_mb(), "n_train": len(train_loader.dataset),
@@ -284,7 +284,9 @@ def main():
           f"{args.repeats} each)")
     for label, key, unit in rows:
         ours, base = value("ours", key), value("baseline", key)
-        fmt = (lambda v: f"{v:9.2f} {unit}") if unit == "s" else (lambda v: f"{v:8.0f} {unit}")
+        def fmt(v, unit=unit):
+            return f"{v:9.2f} {unit}" if unit == "s" else f"{v:8.0f} {unit}"
+
         print(f"{label:33s}{fmt(ours):>12s}{fmt(base):>12s}{ours / base:15.3f}")
     for name in ("ours", "baseline"):
         run = results[name][0]

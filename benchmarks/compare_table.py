@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hsi.comparison import format_mean_std
+from hsi.experiments import format_mean_std
 
 
 def read(path):

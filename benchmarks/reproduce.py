@@ -25,8 +25,9 @@ import numpy as np
 import torch
 
 import hsi
-from hsi.engine import FitOptions
-from hsi.runs import RunConfig, read_history, resume, train
+from hsi.config import FitOptions, RunConfig
+from hsi.pipeline import resume, train
+from hsi.runfolder import read_history
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PAPER_FIT = dict(epochs=100, batch_size=256, lr=1e-3)

@@ -4,8 +4,10 @@ import logging
 import os
 import sys
 import warnings
+from dataclasses import fields
 from pathlib import Path
 
+from .config import FitOptions, RunConfig, choices_of, field_default, value_types
 from .errors import ConfigError, HSIError
 
 EXIT_USAGE = 2
@@ -173,115 +175,93 @@ def _add_moved_scene_arguments(p):
     g.add_argument("--gt-key", help=".mat key of --gt")
 
 
-def _add_train_arguments(p, compare=False):
-    """The options of ``hsi train``; ``compare``: those ``hsi compare`` shares (no --model, no --resume)."""
-    from .metrics import CHECKPOINT_RULES
-    from .models import list_models
+GROUPS = ("scene", "model", "split and preprocessing", "optimisation", "run")
 
-    src = p.add_argument_group("scene")
-    src.add_argument("--dataset", help="known scene name (see 'hsi datasets')")
-    src.add_argument("--cube", help="cube file (.mat, .hdr, .npy) instead of --dataset; with --resume: the "
-                                    "run's cube if it moved")
-    src.add_argument("--gt", help="label file for --cube")
-    src.add_argument("--key", help=".mat key of the cube when the file holds several arrays")
-    src.add_argument("--gt-key", help=".mat key of the labels")
-    src.add_argument("--data-dir", help="folder holding the scene files (searched before $HSI_DATA_DIR and the "
-                                        "cache); with --resume: where the run's files are now, if they moved")
-    m = p.add_argument_group("model")
-    if not compare:
-        m.add_argument("--model", default="hybridsn",
-                       help=f"model name: {', '.join(list_models())} (the fcn* models are scene models: they read "
-                            f"the whole scene at once)")
-        m.add_argument("--model-option", action="append", default=[], metavar="NAME=VALUE",
-                       help="an option of the model's builder, e.g. dropout=0 or growth=24 (repeat for several; "
-                            "VALUE is read as a number, true/false, null or a JSON list, else as text)")
-    m.add_argument("--attention", help="attention block for every slot, e.g. se, cbam (see hsi.list_attention()); "
-                                       "none by default")
-    s = p.add_argument_group("split and preprocessing")
-    s.add_argument("--split", default="random", choices=("random", "fixed", "disjoint", "blocks"),
-                   help="random: stratified per class (--train-ratio or --train-per-class); fixed: --train-per-class "
-                        "pixels per class (at most half a small class); disjoint: spatially separate parcels, "
-                        "no training pixel inside a test window; blocks: spatial block cross-validation over "
-                        "--folds blocks")
-    s.add_argument("--folds", type=int, help="blocks split: number of spatial blocks; every fold tests on one "
-                                             "and trains on the rest beyond a patch//2 buffer")
-    ratio = s.add_mutually_exclusive_group()
-    ratio.add_argument("--train-ratio", type=float, help="fraction of each class for training (default 0.3)")
-    ratio.add_argument("--train-per-class", type=int, help="training pixels per class, instead of --train-ratio")
-    s.add_argument("--val-ratio", type=float, default=0.1, help="fraction of training pixels for validation")
-    s.add_argument("--pca", type=int, default=30, help="PCA components")
-    s.add_argument("--pca-fit", default="train", choices=("train", "scene"),
-                   help="fit PCA on training pixels (leak-free) or the whole scene (the paper's protocol)")
-    s.add_argument("--whiten", action="store_true", help="whiten the PCA components (as the official code)")
-    s.add_argument("--standardize", action="store_true", help="standardise each band before PCA")
-    s.add_argument("--patch", type=int, default=25, help="odd window size in pixels")
-    s.add_argument("--padding", default="zero", choices=("zero", "reflect"),
-                   help="how the scene is extended beyond its border for the edge pixels' windows")
-    s.add_argument("--augment", action="store_true", help="random flips and quarter turns while training")
-    s.add_argument("--crop", type=int, help="scene models (fcn*): train on random CROP x CROP windows of the "
-                                            "scene instead of the whole scene (for scenes beyond memory)")
-    o = p.add_argument_group("optimisation")
-    o.add_argument("--epochs", type=int, default=100, help="training epochs (passes over the training set)")
-    o.add_argument("--batch-size", type=int, default=256,
-                   help="patches per step; HybridSN at 25x25x30 keeps about 6 MB per patch for the backward "
-                        "pass, so lower it to save memory")
-    o.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
-    o.add_argument("--weight-decay", type=float, default=0.0, help="Adam weight decay (L2)")
-    o.add_argument("--scheduler", choices=("plateau", "cosine"),
-                   help="learning-rate schedule: plateau halves it after 5 epochs without a better validation "
-                        "OA, cosine anneals it over the epochs; constant by default")
-    o.add_argument("--patience", type=int, help="stop after this many epochs without a better validation OA "
-                                                   "(or, at equal OA, a lower validation loss); off by default")
-    o.add_argument("--class-weights", action="store_true", help="weight the loss by inverse class frequency")
-    o.add_argument("--checkpoint-on", default="val", choices=CHECKPOINT_RULES,
-                   help="what best.pt keeps: the epoch with the best validation OA, the best training OA (the "
-                        "official HybridSN code; with --val-ratio 0) or the last epoch")
-    o.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
-    o.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
-    o.add_argument("--sync-bn", action="store_true",
-                   help="under torchrun: batch-norm statistics over the global batch of all processes (then a "
-                        "model without dropout trains as in one process, up to float rounding)")
-    o.add_argument("--workers", type=int, default=0, help="data loader worker processes")
-    r = p.add_argument_group("run")
-    r.add_argument("--seed", type=int, default=0, help="seed of the split, the initial weights and the batch order")
+
+def _add_train_arguments(p, compare=False):
+    """The options of ``hsi train``, one per settings field of :class:`~hsi.config.RunConfig` and
+    :class:`~hsi.config.FitOptions` (default, help and choices from the field); ``compare``: the fields ``hsi
+    compare`` shares (no --model, no --model-option) and no --resume."""
+    groups = {name: p.add_argument_group(name) for name in GROUPS}
+    exclusive = {}
+    for f in settings_fields():
+        if compare and not f.metadata["compare"]:
+            continue
+        group = groups[f.metadata["group"]]
+        if f.name in ("train_ratio", "train_per_class"):      # one way to size the training set
+            if "train size" not in exclusive:
+                exclusive["train size"] = group.add_mutually_exclusive_group()
+            group = exclusive["train size"]
+        _add_setting(group, f)
+    r = groups["run"]
     r.add_argument("--runs", type=int, default=3 if compare else 1,
                    help="repeat with seeds seed..seed+N-1 and report mean ± std")
     r.add_argument("--out", help="comparison folder (resumed if it holds the same comparison)" if compare else
                    "run folder (default runs/<scene>-<model>-<timestamp>)")
     if not compare:
         r.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last.pt")
-    r.add_argument("--no-map", action="store_true", help="do not write the full-scene class map")
+
+
+def settings_fields():
+    """Every settings field that a command-line option sets: those of RunConfig, then those of its FitOptions."""
+    return [f for f in fields(RunConfig) if f.name != "fit"] + list(fields(FitOptions))
+
+
+def _add_setting(group, f):
+    """The option of one settings field: its flag, type, default, choices and help from the field."""
+    flag = f.metadata["flag"] or "--" + f.name.replace("_", "-")
+    default = field_default(f)
+    kinds = [k for k in value_types(RunConfig if f.name in RUN_FIELDS else FitOptions)[f.name]
+             if k is not type(None)]
+    help_text = f.metadata["help"]
+    if kinds == [bool]:
+        group.add_argument(flag, dest=f.name, action="store_false" if default else "store_true", help=help_text)
+        return
+    if kinds == [dict]:
+        group.add_argument(flag, dest=f.name, action="append", default=[], metavar=f.metadata["metavar"],
+                           help=help_text)
+        return
+    choices = choices_of(f)
+    if f.name == "model":
+        help_text += f": {', '.join(choices)}"
+        choices = None          # an unknown name is the registry's error, which lists the names
+    default = None if f.metadata["unset_on_cli"] else default
+    group.add_argument(flag, dest=f.name, type=kinds[0], default=default, metavar=f.metadata["metavar"],
+                       choices=None if choices is None else [c for c in choices if c is not None], help=help_text)
+
+
+RUN_FIELDS = {f.name for f in fields(RunConfig)}
 
 
 def _train(args):
-    from . import runs
+    from . import experiments, pipeline
 
     progress = False if args.quiet else True if sys.stderr.isatty() else "log"
     try:
         if args.resume:
-            metrics = runs.resume(args.resume, progress=progress, **_scene_elsewhere(args))
+            metrics = pipeline.resume(args.resume, progress=progress, **_scene_elsewhere(args))
             return _print_metrics(metrics, args.resume)
         config = _config_from_args(args)
-        if args.split == "blocks":
+        if args.split == "blocks" and args.fold is None:
             if args.runs > 1:
                 raise ConfigError("--split blocks runs one training per fold; give --runs 1 (or leave it out)")
             from .metrics import format_summary
 
-            summary = runs.train_folds(config, args.out, progress=progress)
+            summary = experiments.train_folds(config, args.out, progress=progress)
             if summary is not None:
                 print(format_summary(summary))
             return 0
         if args.runs > 1:
             from .metrics import format_summary
 
-            summary = runs.train_many(config, args.runs, args.out, progress=progress)
+            summary = experiments.train_many(config, args.runs, args.out, progress=progress)
             if summary is not None:
                 print(format_summary(summary))
             return 0
         out = Path(args.out) if args.out else None
-        metrics = runs.train(config, out, progress=progress)
+        metrics = pipeline.train(config, out, progress=progress)
         return _print_metrics(metrics, out)
-    except runs.Interrupted as stop:
+    except pipeline.Interrupted as stop:
         run_dir = stop.args[0]
         print(f"interrupted: the last completed epoch is saved in {run_dir}/last.pt; "
               f"resume with: hsi train --resume {run_dir}", file=sys.stderr)
@@ -289,29 +269,21 @@ def _train(args):
 
 
 def _config_from_args(args):
-    """The run settings the ``hsi train`` (and ``hsi compare``) options describe."""
-    from .engine import FitOptions
-    from .runs import RunConfig
-
+    """The run settings the ``hsi train`` (and ``hsi compare``) options describe; a field without an option (the
+    model of ``hsi compare``) keeps its default."""
     if not (args.dataset or args.cube):
         raise ConfigError("give --dataset NAME or --cube PATH --gt PATH")
     if args.dataset and args.cube:
         raise ConfigError("give either --dataset or --cube, not both")
     if args.runs < 1:
         raise ConfigError(f"--runs must be at least 1, got {args.runs}")
-    return RunConfig(
-        dataset=args.dataset, cube=args.cube, gt=args.gt, key=args.key, gt_key=args.gt_key,
-        data_dir=args.data_dir, model=getattr(args, "model", "hybridsn"), attention=args.attention,
-        model_kwargs=_model_options(getattr(args, "model_option", [])),
-        split=args.split, folds=args.folds,
-        train_ratio=None if args.train_per_class else args.train_ratio if args.train_ratio is not None else 0.3,
-        train_per_class=args.train_per_class, val_ratio=args.val_ratio, pca=args.pca, pca_fit=args.pca_fit,
-        whiten=args.whiten, standardize=args.standardize, patch=args.patch, padding=args.padding,
-        augment=args.augment, crop=args.crop, seed=args.seed, write_map=not args.no_map,
-        fit=FitOptions(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-                       scheduler=args.scheduler, patience=args.patience, class_weights=args.class_weights,
-                       device=args.device, amp=args.amp, workers=args.workers, checkpoint_on=args.checkpoint_on,
-                       sync_bn=args.sync_bn))
+    values = {f.name: getattr(args, f.name) for f in fields(RunConfig) if f.name != "fit" and hasattr(args, f.name)
+              and not (f.metadata["unset_on_cli"] and getattr(args, f.name) is None)}
+    if "model_kwargs" in values:
+        values["model_kwargs"] = _model_options(values["model_kwargs"])
+    if args.train_per_class is not None:
+        values["train_ratio"] = None
+    return RunConfig(**values, fit=FitOptions(**{f.name: getattr(args, f.name) for f in fields(FitOptions)}))
 
 
 def _model_options(items):
@@ -331,9 +303,8 @@ def _model_options(items):
 
 
 def _compare(args):
-    from .comparison import compare, parse_models, read_experiment
-
     from .distributed import refuse_under_torchrun
+    from .experiments import compare, parse_models, read_experiment
 
     refuse_under_torchrun("hsi compare (it runs its grid as separate processes: --jobs N)")
     progress = False if args.quiet else True if sys.stderr.isatty() else "log"
@@ -363,7 +334,7 @@ def _print_metrics(metrics, run_dir):
 
 def _evaluate(args):
     from .metrics import format_report
-    from .runs import evaluate_run
+    from .pipeline import evaluate_run
 
     metrics = evaluate_run(args.run_dir, **_scene_elsewhere(args))
     print(format_report(metrics, title=str(args.run_dir)), end="")
@@ -375,40 +346,27 @@ def _scene_elsewhere(args):
     return {"cube": args.cube, "gt": args.gt, "key": args.key, "gt_key": args.gt_key, "data_dir": args.data_dir}
 
 
-PREDICT_FORMATS = ("png", "npy", "envi", "rgb", "tif")
-
-
 def _predict(args):
     from .checkpoint import TrainedModel
     from .distributed import resolve_device
-    from .data.registry import palette_for
-    from .export import parse_formats, write_rgb_png
-    from .runs import _model_classes, run_scene
-    from .stream import stream_map
-    from .viz import false_color
+    from .outputs import parse_formats
+    from .pipeline import write_map
+    from .runfolder import run_scene
 
     run_dir = Path(args.run_dir)
     checkpoint = run_dir / f"{args.checkpoint}.pt"
     if not checkpoint.is_file():
         raise ConfigError(f"{run_dir} holds no {checkpoint.name}; expected a run folder written by hsi train")
-    formats = parse_formats(args.format, PREDICT_FORMATS)
+    formats = parse_formats(args.format, required=not args.probs)
     if args.memory_mb < 16:
         raise ConfigError(f"--memory-mb must be at least 16, got {args.memory_mb}")
     trained = TrainedModel.from_checkpoint(checkpoint)
     scene = run_scene(run_dir, **_scene_elsewhere(args), verify=args.cube is None)   # any cube may be classified
     trained.check_scene(scene)
-    prefix = Path(args.out) if args.out else run_dir / "map"
-    written = {}
-    map_formats = [f for f in formats if f != "rgb"]
-    if map_formats or args.probs:
-        written = stream_map(trained, scene, prefix, formats=map_formats, probs=args.probs, mode=args.mode,
-                             tile=args.tile,
-                             device=resolve_device(args.device), memory_mb=args.memory_mb,
-                             ground_truth=_model_classes(scene, trained),
-                             palette=None if args.palette is None else palette_for(trained.label_ids, args.palette),
-                             progress=not args.quiet and sys.stderr.isatty())
-    if "rgb" in formats:
-        written["rgb"] = write_rgb_png(false_color(scene.cube, scene.wavelengths), f"{prefix}_rgb.png")
+    written = write_map(trained, scene, Path(args.out) if args.out else run_dir / "map", formats=formats,
+                        probs=args.probs, mode=args.mode, tile=args.tile, device=resolve_device(args.device),
+                        memory_mb=args.memory_mb, palette=args.palette,
+                        progress=not args.quiet and sys.stderr.isatty(), here=None)
     if int(os.environ.get("RANK", "0")) == 0:
         for fmt, path in written.items():
             print(f"{fmt}: {path}")

@@ -3,7 +3,6 @@ import logging
 import math
 import time
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -13,45 +12,9 @@ from tqdm import tqdm
 from .distributed import ALONE, sync_batch_norm
 from .errors import ConfigError
 from .kinds import kind_of
-from .metrics import CHECKPOINT_RULES, epoch_score
+from .metrics import epoch_score
 
 log = logging.getLogger("hsi")
-
-SCHEDULERS = (None, "plateau", "cosine")
-
-
-@dataclass
-class FitOptions:
-    """Optimisation settings; the defaults are the paper's (Adam, lr 1e-3, batch 256, 100 epochs)."""
-
-    epochs: int = 100
-    batch_size: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    scheduler: str | None = None        # None, "plateau" (on validation OA) or "cosine"
-    patience: int | None = None         # early stopping: epochs without a better best.pt
-    class_weights: bool = False         # weight the loss by inverse class frequency
-    device: str = "auto"
-    amp: bool = False                   # mixed precision, CUDA only
-    workers: int = 0
-    checkpoint_on: str = "val"          # best.pt by: "val" (validation OA), "train" (training OA) or "last" epoch
-    sync_bn: bool = False               # under torchrun: batch-norm statistics over the global batch
-
-    def check(self):
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ConfigError(f"learning rate must be positive, got {self.lr}")
-        if self.scheduler not in SCHEDULERS:
-            raise ConfigError(f"scheduler must be plateau or cosine, got {self.scheduler!r}")
-        if self.patience is not None and self.patience < 1:
-            raise ConfigError(f"patience must be at least 1, got {self.patience}")
-        if self.workers < 0:
-            raise ConfigError(f"workers must be 0 or more, got {self.workers}")
-        if self.checkpoint_on not in CHECKPOINT_RULES:
-            raise ConfigError(f"checkpoint-on must be one of {', '.join(CHECKPOINT_RULES)}, got {self.checkpoint_on!r}")
-
 
 class Trainer:
     """Owns the model, optimizer, scheduler, loader and RNG states, and everything needed to resume.

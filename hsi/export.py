@@ -1,17 +1,14 @@
-"""Write class maps and images: PNG figure with legend, ``.npy`` of original label ids, ENVI classification.
+"""Write a class map held in memory (:func:`export_map`) through the writers of :mod:`hsi.outputs`.
 
-Every file is written atomically: to a temporary name in its destination folder, then renamed into place,
-so a crash never leaves a half-written map (and never leaves the temporary files behind).
+The map goes through the writers of :mod:`hsi.outputs` (PNG figure with legend, ``.npy`` of original label ids,
+ENVI classification, GeoTIFF): into a temporary folder, then renamed into place, so a crash never leaves a
+half-written map (and never leaves the temporary files behind).
 """
-from pathlib import Path
-
 import numpy as np
 
-from .atomic import atomic_path, write_text_atomic
 from .errors import ConfigError
-
-FORMATS = ("png", "npy", "envi")
-_SUFFIXES = {".png", ".npy", ".hdr", ".img"}
+from .outputs import MapJob, list_formats, parse_formats, write_outputs
+from .viz import _check_map, _check_palette
 
 
 def export_map(label_map, trained, prefix, *, formats=("png", "npy"), ground_truth=None, mask_unlabelled=False,
@@ -29,12 +26,11 @@ def export_map(label_map, trained, prefix, *, formats=("png", "npy"), ground_tru
     ``npy``   ``prefix.npy``: int32 original label ids (``label_ids[label_map]``), 0 where there is no class.
     ``envi``  ``prefix.hdr`` + ``prefix.img``: an ENVI classification image, 0 = "Unclassified" (black),
               k + 1 = class k, with ``class names`` and ``class lookup`` colours in the header.
+    ``tif``   ``prefix.tif``: the ENVI values as a GeoTIFF (see :func:`hsi.outputs.write_tif`).
 
     ``palette`` (K x 3 uint8) replaces ``trained.palette``. Every argument is checked before anything is written.
     """
-    from .viz import _check_map, _check_palette
-
-    formats = parse_formats(formats, FORMATS)
+    formats = parse_formats(formats, [f for f in list_formats() if f != "rgb"])
     names = [str(n) for n in trained.class_names]
     k = len(names)
     label_ids = np.asarray(trained.label_ids).astype(np.int64).ravel()
@@ -56,83 +52,6 @@ def export_map(label_map, trained, prefix, *, formats=("png", "npy"), ground_tru
     if mask_unlabelled not in (False, True, "both"):
         raise ConfigError(f"mask_unlabelled must be False, True or 'both', got {mask_unlabelled!r}")
 
-    prefix = Path(prefix)
-    if prefix.suffix.lower() in _SUFFIXES:
-        prefix = prefix.with_suffix("")
-    if not prefix.name:
-        raise ConfigError(f"prefix {str(prefix)!r} has no file name; expected a path such as run/map")
-    prefix.parent.mkdir(parents=True, exist_ok=True)
-    written = {}
-    for fmt in formats:
-        if fmt == "npy":
-            ids = np.where(classes >= 0, label_ids[np.maximum(classes, 0)], 0).astype(np.int32)
-            path = _with_suffix(prefix, ".npy")
-            with atomic_path(path) as tmp:
-                with open(tmp, "wb") as f:
-                    np.save(f, ids)
-            written["npy"] = path
-        elif fmt == "png":
-            from .viz import class_map_figure, save_figure
-
-            fig = class_map_figure(classes, names, palette, ground_truth=ground_truth,
-                                   mask_unlabelled=mask_unlabelled, title=title, label_ids=label_ids)
-            written["png"] = save_figure(fig, _with_suffix(prefix, ".png"))
-        else:
-            written["envi"] = write_envi_classification(classes, names, palette, prefix)
-    return written
-
-
-def parse_formats(formats, known, *, required=True):
-    """``formats`` (``"png,npy"`` or a list) as a list of lower-case names, each once, in the order given; an
-    unknown name, or none at all when ``required``, is a :class:`ConfigError` naming ``known``."""
-    if isinstance(formats, str):
-        formats = formats.split(",")
-    formats = list(dict.fromkeys(str(f).strip().lower() for f in formats if str(f).strip()))
-    unknown = [f for f in formats if f not in known]
-    if unknown:
-        raise ConfigError(f"unknown map format(s) {unknown}; expected one or more of {', '.join(known)}")
-    if required and not formats:
-        raise ConfigError(f"no map format given; expected one or more of {', '.join(known)}")
-    return formats
-
-
-def write_envi_classification(label_map, class_names, palette, prefix):
-    """Write ``prefix.img`` and then ``prefix.hdr``, each atomically: value 0 = "Unclassified" (black), k + 1 =
-    class k. Returns the ``.hdr`` path."""
-    from .data.envi import classification_header
-    from .viz import _check_map, _check_palette
-
-    palette = _check_palette(palette)
-    classes = _check_map(label_map, "label_map", len(class_names))
-    values = (classes + 1).astype("u1" if len(class_names) + 1 <= 256 else "<u2")   # -1 (no class) -> 0
-    prefix = Path(prefix)
-    hdr, img = _with_suffix(prefix, ".hdr"), _with_suffix(prefix, ".img")
-    hdr.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(img) as tmp:
-        values.tofile(tmp)
-    write_text_atomic(hdr, classification_header(values.shape, values.dtype, class_names, palette))
-    return hdr
-
-
-def write_rgb_png(image, path):
-    """Save a (rows, cols, 3) image (uint8, or float in [0, 1], clipped) as a PNG, atomically; return the path."""
-    import matplotlib.image
-
-    arr = np.asarray(image)
-    if arr.ndim != 3 or arr.shape[2] != 3:
-        raise ConfigError(f"image must be (rows, cols, 3) RGB, got shape {arr.shape}")
-    if arr.dtype != np.uint8:
-        if not np.issubdtype(arr.dtype, np.floating):
-            raise ConfigError(f"image must be uint8 or float in [0, 1], got dtype {arr.dtype}")
-        if not np.all(np.isfinite(arr)):
-            raise ConfigError("image holds NaN or Inf values; expected floats in [0, 1]")
-        arr = np.round(np.clip(arr, 0.0, 1.0) * 255).astype(np.uint8)     # rounded, not truncated
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        matplotlib.image.imsave(tmp, arr, format="png")
-    return path
-
-
-def _with_suffix(prefix, suffix):
-    return prefix.with_name(prefix.name + suffix)
+    values = (classes + 1).astype(np.uint8 if k + 1 <= 256 else np.uint16)     # -1 (no class) -> 0
+    job = MapJob(values, names, label_ids, palette, None, ground_truth, mask_unlabelled, title)
+    return write_outputs(job, formats, prefix)

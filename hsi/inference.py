@@ -195,7 +195,7 @@ def scene_floats_per_pixel(model):
     return _FLOATS_PER_PIXEL[model]
 
 
-_FLOATS_PER_PIXEL = weakref.WeakKeyDictionary()
+_FLOATS_PER_PIXEL: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _patch_tiles(trained, cube, tile, batch_size, device, memory_mb, progress, here):

@@ -13,8 +13,8 @@ import scipy.io
 import torch
 
 import hsi
-from hsi.engine import FitOptions
-from hsi.runs import RunConfig, train
+from hsi.config import FitOptions, RunConfig
+from hsi.pipeline import train
 
 if os.environ.get("PYTEST_XDIST_WORKER"):     # the suite runs in two worker processes (setup.cfg): one core each
     torch.set_num_threads(1)

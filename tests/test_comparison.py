@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 import hsi
-import hsi.comparison as comparison
+import hsi.experiments as comparison
 from hsi.cli import main
+from hsi.config import FitOptions, RunConfig
 from hsi.data.splits import Split, make_split
-from hsi.engine import FitOptions
 from hsi.leakage import window_leakage
-from hsi.runs import Interrupted, RunConfig, train
+from hsi.pipeline import Interrupted, train
 
 MODELS = [comparison.ModelSpec("hybridsn"), comparison.ModelSpec("svm", options={"model_kwargs": {"C": 100}}),
           comparison.ModelSpec("fcn8s")]

@@ -4,8 +4,13 @@ import math
 
 import numpy as np
 import pytest
-from sklearn.metrics import (accuracy_score, balanced_accuracy_score, cohen_kappa_score, confusion_matrix,
-                             precision_recall_fscore_support)
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    cohen_kappa_score,
+    confusion_matrix,
+    precision_recall_fscore_support,
+)
 
 from hsi.errors import ConfigError
 from hsi.metrics import best_epoch, evaluate_predictions, format_report, format_summary, summarize_runs

@@ -9,7 +9,8 @@ import torch
 
 import hsi
 from hsi.data.splits import Split
-from hsi.runs import Interrupted, evaluate_run, prepare, resume, train, train_folds, train_many
+from hsi.experiments import train_folds, train_many
+from hsi.pipeline import Interrupted, evaluate_run, prepare, resume, train
 
 RUN_FILES = {"config.json", "split.npz", "best.pt", "last.pt", "history.csv", "metrics.json", "report.txt",
              "confusion.png", "curves.png", "map.png", "map.npy"}
@@ -156,7 +157,7 @@ def test_block_cross_validation_trains_every_fold_and_names_what_each_lacks(tmp_
 def test_model_modes_train_for_steps_eval_for_validation(field, field_config):
     """Record the module mode at every forward: train mode only inside optimizer steps."""
     from hsi.engine import Trainer
-    from hsi.runs import build_for
+    from hsi.pipeline import build_for
 
     config = field_config(epochs=1)
     prepared = prepare(field.scene, config)

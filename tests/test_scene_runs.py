@@ -7,10 +7,10 @@ import torch
 
 from hsi import ConfigError
 from hsi.cli import main
+from hsi.config import FitOptions, RunConfig
 from hsi.data.splits import Split
 from hsi.leakage import window_leakage
-from hsi.engine import FitOptions
-from hsi.runs import Interrupted, RunConfig, evaluate_run, resume, train
+from hsi.pipeline import Interrupted, evaluate_run, resume, train
 
 NARROW = {"widths": [8, 8, 8], "context_width": 16}
 

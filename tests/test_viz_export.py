@@ -8,10 +8,19 @@ import pytest
 from scipy import ndimage
 
 from hsi.errors import ConfigError
-from hsi.export import export_map, write_rgb_png
+from hsi.export import export_map
 from hsi.metrics import evaluate_predictions
-from hsi.viz import (class_map_figure, confusion_matrix_figure, curves_figure, false_color, false_color_figure,
-                     label_map_rgb, rgb_bands, save_figure)
+from hsi.outputs import write_rgb_png
+from hsi.viz import (
+    class_map_figure,
+    confusion_matrix_figure,
+    curves_figure,
+    false_color,
+    false_color_figure,
+    label_map_rgb,
+    rgb_bands,
+    save_figure,
+)
 
 
 def filled(scene):
@@ -114,10 +123,10 @@ def test_envi_map_of_300_classes_with_commas_and_braces_in_their_names(indian_pi
 
 
 @pytest.mark.parametrize("formats, message", [
-    (("png", "tiff"), "unknown map format(s) ['tiff']; expected one or more of png, npy, envi"),
-    ("png, TIFF,gif", "unknown map format(s) ['tiff', 'gif']; expected one or more of png, npy, envi"),
-    ("", "no map format given; expected one or more of png, npy, envi"),
-    (" , ", "no map format given; expected one or more of png, npy, envi"),
+    (("png", "tiff"), "unknown map format(s) ['tiff']; expected one or more of png, npy, envi, tif"),
+    ("png, TIFF,gif", "unknown map format(s) ['tiff', 'gif']; expected one or more of png, npy, envi, tif"),
+    ("", "no map format given; expected one or more of png, npy, envi, tif"),
+    (" , ", "no map format given; expected one or more of png, npy, envi, tif"),
 ])
 def test_bad_formats_raise_before_writing(scene, tmp_path, formats, message):
     with pytest.raises(ConfigError) as info:

@@ -14,8 +14,8 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from ..errors import ConfigError
 from ..checks import check_positive
+from ..errors import ConfigError
 from .backbone import PatchClassifier, bn_relu, check_sizes, conv1x1, conv3x3, slot, slot_spec, stage_strides, stem
 from .registry import register_model
 

@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checks import check_fraction, check_positive, check_positive_tuple
 from ..errors import ConfigError
 from .attention import create_attention
-from ..checks import check_fraction, check_positive, check_positive_tuple
 from .hybridsn import _slot_specs
 from .registry import register_model
 

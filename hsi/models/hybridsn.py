@@ -8,9 +8,9 @@ derived from ``bands`` and ``patch_size`` at construction, and the same split in
 import torch
 from torch import nn
 
+from ..checks import check_fraction
 from ..errors import ConfigError
 from .attention import create_attention
-from ..checks import check_fraction
 from .registry import register_model
 
 

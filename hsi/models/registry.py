@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from torch import nn
 
@@ -113,8 +113,8 @@ def model_kind(name: str) -> str:
     return model_entry(name).kind
 
 
-def build_model(name: str, *, bands: int, n_classes: int, patch_size: int = 25, attention=None,
-                **options) -> nn.Module:
+def build_model(name: str, *, bands: int, n_classes: int, patch_size: int = 25, attention: Any = None,
+                **options: Any) -> nn.Module:
     """Build a model by name. Patch models (``kind = "patch"``: the HybridSN family, the CNN backbones, SVM and
     random forest) take ``(N, 1, bands, patch_size, patch_size)`` windows; scene models (``kind = "scene"``, the
     FCNs) take the whole reduced scene ``(1, bands, H, W)`` and ignore ``patch_size``.

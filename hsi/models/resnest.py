@@ -9,11 +9,11 @@ addition, as in ResNet.
 import torch
 from torch import nn
 
-from ..errors import ConfigError
 from ..checks import check_positive
+from ..errors import ConfigError
 from .backbone import PatchClassifier
-from .resnet import Bottleneck, residual_network
 from .registry import register_model
+from .resnet import Bottleneck, residual_network
 
 
 class SplitAttentionConv(nn.Module):

@@ -12,8 +12,8 @@ the CPU time.
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
 from ..checks import check_positive_tuple
+from ..errors import ConfigError
 from .backbone import PatchClassifier, bn_relu, check_sizes, conv1x1, conv3x3, slot, slot_spec, stage_strides, stem
 from .registry import register_model
 

@@ -11,8 +11,8 @@ ResNet widths 32-64-128-256 as middle widths; the attention slot ``unit`` sits b
 from ..checks import check_positive
 from .attention.sk import SelectiveKernel
 from .backbone import PatchClassifier
-from .resnet import Bottleneck, residual_network
 from .registry import register_model
+from .resnet import Bottleneck, residual_network
 
 
 class SKUnit(Bottleneck):

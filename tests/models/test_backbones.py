@@ -81,7 +81,10 @@ def test_every_backbone_at_paper_size(name):
 def test_sizes_follow_the_input_shape(name):
     big = hsi.build_model(name, bands=30, n_classes=16, patch_size=25)
     small = hsi.build_model(name, bands=15, n_classes=9, patch_size=9)
-    count = lambda model: sum(p.numel() for p in model.parameters())
+
+    def count(model):
+        return sum(p.numel() for p in model.parameters())
+
     stem, features = big.stem[0], big.head.in_features
     assert stem.in_channels == 30 and small.stem[0].in_channels == 15
     assert features == small.head.in_features == big.features(torch.zeros(1, 30, 25, 25)).shape[1]

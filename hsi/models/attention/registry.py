@@ -13,7 +13,7 @@ from ...checks import check_positive
 from ...errors import ConfigError
 
 ENTRY_POINT_GROUP = "hsi.attention"
-_registered = {}        # lower-case name -> class or factory registered in code (built-ins first)
+_registered: dict = {}  # lower-case name -> class or factory registered in code (built-ins first)
 _entry_points = None    # lower-case name -> class or factory from installed packages; None until first use
 
 

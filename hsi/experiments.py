@@ -1,4 +1,11 @@
-"""Models side by side on the same splits: ``hsi.compare(config, models, out, runs=3)``.
+"""The experiment grid: models × seeds (× block folds), each cell a run folder, tabulated by one formatter.
+
+``hsi train --runs N`` (:func:`train_many`), ``hsi train --split blocks --folds K`` (:func:`train_folds`) and
+``hsi compare`` (:func:`compare`, models side by side on the same splits) are this one grid: the same parts
+(:func:`grid_parts`), the same runner that reuses finished runs and resumes stopped ones (:func:`run_grid`) and
+the same tables (:func:`format_results`).
+
+Files of ``hsi.compare(config, models, out, runs=3)``:
 
 ``<out>/experiment.json``   what is compared (base settings, models, seeds); a rerun must ask for the same
 ``<out>/splits/seed-N.npz`` the split every model of seed N trains and is tested on
@@ -20,16 +27,32 @@ import csv
 import io
 import json
 import logging
+import multiprocessing
+import os
+import shutil
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
+
+try:
+    import tomllib
+except ModuleNotFoundError:          # Python 3.10
+    import tomli as tomllib
 
 from .atomic import write_json_atomic, write_text_atomic
 from .checks import is_whole
+from .config import RunConfig
 from .data.splits import Split, make_split
+from .distributed import world
 from .errors import ConfigError
-from .runs import RunConfig, resume, scene_for, train
+from .metrics import format_folds, summarize_runs
+from .models import list_models
+from .pipeline import resume, train
+from .runfolder import check_writable, default_out, scene_for
+from .viz import comparison_maps_figure, per_class_figure, save_figure
 
 log = logging.getLogger("hsi")
 
@@ -56,8 +79,6 @@ class ModelSpec:
     def config(self, base, seed, fold=None):
         """The run settings of this model for one seed (and block fold): the base settings with this model's on
         top."""
-        from .models import list_models
-
         if self.model not in list_models():
             raise ConfigError(f"unknown model {self.model!r} in the comparison; known models: "
                               f"{', '.join(list_models())}")
@@ -86,10 +107,6 @@ def read_experiment(path):
     ``[[models]]`` table per model with ``model``, an optional ``label`` and its own settings.
 
     Returns ``(base RunConfig, [ModelSpec], runs, out or None)``."""
-    try:
-        import tomllib
-    except ModuleNotFoundError:          # Python 3.10
-        import tomli as tomllib
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text())
@@ -122,7 +139,7 @@ def compare(base, models, out, *, runs=3, scene=None, progress=False, jobs=1):
 
     Finished runs are read back, stopped ones resumed, so a comparison killed at any moment and started again
     ends with the same ``results.csv``. ``jobs`` > 1 trains that many runs at once, each in its own process
-    (:func:`run_jobs`); the results do not depend on it."""
+    (:func:`run_grid`); the results do not depend on it."""
     labels = [spec.label for spec in models]
     if len(set(labels)) != len(labels):
         raise ConfigError(f"model labels must differ, got {labels}; a model compared twice (say with two "
@@ -132,8 +149,7 @@ def compare(base, models, out, *, runs=3, scene=None, progress=False, jobs=1):
         if not is_whole(value, 1):
             raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
     seeds = list(range(base.seed, base.seed + runs))
-    folds = range(base.folds) if base.split == "blocks" and base.folds else [None]     # no folds: check() says so
-    parts = [(seed, fold) for seed in seeds for fold in folds]
+    parts = grid_parts(base, runs)
     configs = {(spec.label, part): spec.config(base, *part) for spec in models for part in parts}
     for config in configs.values():
         config.check()
@@ -157,14 +173,22 @@ def compare(base, models, out, *, runs=3, scene=None, progress=False, jobs=1):
                  run_dir.parent.name, run_dir.name.replace("-", " "), 100 * metrics["oa"], 100 * metrics["aa"],
                  metrics["kappa"], _percent(metrics["leakage"]["fraction"]), run_dir)
 
-    results = run_jobs(grid, scene if jobs == 1 else given, jobs, progress, report)
+    results = run_grid(grid, scene if jobs == 1 else given, jobs, progress, report)
     rows = [_row(run_dir.parent.name, config, metrics, run_dir, out)
             for (config, run_dir, _), metrics in zip(grid, results)]
     _write_results(out, rows, scene, labels)
     return rows
 
 
-def run_jobs(jobs_list, scene, jobs, progress, report):
+def grid_parts(base, runs):
+    """The ``(seed, fold)`` parts of a grid: seeds ``base.seed .. base.seed + runs - 1``, each with every fold of
+    the ``blocks`` split (fold None for the other splits)."""
+    seeds = range(base.seed, base.seed + runs)
+    folds = range(base.folds) if base.split == "blocks" and base.folds else [None]     # no folds: check() says so
+    return [(seed, fold) for seed in seeds for fold in folds]
+
+
+def run_grid(jobs_list, scene, jobs, progress, report):
     """Metrics of every ``(config, run_dir, split)`` run, in order, ``jobs`` at a time: in this process when
     ``jobs`` is 1, else each run in a worker process of its own (spawned, so nothing of this process's torch
     state is shared), the CPU threads divided between them and, with several GPUs, each worker on one GPU.
@@ -176,12 +200,6 @@ def run_jobs(jobs_list, scene, jobs, progress, report):
             results.append(_run(config, run_dir, scene, split, progress))
             report(index, results[-1])
         return results
-    import multiprocessing
-    import os
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    import torch
-
     threads = max(1, (os.cpu_count() or 1) // jobs)
     gpus = torch.cuda.device_count()
     context = multiprocessing.get_context("spawn")
@@ -204,10 +222,6 @@ def run_jobs(jobs_list, scene, jobs, progress, report):
 
 def _start_worker(slots, threads, gpus):
     """A comparison worker: its share of the CPU threads and, with several GPUs, its own one."""
-    import os
-
-    import torch
-
     slot = slots.get()
     torch.set_num_threads(threads)
     if gpus > 1:
@@ -256,8 +270,6 @@ def _run(config, run_dir, scene, split, progress):
     if (run_dir / "last.pt").is_file():
         return resume(run_dir, progress=progress)
     if run_dir.exists():                      # stopped before its first checkpoint: start it again
-        import shutil
-
         shutil.rmtree(run_dir)
     return train(config, run_dir, scene=scene, split=split, progress=progress)
 
@@ -295,8 +307,6 @@ def _write_results(out, rows, scene, labels):
     writer.writerows([row[key] for key in timing_fields] for row in rows)
     write_text_atomic(out / "timing.csv", buffer.getvalue())
     write_text_atomic(out / "results.md", format_results(rows, names, scene.label_ids, labels))
-    from .viz import comparison_maps_figure, per_class_figure, save_figure
-
     first = (rows[0]["seed"], rows[0]["fold"])
     maps = {row["model"]: _class_map(out / row["run_dir"], scene) for row in rows
             if (row["seed"], row["fold"]) == first}
@@ -371,11 +381,51 @@ def format_results(rows, class_names, label_ids, labels):
 
 
 def _fold_table(rows):
-    from .metrics import format_folds
-
     several_seeds = len({row["seed"] for row in rows}) > 1
     folds = {}
     for row in rows:
         name = f"{row['fold']} (seed {row['seed']})" if several_seeds else row["fold"]
         folds.setdefault(name, {"fold": name, **row["split"]})
     return format_folds(folds.values()).rstrip("\n")
+
+
+def train_many(config, runs, out=None, *, progress=True):
+    """Repeat ``train`` with seeds ``seed .. seed + runs - 1`` into ``out/seed-N``; write ``summary.json`` (mean,
+    std and values of OA, AA, kappa) and ``summary.md`` (the grid's table)."""
+    return _repeat(config, runs, out, progress)
+
+
+def train_folds(config, out=None, *, progress=True):
+    """Spatial block cross-validation: train every fold of the ``blocks`` split (``config.folds`` of them) into
+    ``out/fold-N``; write a mean ± std summary that names the classes each fold could not train on or test."""
+    if config.split != "blocks" or not config.folds:
+        raise ConfigError("cross-validation needs the blocks split and a number of folds (--split blocks --folds K)")
+    return _repeat(config, 1, out, progress)
+
+
+def _repeat(config, runs, out, progress):
+    """One model over the grid's parts (seeds, or block folds), a run folder each (``seed-N`` / ``fold-F``), with
+    the split each run draws itself; summarised by :func:`summarize_runs` and tabulated by
+    :func:`format_results`."""
+    config.check()
+    scene = scene_for(config)
+    out = Path(world(config.fit.device).share(str(out or default_out(config, scene))))
+    check_writable(out)
+    spec = ModelSpec(config.model)
+    grid = [(spec.config(config, seed, fold), out / (f"seed-{seed}" if fold is None else f"fold-{fold}"), None)
+            for seed, fold in grid_parts(config, runs)]
+    results = [_run(run_config, run_dir, scene, split, progress) for run_config, run_dir, split in grid]
+    if results[0] is None:          # not rank 0 of a torchrun job
+        return None
+    summary = summarize_runs(results)
+    if config.split == "blocks":
+        summary["folds"] = [{"fold": fold, **r["split"]} for fold, r in enumerate(results)]  # see _with_run_facts
+    rows = [_row(spec.label, run_config, metrics, run_dir, out)
+            for (run_config, run_dir, _), metrics in zip(grid, results)]
+    text = format_results(rows, list(scene.class_names), scene.label_ids, [spec.label])
+    if config.split == "blocks":
+        text = (f"Spatial block cross-validation: {config.folds} folds, each tested on one block and trained on "
+                f"the others beyond a {config.patch // 2}-pixel buffer (a run per fold below).\n\n{text}")
+    write_json_atomic(out / "summary.json", summary)
+    write_text_atomic(out / "summary.md", text)
+    return summary

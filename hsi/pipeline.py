@@ -1,0 +1,256 @@
+"""One run from settings to results: prepare the scene, train with checkpoints, evaluate on the test split.
+
+:func:`train` writes a run folder (see :mod:`hsi.runfolder` for its files), :func:`resume` continues one from
+its ``last.pt``, :func:`evaluate_run` recomputes a finished run's test metrics.
+"""
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .atomic import write_json_atomic, write_text_atomic
+from .checkpoint import TrainedModel, load_checkpoint
+from .config import RunConfig
+from .data.patches import check_patch_size
+from .data.preprocess import Reducer, fit_pca
+from .data.registry import palette_for
+from .data.splits import Split, make_split
+from .distributed import ALONE, resolve_device, world
+from .engine import Trainer, labelled_pixels, log, predict_logits
+from .errors import ConfigError, SplitError
+from .kinds import kind_of, kind_of_model_name
+from .metrics import evaluate_predictions, format_report
+from .models import build_model
+from .runfolder import (
+    check_writable,
+    config_record,
+    default_out,
+    read_config,
+    read_history,
+    run_scene,
+    save_run_checkpoint,
+    scene_for,
+    write_history,
+)
+from .stream import stream_map
+from .viz import confusion_matrix_figure, curves_figure, save_figure
+
+
+class Interrupted(Exception):
+    """Training stopped by Ctrl-C after ``last.pt`` was made safe; carries the run folder."""
+
+
+@dataclass
+class Prepared:
+    scene: object
+    split: Split
+    reducer: Reducer
+    datasets: dict   # "train", "val", "test" -> the model kind's datasets (patch windows or the scene)
+
+
+def prepare(scene, config, kind=None, split=None):
+    """Split (or take ``split``), fit the PCA (on training pixels unless ``pca_fit == "scene"``) and cut the
+    datasets of the model's ``kind`` (default: the kind of ``config.model``): lazy patch windows or the scene."""
+    config.check()
+    kind = kind or kind_of_model_name(config.model)
+    check_patch_size(config.patch, scene.cube.shape)
+    if config.pca > scene.bands:
+        raise ConfigError(f"--pca {config.pca} is larger than the scene's band count {scene.bands}")
+    with warnings.catch_warnings(record=True) as caught:     # shown only if the split is usable at all
+        warnings.simplefilter("always")
+        if split is None:
+            split = make_split(scene.labels, config.split, train_ratio=config.train_ratio,
+                               train_per_class=config.train_per_class, val_ratio=config.val_ratio,
+                               patch_size=config.patch, seed=config.seed, class_names=scene.class_names,
+                               folds=config.folds, fold=config.fold)
+    counts = split.counts(scene.n_classes)["train"]
+    empty = [scene.class_names[k] for k, c in enumerate(counts) if c == 0 and scene.class_counts()[k] > 0]
+    if empty and split.mode != "blocks":        # a block fold names its untrainable classes in the report
+        raise SplitError(f"the {config.split} split leaves no training pixel for class(es) {', '.join(empty)}; "
+                         f"raise the train ratio or choose another split")
+    for warning in caught:
+        warnings.warn(warning.message, stacklevel=2)
+    mask = None if config.pca_fit == "scene" else split.train >= 0
+    reducer = fit_pca(scene.cube, config.pca, mask=mask, whiten=config.whiten, standardize=config.standardize)
+    datasets = kind.datasets(reducer.transform(scene.cube), split, config)
+    return Prepared(scene, split, reducer, datasets)
+
+
+def build_for(config, scene):
+    return build_model(config.model, bands=config.pca, n_classes=scene.n_classes, patch_size=config.patch,
+                       attention=config.attention, **config.model_kwargs)
+
+
+def train(config, out=None, *, scene=None, split=None, progress=True, on_epoch=None):
+    """Train one run into the folder ``out`` and return its test metrics.
+
+    ``split`` (a :class:`~hsi.data.splits.Split`) replaces the one ``config`` would draw, so that several runs
+    share it (``hsi compare``). Everything that can fail on user input (scene, split, PCA, model) is checked
+    before any file is written. ``on_epoch(row)`` is called with each history row once that epoch's checkpoints
+    are on disk.
+
+    Launched by ``torchrun``, every process trains its share (:mod:`hsi.distributed`) and rank 0 alone writes
+    the run folder and returns the metrics (the other processes return None).
+    """
+    config.check()
+    here = world(config.fit.device)
+    scene = scene if scene is not None else scene_for(config)
+    out = Path(here.share(str(out) if out else str(default_out(config, scene))))
+    check_writable(out)
+    torch.manual_seed(config.seed)
+    model = build_for(config, scene)
+    kind = kind_of(model)
+    kind.check(config, model, scene, here)
+    prepared = prepare(scene, config, kind, split)
+    trainer = _trainer(model, config, prepared, scene, here)
+    here.barrier()          # every process has checked the folder before rank 0 writes into it
+    if here.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out / "config.json", config_record(config, scene, prepared, model, here))
+        prepared.split.save(out / "split.npz")
+    save_run_checkpoint(out / "last.pt", trainer, prepared, config, scene)   # epoch 0: resumable from the very start
+    return _fit_and_finish(trainer, prepared, config, scene, out, progress, on_epoch)
+
+
+def _trainer(model, config, prepared, scene, here):
+    """The run's trainer; under torchrun, ranks other than 0 draw their own dropout numbers."""
+    if here.rank:
+        torch.manual_seed(config.seed + 1_000_003 * here.rank)
+    return Trainer(model, config.fit, prepared.datasets["train"], prepared.datasets["val"], scene.n_classes,
+                   seed=config.seed, here=here)
+
+
+def resume(run_dir, *, progress=True, on_epoch=None, **where):
+    """Continue a run from its ``last.pt`` (after a crash, a kill or Ctrl-C) and finish it.
+
+    ``where`` (``cube``, ``gt``, ``data_dir``, ...) points to the scene if it moved, as in :func:`run_scene`."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").is_file() or not (run_dir / "last.pt").is_file():
+        raise ConfigError(f"{run_dir} is not a resumable run folder (expected config.json and last.pt)")
+    config = RunConfig.from_dict(read_config(run_dir)["config"])
+    here = world(config.fit.device)
+    state = load_checkpoint(run_dir / "last.pt")
+    scene = run_scene(run_dir, **where)
+    torch.manual_seed(config.seed)
+    model = build_for(config, scene)
+    kind = kind_of(model)
+    kind.check(config, model, scene, here)
+    prepared = prepare(scene, config, kind, Split.load(run_dir / "split.npz"))
+    model.load_state_dict(state["state_dict"])
+    trainer = _trainer(model, config, prepared, scene, here)
+    trainer.load_state_dict(state["trainer"])
+    log.info("resuming %s after epoch %d", run_dir, trainer.epoch)
+    return _fit_and_finish(trainer, prepared, config, scene, run_dir, progress, on_epoch)
+
+
+def _fit_and_finish(trainer, prepared, config, scene, out, progress, on_epoch):
+    main = trainer.world.is_main
+    try:
+        while not trainer.done:
+            row, improved = trainer.run_epoch(progress)
+            if improved:
+                save_run_checkpoint(out / "best.pt", trainer, prepared, config, scene)
+            save_run_checkpoint(out / "last.pt", trainer, prepared, config, scene)
+            if main:
+                write_history(out / "history.csv", trainer.history)
+            if on_epoch is not None and main:
+                on_epoch(row)
+    except KeyboardInterrupt:
+        raise Interrupted(out) from None
+    if trainer.world.share(not (out / "best.pt").is_file()):        # zero epochs asked for
+        save_run_checkpoint(out / "best.pt", trainer, prepared, config, scene)
+    if not main:
+        return None
+    return _finish(out, config, scene, prepared, trainer.device)
+
+
+def _finish(out, config, scene, prepared, device):
+    """Evaluate ``best.pt`` on the test split; write metrics, report, plots and the class map."""
+    best = load_checkpoint(out / "best.pt")
+    trained = TrainedModel.from_checkpoint(best)
+    metrics = _with_run_facts(evaluate_test(trained, prepared, device), out, best, trained)
+    history = read_history(out / "history.csv")
+    timing = {"train_seconds": round(sum(row["seconds"] for row in history), 3), "map_seconds": None}
+    if config.write_map:
+        start = time.perf_counter()
+        write_map(trained, scene, out / "map", device=device,
+                  title=f"{scene.name} / {config.model}: test OA {100 * metrics['oa']:.2f} %")
+        timing["map_seconds"] = round(time.perf_counter() - start, 3)
+    write_json_atomic(out / "timing.json", timing)
+    write_json_atomic(out / "metrics.json", metrics)
+    write_text_atomic(out / "report.txt", format_report(metrics, title=f"{scene.name} / {config.model}"))
+    save_figure(confusion_matrix_figure(np.array(metrics["confusion_matrix"]), scene.class_names,
+                                        label_ids=trained.label_ids), out / "confusion.png")
+    if history:
+        save_figure(curves_figure(history, config.fit.checkpoint_on), out / "curves.png")
+    log.info("test OA %.2f%%  AA %.2f%%  kappa %.4f  ->  %s", 100 * metrics["oa"], 100 * metrics["aa"],
+             metrics["kappa"], out)
+    return metrics
+
+
+def evaluate_test(trained, prepared, device):
+    loader = kind_of(trained.model).loader(prepared.datasets["test"], batch_size=256)
+    logits, labels = labelled_pixels(*predict_logits(trained.model.to(device), loader, device))
+    predictions = logits.argmax(1).numpy() if len(logits) else np.empty(0, dtype=np.int64)
+    return evaluate_predictions(labels.numpy(), predictions, trained.class_names, trained.label_ids)
+
+
+def write_map(trained, scene, prefix, *, device=None, formats=("png", "npy"), probs=False, mode="auto", tile=None,
+              memory_mb=1024, palette=None, title=None, progress=False, here=ALONE):
+    """Predict every pixel of ``scene`` and write the map in ``formats`` (see :mod:`hsi.outputs`: ``png`` the
+    whole map, the map on labelled pixels and the ground truth, with a legend of ids and names, ``title`` above;
+    ``npy`` original label ids; ``envi``; ``tif``; ``rgb`` a false-colour composite, ``<prefix>_rgb.png``), tile
+    by tile (:func:`hsi.stream.stream_map`). ``palette`` names colours of :data:`hsi.data.registry.PALETTES`
+    instead of the run's (``"published"``). Returns ``{format: path}``."""
+    return stream_map(trained, scene, prefix, formats=formats, probs=probs, mode=mode, tile=tile, device=device,
+                      memory_mb=memory_mb, ground_truth=model_classes(scene, trained), title=title,
+                      palette=None if palette is None else palette_for(trained.label_ids, palette),
+                      progress=progress, here=here)
+
+
+def model_classes(scene, trained):
+    """The scene's labels as the model's class indices (a scene may hold a subset of its label ids)."""
+    if not scene.n_classes:
+        return None
+    lookup = np.full(int(max(trained.label_ids.max(), scene.label_ids.max())) + 1, -1, dtype=np.int64)
+    lookup[trained.label_ids] = np.arange(len(trained.label_ids))
+    return np.where(scene.labels >= 0, lookup[scene.label_ids[np.maximum(scene.labels, 0)]], -1)
+
+
+def evaluate_run(run_dir, **where):
+    """Recompute the test metrics of a finished run from ``best.pt`` and ``split.npz``.
+
+    ``where`` (``cube``, ``gt``, ``data_dir``, ...) points to the scene if it moved, as in :func:`run_scene`."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").is_file() or not (run_dir / "best.pt").is_file():
+        raise ConfigError(f"{run_dir} is not a finished run folder (expected config.json and best.pt)")
+    config = RunConfig.from_dict(read_config(run_dir)["config"])
+    trained = TrainedModel.from_checkpoint(run_dir / "best.pt")
+    scene = run_scene(run_dir, **where)
+    trained.check_scene(scene)
+    split = Split.load(run_dir / "split.npz")
+    datasets = kind_of(trained.model).datasets(trained.reducer.transform(scene.cube), split, config,
+                                               subsets=("test",))
+    prepared = Prepared(scene, split, trained.reducer, datasets)
+    metrics = evaluate_test(trained, prepared, resolve_device(config.fit.device))
+    return _with_run_facts(metrics, run_dir, load_checkpoint(run_dir / "best.pt"), trained)
+
+
+def _with_run_facts(metrics, run_dir, best, trained):
+    """Test metrics with what the run folder says about them: the epoch ``best.pt`` holds, the leakage, the
+    learned parameters, and a block fold's block and the classes it could not train on or test."""
+    record = read_config(run_dir)
+    facts = {"best_epoch": int(best["epoch"]), "leakage": record["leakage"],
+             "parameters": count_parameters(trained.model),
+             "split": {key: record["split"][key] for key in ("block", "classes_without_training",
+                                                             "classes_without_test") if key in record["split"]}}
+    return {**metrics, **facts}
+
+
+def count_parameters(model):
+    """Learned numbers of a model: its parameters, or for a fitted classifier (SVM, forest) its stored buffers."""
+    learned = sum(p.numel() for p in model.parameters())
+    return int(learned or sum(b.numel() for b in model.buffers()))

@@ -1,0 +1,140 @@
+"""A run folder on disk: what a run writes and reads back, apart from the training itself.
+
+``<out>/config.json``  every resolved setting, seed, versions, split mode, PCA fit scope, where the scene was read
+                     from (files with sizes and sha256, or the tensorly version; see ``run_scene``)
+``<out>/split.npz``    the train / val / test maps
+``<out>/last.pt``      updated after every epoch (resume from here); ``best.pt``: best validation OA (ties: lower loss)
+``<out>/history.csv``  one row per epoch; ``metrics.json`` (test scores, leakage, parameters: the same for the same
+                     seed), ``timing.json`` (training and map seconds), ``report.txt``, ``confusion.png``,
+                     ``curves.png``
+``<out>/map.png``, ``map.npy``  the full-scene class map
+"""
+import csv
+import io
+import json
+import os
+import platform
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import sklearn
+import torch
+
+from ._version import __version__
+from .atomic import write_text_atomic
+from .checkpoint import save_checkpoint
+from .config import RunConfig
+from .data.scenes import load_recorded, load_scene, scene_record
+from .errors import ConfigError
+from .kinds import kind_of
+from .leakage import leakage_record
+
+HISTORY_FIELDS = ("epoch", "train_loss", "train_oa", "val_loss", "val_oa", "lr", "seconds")
+
+
+def scene_for(config):
+    source = config.dataset or config.cube
+    if source is None:
+        raise ConfigError("give a dataset name or a cube file (with its label file)")
+    return load_scene(source, config.gt, key=config.key, gt_key=config.gt_key, data_dir=config.data_dir)
+
+
+def run_scene(run_dir, *, cube=None, gt=None, key=None, gt_key=None, data_dir=None, verify=True):
+    """The scene a run folder was trained on, from the record in its ``config.json`` (any working directory,
+    any environment; never downloaded). ``cube``/``gt`` or ``data_dir`` point elsewhere; see
+    :func:`hsi.data.scenes.load_recorded`. A run without recorded files (written before they were recorded, or
+    trained on a scene built in memory) is loaded by its settings, as ``train`` did."""
+    record = read_config(run_dir)
+    origin = record["scene"].get("origin") or {}
+    if origin.get("cube") or origin.get("tensorly"):
+        return load_recorded(origin, cube=cube, gt=gt, key=key, gt_key=gt_key, data_dir=data_dir, verify=verify)
+    config = RunConfig.from_dict(record["config"])
+    if cube is not None:
+        return load_scene(cube, gt, key=key or config.key, gt_key=gt_key or config.gt_key)
+    config.data_dir = data_dir or config.data_dir
+    return scene_for(config)
+
+
+def read_config(run_dir):
+    """The parsed ``config.json`` of a run folder."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} is not a run folder (expected {path})")
+    return json.loads(path.read_text())
+
+
+def check_writable(out):
+    """Fail before any work if ``out`` cannot be created or written; create nothing."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"output directory {out} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()):
+        raise ConfigError(f"output directory {out} is not empty; choose another --out or --resume it")
+    parent = out if out.is_dir() else next((p for p in out.parents if p.exists()), Path("."))
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"output directory {out} cannot be written (no write permission on {parent})")
+
+
+def default_out(config, scene):
+    return Path("runs") / f"{scene.name}-{config.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def save_run_checkpoint(path, trainer, prepared, config, scene):
+    """Write a checkpoint; called by every process (the trainer state gathers their RNG states), written by
+    rank 0."""
+    model = trainer.model
+    state = trainer.state_dict()
+    if not trainer.world.is_main:
+        return
+    save_checkpoint({
+        "model": {"name": config.model, "kwargs": _model_kwargs(config, scene)},
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "preprocess": prepared.reducer.to_dict(), "patch_size": config.patch, "padding": config.padding,
+        "bands_in": scene.bands, "class_names": list(scene.class_names),
+        "label_ids": scene.label_ids.tolist(), "palette": scene.palette.tolist(), "scene": scene.name,
+        "epoch": trainer.epoch, "trainer": state,
+    }, path)
+
+
+def _model_kwargs(config, scene):
+    return {"bands": config.pca, "n_classes": scene.n_classes, "patch_size": config.patch,
+            "attention": config.attention, **config.model_kwargs}
+
+
+def config_record(config, scene, prepared, model, here):
+    kind = kind_of(model)
+    return {
+        "config": asdict(config),
+        "scene": {"name": scene.name, "source": scene.source, "origin": scene_record(scene),
+                  "shape": list(scene.cube.shape),
+                  "class_names": scene.class_names, "label_ids": scene.label_ids.tolist()},
+        "split": {"mode": config.split, "counts": prepared.split.counts(scene.n_classes),
+                  **prepared.split.info},
+        "pca_fit_scope": prepared.reducer.fit_scope,
+        "model_kind": kind.name,
+        "leakage": leakage_record(prepared.split, kind.receptive_field_radius(model), prepared.reducer.fit_scope,
+                                  kind.transductive),
+        "pca_fit": prepared.reducer.fit_record(),
+        "versions": {"hsi": __version__, "torch": torch.__version__, "numpy": np.__version__,
+                     "scikit-learn": sklearn.__version__, "python": platform.python_version()},
+        "host": {"platform": platform.platform(), "cpu_threads": torch.get_num_threads(),
+                 "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+                 "processes": here.size},
+    }
+
+
+def write_history(path, history):
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=HISTORY_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    write_text_atomic(path, buffer.getvalue())
+
+
+def read_history(path):
+    if not Path(path).is_file():
+        return []
+    with open(path, newline="") as f:
+        return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in csv.DictReader(f)]
