@@ -4,19 +4,26 @@ import re
 
 from ..errors import ConfigError
 from .attention import create_attention, list_attention, register_attention
+from .a2s2k_resnet import a2s2k_resnet
 from .classic import rf, svm
+from .cnn3d import cnn3d
 from .densenet import densenet_bc
 from .fcn import fcn8s, fcn16s, fcn32s, fcn_jpu
 from .hybridsn import HybridSN, hybridsn, hybridsn_2d3d, hybridsn_se
 from .resnest import resnest
 from .resnet import preact_resnet18, resnet18, resnet34, resnet50, se_resnet18, se_resnet50
 from .sknet import sknet
+from .spectral_cnn import spectral_cnn
+from .spectralformer import spectralformer
+from .ssftt import ssftt
 
 MODELS = {"hybridsn": hybridsn, "hybridsn_2d3d": hybridsn_2d3d, "hybridsn_se": hybridsn_se,
           "resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50, "preact_resnet18": preact_resnet18,
           "se_resnet18": se_resnet18, "se_resnet50": se_resnet50, "densenet_bc": densenet_bc, "sknet": sknet,
           "resnest": resnest, "fcn32s": fcn32s, "fcn16s": fcn16s, "fcn8s": fcn8s, "fcn_jpu": fcn_jpu,
-          "svm": svm, "rf": rf}
+          "svm": svm, "rf": rf,
+          "spectral_cnn": spectral_cnn, "cnn3d": cnn3d, "a2s2k_resnet": a2s2k_resnet, "ssftt": ssftt,
+          "spectralformer": spectralformer}
 
 
 def list_models(kind=None):
