@@ -15,14 +15,13 @@ window; here it is global at every window.
 The attention slot, ``after_spatial``, takes the last 2-D map ``(N, width, h, w)`` after the spatial residual
 units, before the pooling.
 """
-from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .backbone import check_sizes, slot, slot_spec
 from ..errors import ConfigError
+from .backbone import check_sizes, slot, slot_spec
 
 SPECTRAL_KERNEL = 7
 

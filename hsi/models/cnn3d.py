@@ -10,14 +10,13 @@ The attention slot, ``features``, takes the last volume with its depth folded in
 ``(N, 35 × depth, h, w)``, just before the Linear layer (as HybridSN's ``after_3d``): the one place where the
 network holds a channel × space map.
 """
-from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .backbone import check_sizes, slot, slot_spec
 from ..errors import ConfigError
+from .backbone import check_sizes, slot, slot_spec
 
 
 class CNN3D(nn.Module):

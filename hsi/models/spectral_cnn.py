@@ -7,7 +7,6 @@ and a Linear layer to the classes. Weights start uniform in [-0.05, 0.05], biase
 No attention slot: the network has one 1-D map (20 channels along the spectrum) and no spatial extent for the
 2-D blocks to reweight.
 """
-from __future__ import annotations
 
 import math
 

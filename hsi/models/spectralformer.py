@@ -16,7 +16,6 @@ each token holds a band group's whole ``p × p`` window. Written from the author
 No attention slot: the network holds a sequence of band tokens, never a channel × space map for the 2-D
 blocks (a patch-wise window is flattened into each token at the embedding).
 """
-from __future__ import annotations
 
 import torch
 from torch import nn

@@ -8,14 +8,13 @@ transformer encoder follow, and a Linear layer reads the class token.
 The attention slot, ``after_2d``, sits on the 2-D map (64 channels) before the tokenizer: where the network
 still has a channel × space map for a channel or spatial block to reweight.
 """
-from __future__ import annotations
 
 import torch
 from torch import nn
 
 from ..checks import check_fraction
-from .backbone import check_sizes, slot, slot_spec
 from ..errors import ConfigError
+from .backbone import check_sizes, slot, slot_spec
 
 
 class EncoderLayer(nn.Module):
