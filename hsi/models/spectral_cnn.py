@@ -24,9 +24,9 @@ class SpectralCNN(nn.Module):
     kind = "patch"
     spectral_only = True
 
-    def __init__(self, *, bands, n_classes):
+    def __init__(self, *, bands, n_classes, patch_size=1):
         super().__init__()
-        self.bands, self.n_classes = bands, n_classes
+        self.bands, self.n_classes, self.patch_size = bands, n_classes, patch_size
         kernel_size = math.ceil(bands / 9)
         pool_size = math.ceil(kernel_size / 5)
         self.conv = nn.Conv1d(1, 20, kernel_size)
@@ -48,4 +48,4 @@ def spectral_cnn(*, bands, n_classes, patch_size=1, attention=None) -> SpectralC
     No attention slot."""
     check_sizes("spectral_cnn", bands, n_classes, patch_size)
     check_no_attention("spectral_cnn", attention)
-    return SpectralCNN(bands=bands, n_classes=n_classes)
+    return SpectralCNN(bands=bands, n_classes=n_classes, patch_size=patch_size)

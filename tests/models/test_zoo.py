@@ -75,6 +75,8 @@ def test_the_smallest_sizes_build_and_run(name, patch, bands):
 def test_kinds_slots_and_pixel_models():
     for name in ("spectral_cnn", "cnn3d", "a2s2k_resnet", "ssftt", "spectralformer"):
         assert name in hsi.list_models("patch")
+        model = hsi.build_model(name, bands=30, n_classes=16, patch_size=7)     # what the run code reads
+        assert (model.kind, model.bands, model.n_classes, model.patch_size) == ("patch", 30, 16, 7)
     assert hsi.build_model("spectral_cnn", bands=30, n_classes=16).spectral_only
     assert hsi.build_model("spectralformer", bands=30, n_classes=16, pixelwise=True).spectral_only
     assert not hsi.build_model("spectralformer", bands=30, n_classes=16).spectral_only
