@@ -4,7 +4,10 @@ Importing this package registers the built-in models (each builder carries ``@re
 :mod:`hsi.models.registry` for the entry points of installed packages.
 """
 # Imported for their registrations, in the order list_models() names them.
-from . import hybridsn, resnet, densenet, sknet, resnest, fcn, classic  # noqa: F401  isort: skip
+from . import (  # noqa: F401  isort: skip
+    hybridsn, resnet, densenet, sknet, resnest, fcn, classic, spectral_cnn, cnn3d, a2s2k_resnet, ssftt,
+    spectralformer,
+)
 from .attention import create_attention, list_attention, register_attention
 from .hybridsn import HybridSN
 from .registry import build_model, list_models, model_kind, register_model
