@@ -175,6 +175,7 @@ def _add_moved_scene_arguments(p):
 
 def _add_train_arguments(p, compare=False):
     """The options of ``hsi train``; ``compare``: those ``hsi compare`` shares (no --model, no --resume)."""
+    from .data.augment import list_augmentations
     from .metrics import CHECKPOINT_RULES
     from .models import list_models
 
@@ -217,7 +218,9 @@ def _add_train_arguments(p, compare=False):
     s.add_argument("--patch", type=int, default=25, help="odd window size in pixels")
     s.add_argument("--padding", default="zero", choices=("zero", "reflect"),
                    help="how the scene is extended beyond its border for the edge pixels' windows")
-    s.add_argument("--augment", action="store_true", help="random flips and quarter turns while training")
+    s.add_argument("--augment", nargs="?", const="flip", default="none", metavar="NAMES",
+                   help=f"training augmentations, comma-separated, of {', '.join(list_augmentations())} (alone: "
+                        f"flip, the random flips and quarter turns; see hsi.data.augment)")
     s.add_argument("--crop", type=int, help="scene models (fcn*): train on random CROP x CROP windows of the "
                                             "scene instead of the whole scene (for scenes beyond memory)")
     o = p.add_argument_group("optimisation")

@@ -23,20 +23,22 @@ class PatchKind:
                               f"patches")
 
     def datasets(self, reduced, split, config, subsets=SUBSETS):
+        from .data.augment import make_augmentation
         from .data.patches import PatchDataset, pad_cube
 
         padded = pad_cube(reduced, config.patch, config.padding)
         return {name: PatchDataset(padded, *split.coords(name), config.patch,
-                                   augment=config.augment and name == "train") for name in subsets}
+                                   augmentation=make_augmentation(config.augment) if name == "train" else None)
+                for name in subsets}
 
     def loader(self, dataset, batch_size, generator=None, shuffle=False, workers=0, pin_memory=False, here=ALONE):
         """Batches of windows; under torchrun this process's share of each global batch (see
         :class:`~hsi.distributed.ShardedBatches`), drawn in the order ``generator`` gives."""
-        from .data.patches import ORIENTATIONS, collate_batch
+        from .data.patches import collate_batch
         from .distributed import ShardedBatches
 
         batches = ShardedBatches(len(dataset), batch_size, generator or torch.Generator(), shuffle, here,
-                                 orientations=ORIENTATIONS if dataset.augment else None)
+                                 draw=dataset.draw if dataset.augmentation else None)
         return torch.utils.data.DataLoader(
             dataset, batch_sampler=batches, generator=torch.Generator(), collate_fn=collate_batch,
             num_workers=workers, pin_memory=pin_memory, persistent_workers=workers > 0)
@@ -68,10 +70,11 @@ class SceneKind:
                               f"for {config.model}: one side must exceed its total stride {model.stride}")
 
     def datasets(self, reduced, split, config, subsets=SUBSETS):
+        from .data.augment import make_augmentation
         from .data.scene_samples import SceneSamples
 
         return {name: SceneSamples(reduced, getattr(split, name), crop=config.crop if name == "train" else None,
-                                   augment=config.augment and name == "train")
+                                   augmentation=make_augmentation(config.augment) if name == "train" else None)
                 for name in subsets}
 
     def loader(self, dataset, batch_size, generator=None, shuffle=False, workers=0, pin_memory=False, here=ALONE):

@@ -26,6 +26,7 @@ from . import __version__
 from .atomic import write_json_atomic, write_text_atomic
 from .checks import is_whole
 from .checkpoint import TrainedModel, load_checkpoint, save_checkpoint
+from .data.augment import augmentation_names
 from .data.patches import PADDING_MODES, check_patch_size
 from .data.preprocess import Reducer, fit_pca
 from .data.scenes import load_recorded, load_scene, scene_record
@@ -68,7 +69,7 @@ class RunConfig:
     standardize: bool = False
     patch: int = 25
     padding: str = "zero"
-    augment: bool = False
+    augment: tuple = ()                 # augmentation names (hsi.data.augment); True in an older config: ("flip",)
     crop: int | None = None             # scene models: train on random crops of this side instead of the scene
     seed: int = 0
     write_map: bool = True
@@ -88,6 +89,7 @@ class RunConfig:
         if self.padding not in PADDING_MODES:
             raise ConfigError(f"padding must be one of {PADDING_MODES}, got {self.padding!r}")
         check_patch_size(self.patch)
+        self.augment = augmentation_names(self.augment)
         for name, value, least in (("pca", self.pca, 1), ("seed", self.seed, 0), ("crop", self.crop, 1)):
             if value is not None and not is_whole(value, least):
                 raise ConfigError(f"--{name} must be an integer >= {least}, got {value!r}")

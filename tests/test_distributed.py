@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+from hsi.data.augment import make_augmentation
 from hsi.distributed import ShardedBatches, World
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HSI_DIST_TIMEOUT": "60"}
@@ -66,13 +67,14 @@ def assert_trained_alike(one, two):
 
 @pytest.mark.parametrize("orientations", [None, 8])
 def test_each_process_takes_its_share_of_the_single_process_batches(orientations):
-    """Each process's items (with augmentation: ``(index, orientation)`` pairs) are its share of the batches one
+    """Each process's items (with augmentation: ``(index, [orientation])`` pairs) are its share of the batches one
     process draws."""
     n, batch = 10, 4
+    flip = make_augmentation("flip")
+    draw = None if orientations is None else lambda indices, generator: flip.draw(indices, indices, generator)
 
     def batches(here=World(0, 1)):
-        return list(ShardedBatches(n, batch, torch.Generator().manual_seed(7), shuffle=True, here=here,
-                                   orientations=orientations))
+        return list(ShardedBatches(n, batch, torch.Generator().manual_seed(7), shuffle=True, here=here, draw=draw))
 
     single = batches()
     assert [len(b) for b in single] == [3, 3, 4]             # the fewest batches of at most 4, no small last one
@@ -85,7 +87,8 @@ def test_each_process_takes_its_share_of_the_single_process_batches(orientations
     indices = [item[0] for item in items] if orientations else items
     assert sorted(indices) == list(range(n))
     if orientations:
-        assert {code for _, code in items} <= set(range(orientations)) and len({code for _, code in items}) > 1
+        codes = {code for _, (code,) in items}
+        assert codes <= set(range(orientations)) and len(codes) > 1
 
 
 def test_an_epoch_of_1025_pixels_at_batch_256_has_no_batch_of_one():
