@@ -30,6 +30,7 @@ from typing import Protocol
 
 import torch
 
+from ..checks import is_whole
 from ..errors import ConfigError
 
 ENTRY_POINT_GROUP = "hsi.augmentations"
@@ -296,7 +297,7 @@ class SpectralShift(Transform):
     draw is shifted as one."""
 
     def __init__(self, max_shift: int = 1):
-        if not (isinstance(max_shift, int) and max_shift >= 1):
+        if not is_whole(max_shift, 1):
             raise ConfigError(f"spectral_shift max_shift must be a whole number >= 1, got {max_shift!r}")
         self.max_shift = max_shift
 
