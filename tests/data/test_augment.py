@@ -4,6 +4,7 @@ import hashlib
 import json
 import subprocess
 import sys
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -245,6 +246,21 @@ def test_run_config_records_names_and_reads_the_old_bool(field_config):
         assert config.augment == names
     with pytest.raises(hsi.ConfigError, match="known augmentations: brightness, flip"):
         field_config(augment=["flip", "blur"]).check()
+
+
+def test_a_comparison_started_when_augment_was_a_bool_is_still_the_same(tmp_path, field_config):
+    """``experiment.json`` of a comparison begun before augmentations had names holds ``"augment": false``."""
+    from hsi.comparison import ModelSpec, _check_out
+
+    def experiment(base):
+        return {"base": asdict(base), "models": [asdict(ModelSpec("rf"))], "seeds": [0]}
+
+    old = experiment(field_config())
+    old["base"]["augment"] = False
+    (tmp_path / "experiment.json").write_text(json.dumps(old))
+    _check_out(tmp_path, experiment(field_config()))
+    with pytest.raises(hsi.ConfigError, match="holds another comparison"):
+        _check_out(tmp_path, experiment(field_config(augment="flip")))
 
 
 def test_cli_augment_option():
