@@ -78,6 +78,12 @@ class Augmentation:
     def names(self) -> tuple[str, ...]:
         return tuple(t.name for t in self.transforms)
 
+    def require(self, method: str, what: str) -> None:
+        """Refuse, in one message, the transforms that do not define ``method`` (``"apply"`` or ``"scene"``)."""
+        missing = [t.name for t in self.transforms if getattr(type(t), method) is getattr(Transform, method)]
+        if missing:
+            raise ConfigError(f"augmentation(s) {', '.join(missing)} cannot transform {what} (no {method}() method)")
+
     def draw(self, labels: torch.Tensor, indices: torch.Tensor, generator: torch.Generator) -> list[list[float]]:
         """Each item's random numbers (one row of Python floats per item), every transform's in turn."""
         columns = [t.draw(labels, indices, generator).to(torch.float64).reshape(len(indices), t.width)

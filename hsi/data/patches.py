@@ -59,6 +59,8 @@ class PatchDataset(torch.utils.data.Dataset):
         self.coords = coords
         self.labels = None if labels is None else np.asarray(labels, dtype=np.int64)
         self.spectral_channel = spectral_channel
+        if augmentation is not None:
+            augmentation.require("apply", "patch windows")
         self.augmentation = augmentation
         self.generator = generator
         self._band_std = None

@@ -29,6 +29,8 @@ class SceneSamples:
         self.x = torch.from_numpy(np.ascontiguousarray(reduced, dtype=np.float32)).permute(2, 0, 1)
         self.y = torch.from_numpy(np.asarray(label_map, dtype=np.int64))
         self.crop = None if crop is None or crop >= max(rows, cols) else int(crop)
+        if augmentation is not None:
+            augmentation.require("scene", "scene draws")
         self.augmentation = augmentation
         self.labelled = torch.nonzero(self.y >= 0)
         self.steps = 1 if self.crop is None else math.ceil(rows * cols / self.crop ** 2)

@@ -206,6 +206,8 @@ def test_a_registered_transform_is_known_by_name(crop):
         ds = dataset(crop, "invert_test")
         assert "invert_test" in list_augmentations()
         torch.testing.assert_close(ds[0][0], -ds.windows_at([0])[0])
+        with pytest.raises(hsi.ConfigError, match=r"invert_test cannot transform scene draws \(no scene\(\) method"):
+            SceneSamples(*crop, augmentation=make_augmentation("flip,invert_test"))
     finally:
         del augment._registered["invert_test"]
 
@@ -346,7 +348,7 @@ def test_a_run_with_every_augmentation_resumes_exactly(tmp_path, field, field_co
 def test_a_pixel_model_fits_on_augmented_spectra(tmp_path, field, field_config):
     """A random forest reads the centre pixel of each augmented window: the run is repeatable and differs from the
     unaugmented one."""
-    settings = dict(model="rf", model_kwargs={"trees": 20}, write_map=False)
+    settings = {"model": "rf", "model_kwargs": {"trees": 20}, "write_map": False}
     runs = [train(field_config(augment=names, **settings), tmp_path / str(i), scene=field.scene, progress=False)
             for i, names in enumerate(["noise,brightness,mix", "noise,brightness,mix", ""])]
     assert runs[0] == runs[1] and runs[0]["confusion_matrix"] != runs[2]["confusion_matrix"]
