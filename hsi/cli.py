@@ -221,6 +221,10 @@ def _add_setting(group, f):
         group.add_argument(flag, dest=f.name, action="append", default=[], metavar=f.metadata["metavar"],
                            help=help_text)
         return
+    if f.metadata["const"] is not None:
+        group.add_argument(flag, dest=f.name, nargs="?", const=f.metadata["const"], default=default,
+                           metavar=f.metadata["metavar"], help=help_text)
+        return
     choices = choices_of(f)
     if f.name == "model":
         help_text += f": {', '.join(choices)}"

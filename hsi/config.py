@@ -14,6 +14,7 @@ from dataclasses import MISSING, Field, asdict, dataclass, field, fields
 from typing import Any
 
 from .checks import is_whole
+from .data.augment import augmentation_names, list_augmentations
 from .data.patches import PADDING_MODES, check_patch_size
 from .data.splits import SPLIT_MODES
 from .errors import ConfigError
@@ -25,13 +26,15 @@ PCA_FIT_SCOPES = ("train", "scene")
 
 def setting(default: Any = None, help: str = "", *, choices: Callable[[], tuple] | tuple | None = None,
             group: str = "run", flag: str | None = None, compare: bool = True, metavar: str | None = None,
-            unset_on_cli: bool = False) -> Any:
+            unset_on_cli: bool = False, const: str | None = None) -> Any:
     """A settings field: ``default`` (a dict or list default is copied per instance), its ``help`` text, its
     ``choices`` (a tuple, or a function returning them for registries that grow), the option ``group`` of the
     command line, the option's ``flag`` when it is not ``--field-name``, whether ``hsi compare`` offers it, and
-    whether the option, left out, means "not set" (None) rather than the default."""
+    whether the option, left out, means "not set" (None) rather than the default, and ``const``, the value of
+    the option given without one."""
     metadata = {"help": help, "choices": choices, "group": group, "flag": flag, "compare": compare,
-                "metavar": metavar, "unset_on_cli": unset_on_cli}
+                "metavar": metavar, "unset_on_cli": unset_on_cli,
+                "const": const}
     if isinstance(default, (dict, list)):
         return field(default_factory=lambda: type(default)(default), metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -139,7 +142,10 @@ class RunConfig:
     patch: int = setting(25, "odd window size in pixels", group="split and preprocessing")
     padding: str = setting("zero", "how the scene is extended beyond its border for the edge pixels' windows",
                            choices=PADDING_MODES, group="split and preprocessing")
-    augment: bool = setting(False, "random flips and quarter turns while training", group="split and preprocessing")
+    augment: str | tuple | list | bool = setting(
+        "none", f"training augmentations, comma-separated, of {', '.join(list_augmentations())} (the option alone: "
+                f"flip, the random flips and quarter turns; see hsi.data.augment)",
+        group="split and preprocessing", metavar="NAMES", const="flip")
     crop: int | None = setting(None, "scene models (fcn*): train on random CROP x CROP windows of the scene instead "
                                      "of the whole scene (for scenes beyond memory)", group="split and preprocessing")
     seed: int = setting(0, "seed of the split, the initial weights and the batch order")
@@ -169,6 +175,7 @@ class RunConfig:
         if self.padding not in PADDING_MODES:
             raise ConfigError(f"padding must be one of {PADDING_MODES}, got {self.padding!r}")
         check_patch_size(self.patch)
+        self.augment = augmentation_names(self.augment)
         for name, value, least in (("pca", self.pca, 1), ("seed", self.seed, 0), ("crop", self.crop, 1)):
             if value is not None and not is_whole(value, least):
                 raise ConfigError(f"--{name} must be an integer >= {least}, got {value!r}")

@@ -149,13 +149,14 @@ class ShardedBatches(torch.utils.data.Sampler):
     noise that the running statistics, and so every evaluation, inherit (1,025 training pixels at 256 would
     leave a batch of one pixel; they make 5 batches of 205). The union of the processes' batches at a step is
     the batch a single process would take; a process whose share of a batch is empty gets an empty batch, so
-    every process runs the same number of steps. With ``orientations`` every item comes as an ``(index,
-    code)`` pair, the code drawn below ``orientations`` from the same generator as the order: augmentation is
-    then part of the batch order, the same in every process and restored with the generator on resume."""
+    every process runs the same number of steps. With ``draw`` (``draw(indices, generator)``: one entry per item
+    of a global batch, such as :meth:`~hsi.data.patches.PatchDataset.draw`) every item comes as an ``(index,
+    params)`` pair, its random numbers drawn from the same generator as the order: augmentation is then part of
+    the batch order, the same in every process and restored with the generator on resume."""
 
-    def __init__(self, n, batch_size, generator=None, shuffle=False, here=ALONE, orientations=None):
+    def __init__(self, n, batch_size, generator=None, shuffle=False, here=ALONE, draw=None):
         self.n, self.batch_size, self.generator, self.shuffle, self.world = n, batch_size, generator, shuffle, here
-        self.orientations = orientations
+        self.draw = draw
 
     def __len__(self):
         return (self.n + self.batch_size - 1) // self.batch_size
@@ -165,11 +166,11 @@ class ShardedBatches(torch.utils.data.Sampler):
         count = len(self)
         for step in range(count):
             batch = order[step * self.n // count:(step + 1) * self.n // count]
-            if self.orientations is None:
+            if self.draw is None:
                 yield self.world.mine(batch).tolist()
             else:
-                codes = torch.randint(0, self.orientations, (len(batch),), generator=self.generator)
-                yield list(zip(self.world.mine(batch).tolist(), self.world.mine(codes).tolist()))
+                params = self.draw(batch, self.generator)
+                yield list(zip(self.world.mine(batch).tolist(), self.world.mine(params)))
 
 
 class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):

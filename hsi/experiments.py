@@ -45,6 +45,7 @@ except ModuleNotFoundError:          # Python 3.10
 from .atomic import write_json_atomic, write_text_atomic
 from .checks import is_whole
 from .config import RunConfig
+from .data.augment import augmentation_names
 from .data.splits import Split, make_split
 from .distributed import world
 from .errors import ConfigError
@@ -232,7 +233,10 @@ def _check_out(out, experiment):
     """Refuse an ``out`` that holds another comparison or other files (before anything is written)."""
     path = out / "experiment.json"
     if path.is_file():
-        if json.loads(path.read_text()) != json.loads(json.dumps(experiment)):
+        stored, wanted = json.loads(path.read_text()), json.loads(json.dumps(experiment))
+        for record in (stored, wanted):         # augment: a bool before it named transforms (True: flip)
+            record["base"]["augment"] = list(augmentation_names(record["base"].get("augment")))
+        if stored != wanted:
             raise ConfigError(f"{out} holds another comparison (see {path}); choose another --out to start a new one")
     elif out.exists() and any(out.iterdir()):
         raise ConfigError(f"output directory {out} is not empty and holds no comparison; choose another --out")

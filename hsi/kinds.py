@@ -7,7 +7,8 @@ checkpoints and inference call these and never look at model names.
 """
 import torch
 
-from .data.patches import ORIENTATIONS, PatchDataset, collate_batch, pad_cube
+from .data.augment import make_augmentation
+from .data.patches import PatchDataset, collate_batch, pad_cube
 from .data.scene_samples import SceneLoader, SceneSamples
 from .distributed import ALONE, ShardedBatches
 from .errors import ConfigError
@@ -29,13 +30,14 @@ class PatchKind:
     def datasets(self, reduced, split, config, subsets=SUBSETS):
         padded = pad_cube(reduced, config.patch, config.padding)
         return {name: PatchDataset(padded, *split.coords(name), config.patch,
-                                   augment=config.augment and name == "train") for name in subsets}
+                                   augmentation=make_augmentation(config.augment) if name == "train" else None)
+                for name in subsets}
 
     def loader(self, dataset, batch_size, generator=None, shuffle=False, workers=0, pin_memory=False, here=ALONE):
         """Batches of windows; under torchrun this process's share of each global batch (see
         :class:`~hsi.distributed.ShardedBatches`), drawn in the order ``generator`` gives."""
         batches = ShardedBatches(len(dataset), batch_size, generator or torch.Generator(), shuffle, here,
-                                 orientations=ORIENTATIONS if dataset.augment else None)
+                                 draw=dataset.draw if dataset.augmentation else None)
         return torch.utils.data.DataLoader(
             dataset, batch_sampler=batches, generator=torch.Generator(), collate_fn=collate_batch,
             num_workers=workers, pin_memory=pin_memory, persistent_workers=workers > 0)
@@ -63,7 +65,7 @@ class SceneKind:
 
     def datasets(self, reduced, split, config, subsets=SUBSETS):
         return {name: SceneSamples(reduced, getattr(split, name), crop=config.crop if name == "train" else None,
-                                   augment=config.augment and name == "train")
+                                   augmentation=make_augmentation(config.augment) if name == "train" else None)
                 for name in subsets}
 
     def loader(self, dataset, batch_size, generator=None, shuffle=False, workers=0, pin_memory=False, here=ALONE):

@@ -17,15 +17,17 @@ import numpy as np
 import pytest
 import torch
 
+from hsi.data.augment import make_augmentation
 from hsi.distributed import ShardedBatches, World
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HSI_DIST_TIMEOUT": "60"}
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "hsi"]
 SINGLE = [sys.executable, "-m", "hsi"]
 # No dropout and batch norm over the global batch: then two processes compute what one does, up to float rounding
-# (augmentation included: the orientations are drawn with the batch order). A small learning rate: see
-# assert_trained_alike.
-SAME_AS_ONE = ["--model-option", "dropout=0", "--sync-bn", "--augment", "--lr", "1e-5", "--pca", "15",
+# (every augmentation included: each item's random numbers are drawn with the batch order). A small learning rate:
+# see assert_trained_alike.
+AUGMENT = "flip,brightness,noise,spectral_shift,spectral_smooth,mix"
+SAME_AS_ONE = ["--model-option", "dropout=0", "--sync-bn", "--augment", AUGMENT, "--lr", "1e-5", "--pca", "15",
                "--batch-size", "64", "--device", "cpu", "--no-map", "--seed", "3"]
 
 
@@ -66,13 +68,14 @@ def assert_trained_alike(one, two):
 
 @pytest.mark.parametrize("orientations", [None, 8])
 def test_each_process_takes_its_share_of_the_single_process_batches(orientations):
-    """Each process's items (with augmentation: ``(index, orientation)`` pairs) are its share of the batches one
+    """Each process's items (with augmentation: ``(index, [orientation])`` pairs) are its share of the batches one
     process draws."""
     n, batch = 10, 4
+    flip = make_augmentation("flip")
+    draw = None if orientations is None else lambda indices, generator: flip.draw(indices, indices, generator)
 
     def batches(here=World(0, 1)):
-        return list(ShardedBatches(n, batch, torch.Generator().manual_seed(7), shuffle=True, here=here,
-                                   orientations=orientations))
+        return list(ShardedBatches(n, batch, torch.Generator().manual_seed(7), shuffle=True, here=here, draw=draw))
 
     single = batches()
     assert [len(b) for b in single] == [3, 3, 4]             # the fewest batches of at most 4, no small last one
@@ -85,7 +88,8 @@ def test_each_process_takes_its_share_of_the_single_process_batches(orientations
     indices = [item[0] for item in items] if orientations else items
     assert sorted(indices) == list(range(n))
     if orientations:
-        assert {code for _, code in items} <= set(range(orientations)) and len({code for _, code in items}) > 1
+        codes = {code for _, (code,) in items}
+        assert codes <= set(range(orientations)) and len(codes) > 1
 
 
 def test_an_epoch_of_1025_pixels_at_batch_256_has_no_batch_of_one():
@@ -176,7 +180,7 @@ def test_a_scene_model_shares_out_crops(field, tmp_path):
     """fcn8s under torchrun trains on a crop per process and step; without --crop it is refused, in one line."""
     scene_run = ["train", "--cube", field.cube, "--gt", field.gt, "--model", "fcn8s", "--pca", "15", "--epochs", 1,
                  "--device", "cpu", "--no-map"]
-    job = launch(TORCHRUN, *scene_run, "--crop", 24, "--out", tmp_path / "crops")
+    job = launch(TORCHRUN, *scene_run, "--crop", 24, "--augment", AUGMENT, "--out", tmp_path / "crops")
     assert job.returncode == 0, job.stderr
     assert "epoch 1/1  batch 2/2" in job.stderr          # 40 x 48 pixels = 4 crops of 24 x 24: 2 steps per process
     assert json.loads((tmp_path / "crops" / "metrics.json").read_text())["oa"] > 0

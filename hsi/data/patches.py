@@ -5,6 +5,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..checks import is_whole
 from ..errors import ConfigError
+from .augment import Augmentation
 
 PADDING_MODES = ("zero", "reflect")
 
@@ -29,21 +30,6 @@ def pad_cube(cube, patch_size, mode="zero"):
     return np.ascontiguousarray(padded, dtype=np.float32)
 
 
-ORIENTATIONS = 8      # a window's flip (code bit 0) and quarter turns (code // 2): the symmetries of a square
-
-
-def orient(x, codes):
-    """Windows ``x (B, ..., s, s)`` each flipped left-right when ``codes`` is odd, then turned ``codes // 2``
-    quarter turns: the data augmentation. The centre pixel stays where it is."""
-    flips, turns = codes % 2 == 1, codes // 2
-    x = torch.where(flips.view(-1, *[1] * (x.dim() - 1)), x.flip(-1), x)
-    for k in (1, 2, 3):
-        chosen = turns == k
-        if chosen.any():
-            x[chosen] = torch.rot90(x[chosen], k, dims=(-2, -1))
-    return x
-
-
 def collate_batch(batch):
     """DataLoader ``collate_fn`` for :class:`PatchDataset`, whose ``__getitems__`` already builds the batch."""
     return batch
@@ -54,13 +40,14 @@ class PatchDataset(torch.utils.data.Dataset):
 
     Items are ``(window, label)``: the window is ``(1, bands, size, size)`` float32 (``(bands, size, size)``
     with ``spectral_channel=False``). Nothing is copied until a batch is asked for: the windows are a strided
-    view of the one padded array. ``augment`` adds random flips and quarter turns (use it for training only):
-    a batch of ``(index, code)`` pairs (what :class:`~hsi.distributed.ShardedBatches` gives with ``orientations``)
-    carries each window's orientation; a batch of bare indices draws them from ``generator``.
+    view of the one padded array. ``augmentation`` (an :class:`~hsi.data.augment.Augmentation`, for training
+    only) transforms each batch: a batch of ``(index, params)`` pairs (what :class:`~hsi.distributed.ShardedBatches`
+    gives with ``draw=dataset.draw``) carries each window's random numbers; a batch of bare indices draws them
+    from ``generator``.
     """
 
-    def __init__(self, padded, coords, labels=None, patch_size=25, *, spectral_channel=True, augment=False,
-                 generator=None):
+    def __init__(self, padded, coords, labels=None, patch_size=25, *, spectral_channel=True,
+                 augmentation: Augmentation | None = None, generator=None):
         coords = np.asarray(coords, dtype=np.int64).reshape(-1, 2)
         self.padded = padded
         self.patch_size = patch_size
@@ -72,8 +59,11 @@ class PatchDataset(torch.utils.data.Dataset):
         self.coords = coords
         self.labels = None if labels is None else np.asarray(labels, dtype=np.int64)
         self.spectral_channel = spectral_channel
-        self.augment = augment
+        if augmentation is not None:
+            augmentation.require("apply", "patch windows")
+        self.augmentation = augmentation
         self.generator = generator
+        self._band_std = None
 
     def __len__(self):
         return len(self.coords)
@@ -84,21 +74,38 @@ class PatchDataset(torch.utils.data.Dataset):
 
     def __getitems__(self, items):
         """A whole batch in one vectorised gather: ``(windows (B, 1, bands, s, s), labels (B,))``. ``items``:
-        indices, or ``(index, code)`` pairs whose code 0..7 orients the window (see :func:`orient`)."""
-        codes = None
+        indices, or ``(index, params)`` pairs with the random numbers :meth:`draw` gave for each."""
+        params = None
         if len(items) and isinstance(items[0], (tuple, list)):
-            indices, codes = (list(column) for column in zip(*items))
-            codes = torch.tensor(codes)
+            indices, params = (list(column) for column in zip(*items))
         else:
             indices = items
-            if self.augment:
-                codes = torch.randint(0, ORIENTATIONS, (len(indices),), generator=self.generator)
-        rows, cols = self.coords[indices].T
-        x = torch.from_numpy(np.ascontiguousarray(self.windows[rows, cols]))
-        if codes is not None:
-            x = orient(x, codes)
+            if self.augmentation is not None:
+                params = self.draw(torch.as_tensor(indices, dtype=torch.int64), self.generator)
+        x = self.windows_at(indices)
+        if params is not None:
+            x = self.augmentation.apply(x, params, self)
         if self.spectral_channel:
             x = x.unsqueeze(1)
         y = torch.from_numpy(self.labels[indices]) if self.labels is not None else torch.full((len(x),), -1)
         return x, y
 
+    def windows_at(self, indices):
+        """The windows ``(len(indices), bands, s, s)`` of these items, as they are in the scene (a copy)."""
+        rows, cols = self.coords[np.asarray(indices, dtype=np.int64)].T
+        return torch.from_numpy(np.ascontiguousarray(self.windows[rows, cols]))
+
+    def draw(self, indices, generator):
+        """The augmentation's random numbers for the items ``indices`` (a global batch), from ``generator``."""
+        labels = torch.from_numpy(self.labels[indices.numpy()]) if self.labels is not None else \
+            torch.full((len(indices),), -1)
+        return self.augmentation.draw(labels, indices, generator)
+
+    @property
+    def band_std(self):
+        """Each band's standard deviation over the items' centre pixels (float32, computed once)."""
+        if self._band_std is None:
+            margin = self.patch_size // 2
+            centres = self.padded[self.coords[:, 0] + margin, self.coords[:, 1] + margin]
+            self._band_std = torch.from_numpy(centres.std(0, dtype=np.float64).astype(np.float32))
+        return self._band_std

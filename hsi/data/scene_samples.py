@@ -1,5 +1,6 @@
 """What a scene model trains and is evaluated on: the whole reduced scene with one label map, or random crops."""
 import math
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -7,6 +8,7 @@ import torch
 from ..checks import is_whole
 from ..distributed import ALONE
 from ..errors import ConfigError
+from .augment import Augmentation
 
 
 class SceneSamples:
@@ -14,19 +16,22 @@ class SceneSamples:
     -1 elsewhere). ``len()`` is the number of labelled pixels.
 
     :meth:`draw` gives one batch ``(x (1, bands, h, w), y (1, h, w))``: the whole scene, or with ``crop`` a
-    ``crop x crop`` window holding at least one labelled pixel (placed around a random labelled pixel); with
-    ``augment`` a random flip and quarter turn of both. An epoch is ``steps`` draws: 1 for the whole scene,
-    else as many crops as cover the scene's area once.
+    ``crop x crop`` window holding at least one labelled pixel (placed around a random labelled pixel),
+    transformed by ``augmentation`` (an :class:`~hsi.data.augment.Augmentation`; geometric transforms move
+    the label map too), every random number from the draw's generator. An epoch is ``steps`` draws: 1 for the
+    whole scene, else as many crops as cover the scene's area once.
     """
 
-    def __init__(self, reduced, label_map, *, crop=None, augment=False):
+    def __init__(self, reduced, label_map, *, crop=None, augmentation: Augmentation | None = None):
         rows, cols = label_map.shape
         if crop is not None and not is_whole(crop, 1):
             raise ConfigError(f"crop must be a positive number of pixels, got {crop!r}")
         self.x = torch.from_numpy(np.ascontiguousarray(reduced, dtype=np.float32)).permute(2, 0, 1)
         self.y = torch.from_numpy(np.asarray(label_map, dtype=np.int64))
         self.crop = None if crop is None or crop >= max(rows, cols) else int(crop)
-        self.augment = augment
+        if augmentation is not None:
+            augmentation.require("scene", "scene draws")
+        self.augmentation = augmentation
         self.labelled = torch.nonzero(self.y >= 0)
         self.steps = 1 if self.crop is None else math.ceil(rows * cols / self.crop ** 2)
 
@@ -35,6 +40,11 @@ class SceneSamples:
         """Classes of the labelled pixels (for class weights)."""
         return self.y[self.y >= 0].numpy()
 
+    @cached_property
+    def band_std(self):
+        """Each band's standard deviation over the labelled pixels (float32, computed once)."""
+        return self.x[:, self.y >= 0].to(torch.float64).std(1, unbiased=False).to(torch.float32)
+
     def __len__(self):
         return len(self.labelled)
 
@@ -42,11 +52,8 @@ class SceneSamples:
         x, y = self.x, self.y
         if self.crop is not None:
             x, y = self._crop(generator)
-        if self.augment:
-            flip, turns = torch.randint(0, 2, (1,), generator=generator).item(), \
-                torch.randint(0, 4, (1,), generator=generator).item()
-            x, y = (x.flip(-1), y.flip(-1)) if flip else (x, y)
-            x, y = torch.rot90(x, turns, (-2, -1)), torch.rot90(y, turns, (-2, -1))
+        if self.augmentation is not None:
+            x, y = self.augmentation.scene(x, y, generator, self)
         return x.contiguous()[None], y.contiguous()[None]
 
     def _crop(self, generator):

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 import hsi
+from hsi.data.augment import make_augmentation
 from hsi.data.patches import PatchDataset, pad_cube
 from hsi.data.preprocess import fit_pca
 
@@ -48,7 +49,8 @@ def test_augmentation_is_seeded_and_keeps_the_centre(reduced):
     coords = [(50, 60)] * 32
 
     def batch(seed):
-        ds = PatchDataset(padded, coords, [0] * 32, 7, augment=True, generator=torch.Generator().manual_seed(seed))
+        ds = PatchDataset(padded, coords, [0] * 32, 7, augmentation=make_augmentation("flip"),
+                          generator=torch.Generator().manual_seed(seed))
         return ds.__getitems__(list(range(32)))[0]
 
     a, b = batch(1), batch(1)
@@ -58,13 +60,13 @@ def test_augmentation_is_seeded_and_keeps_the_centre(reduced):
 
 
 def test_orientation_codes_flip_then_turn_each_window(reduced):
-    """``(index, code)`` items: bit 0 of the code flips the window left-right, ``code // 2`` turns it a quarter
-    turn counter-clockwise that many times."""
+    """``(index, [code])`` items of the flip augmentation: bit 0 of the code flips the window left-right,
+    ``code // 2`` turns it a quarter turn counter-clockwise that many times."""
     padded = pad_cube(reduced, 7)
-    ds = PatchDataset(padded, [(50, 60), (10, 20)], [0, 1], 7)
-    plain = ds.__getitems__([0, 1])[0]
+    ds = PatchDataset(padded, [(50, 60), (10, 20)], [0, 1], 7, augmentation=make_augmentation("flip"))
+    plain = ds.windows_at([0, 1]).unsqueeze(1)
     for code in range(8):
-        turned = ds.__getitems__([(0, code), (1, 7 - code)])[0]
+        turned = ds.__getitems__([(0, [code]), (1, [7 - code])])[0]
         for i, c in enumerate((code, 7 - code)):
             expected = plain[i].flip(-1) if c % 2 else plain[i]
             torch.testing.assert_close(turned[i], torch.rot90(expected, c // 2, dims=(-2, -1)))
