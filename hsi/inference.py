@@ -115,8 +115,12 @@ def _logit_tiles(model_or_checkpoint, scene, mode, tile, batch_size, device, mem
 
 
 def patch_model_tiles(trained, cube, *, mode, tile, batch_size, device, memory_mb, progress, here):
-    """A patch model's logit tiles: dense where exact, else window by window in bands of rows."""
+    """A patch model's logit tiles: pixel by pixel for a model that reads only its window's centre, dense where
+    exact, else window by window in bands of rows."""
     model = trained.model
+    if getattr(model, "input_radius", None) == 0:
+        yield from _pixel_tiles(trained, cube, tile, batch_size, device, memory_mb, progress, here)
+        return
     if mode == "dense" and not supports_dense(model):
         raise ConfigError(f"{trained.name} has no dense form; use mode 'patch' or 'auto'")
     if mode == "auto" and not supports_dense(model):
@@ -214,6 +218,23 @@ def _patch_tiles(trained, cube, tile, batch_size, device, memory_mb, progress, h
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=collate_batch)
         logits, _ = predict_logits(trained.model, loader, device)
         yield (r0, r1, 0, cols), logits.numpy().reshape(r1 - r0, cols, -1)
+
+
+def _pixel_tiles(trained, cube, tile, batch_size, device, memory_mb, progress, here):
+    """A pixel model's logits in one pass over the pixels, in bands of ``tile`` rows (by default as many as fit in
+    about ``memory_mb``): each pixel's reduced spectrum as a 1 x 1 window, no window cut, ``batch_size`` pixels
+    at a time."""
+    rows, cols = cube.shape[:2]
+    bands = trained.reducer.n_components if trained.reducer else cube.shape[2]
+    height = tile or max(1, int(memory_mb * 2**20 / (4 * 4 * cols * bands)))
+    with torch.inference_mode():
+        for r0 in tqdm(here.mine(range(0, rows, height)), desc="row bands", unit="band", disable=not progress,
+                       leave=False):
+            r1 = min(r0 + height, rows)
+            spectra = torch.from_numpy(_padded_region(trained, cube, r0, r1, 0, cols)).reshape(-1, 1, bands, 1, 1)
+            logits = torch.cat([trained.model(to_device(chunk, device)).float().cpu()
+                                for chunk in spectra.split(batch_size)])
+            yield (r0, r1, 0, cols), logits.numpy().reshape(r1 - r0, cols, -1)
 
 
 def _dense_tiles(trained, cube, tile, batch_size, device, memory_mb, progress, here):

@@ -82,3 +82,25 @@ def test_bad_mode(trained, indian_pines):
 def test_bad_tile_is_refused_in_every_mode(trained, indian_pines, mode, tile):
     with pytest.raises(hsi.ConfigError, match=f"tile must be a whole number of pixels >= 1, got {tile!r}$"):
         hsi.predict_scene(trained, indian_pines, mode=mode, tile=tile)
+
+
+@pytest.mark.parametrize("name, options", [("spectral_cnn", {}), ("spectralformer", {"pixelwise": True})])
+def test_a_pixel_model_maps_each_spectrum_once_and_gives_the_window_by_window_map(indian_pines, name, options):
+    """A model that reads only its window's centre (``input_radius`` 0) is mapped over the pixels' spectra,
+    with no window cut, and the logits equal those of its 9 x 9 windows."""
+    from hsi.distributed import ALONE
+    from hsi.inference import _patch_tiles, as_trained
+
+    torch.manual_seed(0)
+    model = hsi.build_model(name, bands=20, n_classes=16, patch_size=9, **options).eval()
+    cube = np.ascontiguousarray(indian_pines.cube[:12, :10, :20], dtype=np.float32) / 1000
+    assert model.input_radius == 0
+    seen = []
+    hook = model.register_forward_pre_hook(lambda module, args: seen.append(tuple(args[0].shape[-2:])))
+    tiles = list(hsi.inference.logit_tiles(model, cube, tile=5))
+    hook.remove()
+    assert set(seen) == {(1, 1)}                     # spectra, not 9 x 9 windows
+    assert [region for region, _ in tiles] == [(0, 5, 0, 10), (5, 10, 0, 10), (10, 12, 0, 10)]   # bands of rows
+    windows = np.concatenate([logits for _, logits in _patch_tiles(as_trained(model), cube, None, 64,
+                                                                      torch.device("cpu"), 1024, False, ALONE)])
+    np.testing.assert_allclose(np.concatenate([logits for _, logits in tiles]), windows, rtol=1e-5, atol=1e-5)

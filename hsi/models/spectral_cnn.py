@@ -24,6 +24,7 @@ class SpectralCNN(nn.Module):
 
     kind = "patch"
     spectral_only = True
+    input_radius = 0                 # reads only the centre pixel: leakage radius 0, mapped pixel by pixel
 
     def __init__(self, *, bands, n_classes, patch_size=1):
         super().__init__()

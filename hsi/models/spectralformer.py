@@ -91,6 +91,11 @@ class SpectralFormer(nn.Module):
             x = layer(x)
         return x
 
+    @property
+    def input_radius(self) -> int:
+        """How far from its centre a window is read: 0 pixel-wise, half the window patch-wise."""
+        return 0 if self.spectral_only else self.patch_size // 2
+
     def forward(self, x):
         tokens = self.embedding(self.group(x))
         x = torch.cat((self.cls_token.expand(len(x), -1, -1), tokens), 1) + self.pos_embedding
