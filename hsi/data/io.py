@@ -1,4 +1,5 @@
-"""Read cubes and label maps from .mat (v5 and v7.3), ENVI .hdr/.img and .npy files.
+"""Read cubes and label maps through the reader registry (:mod:`hsi.data.readers`); the built-in readers of
+.mat (v5 and v7.3), ENVI .hdr/.img and .npy files live here.
 
 ENVI and .npy cubes stay on disk as a :class:`~hsi.data.mapped.MappedCube` (memory-mapped, read as needed);
 .mat cubes are read whole.
@@ -10,6 +11,7 @@ import numpy as np
 from ..errors import DataError
 from .envi import open_image, split_list
 from .mapped import MappedCube
+from .readers import Contents, reader_for, register_reader
 
 _KINDS = {"cube": "3-D numeric array (rows, cols, bands)", "labels": "2-D integer label map (rows, cols)"}
 
@@ -23,16 +25,9 @@ def read_array(path, key=None, kind="cube"):
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found (expected a {_KINDS[kind]})")
-    suffix = path.suffix.lower()
-    if suffix == ".mat":
-        arrays, wavelengths = _read_mat(path), None
-    elif suffix in (".hdr", ".img", ".raw", ".dat"):
-        arrays, wavelengths = _read_envi(path)
-    elif suffix == ".npy":
-        arrays, wavelengths = {"": _read_npy(path)}, None
-    else:
-        raise DataError(f"{path}: unsupported file type {suffix!r} (expected .mat, .hdr/.img or .npy)")
-    array = _pick(path, arrays, key, kind)
+    contents = reader_for(path)(path)
+    wavelengths = contents.wavelengths
+    array = _pick(path, contents.arrays, key, kind)
     if kind == "cube" and isinstance(array, np.memmap):
         array = MappedCube(array, source=str(path))
     elif kind == "labels":
@@ -42,17 +37,19 @@ def read_array(path, key=None, kind="cube"):
     return array, wavelengths
 
 
+@register_reader("mat", suffixes=(".mat",))
 def _read_mat(path):
+    """Every numeric array of a MATLAB v5 or v7.3 file, read whole."""
     import h5py
     import scipy.io
 
     if h5py.is_hdf5(path):  # MATLAB v7.3
-        return _read_mat73(path)
+        return Contents(_read_mat73(path))
     try:
         data = scipy.io.loadmat(path)
     except Exception as exc:  # scipy raises many types for damaged files
         raise DataError(f"{path}: unreadable or truncated .mat file ({_reason(exc)})") from None
-    return {k: v for k, v in data.items() if not k.startswith("__") and isinstance(v, np.ndarray)}
+    return Contents({k: v for k, v in data.items() if not k.startswith("__") and isinstance(v, np.ndarray)})
 
 
 def _read_mat73(path):
@@ -66,6 +63,7 @@ def _read_mat73(path):
         raise DataError(f"{path}: unreadable or truncated .mat v7.3 file ({_reason(exc)})") from None
 
 
+@register_reader("envi", suffixes=(".hdr", ".img", ".raw", ".dat"))
 def _read_envi(path):
     """The image as a :class:`MappedCube` (``bbl`` bad bands dropped, ``data ignore value`` kept as no-data,
     the header entries in ``.header``) and its wavelengths (of the kept bands)."""
@@ -91,7 +89,7 @@ def _read_envi(path):
             wavelengths = None
         if wavelengths is not None and len(wavelengths) == bands and keep is not None:
             wavelengths = wavelengths[keep]
-    return {"": cube}, wavelengths
+    return Contents({"": cube}, wavelengths)
 
 
 def _numbers(hdr, header, key, count):
@@ -104,9 +102,11 @@ def _numbers(hdr, header, key, count):
     return values
 
 
+@register_reader("npy", suffixes=(".npy",))
 def _read_npy(path):
+    """The array of a .npy file, memory-mapped."""
     try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
+        return Contents({"": np.load(path, mmap_mode="r", allow_pickle=False)})
     except Exception as exc:
         raise DataError(f"{path}: unreadable or truncated .npy file ({_reason(exc)})") from None
 
