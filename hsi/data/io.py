@@ -37,6 +37,49 @@ def read_array(path, key=None, kind="cube"):
     return array, wavelengths
 
 
+def inspect_file(path, key=None) -> list[str]:
+    """What the reader of ``path`` found, one ``name: value`` line each: reader, shape, dtype, wavelength range,
+    bad bands, no-data share, geometry. Reads the whole cube once (a block of rows at a time) for the no-data share."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found (expected a cube file)")
+    reader = reader_for(path)
+    cube, wavelengths = read_array(path, key, "cube")
+    lines = [f"file: {path}", f"reader: {getattr(reader, 'reader_name', reader.__name__)}",
+             f"shape: {' x '.join(map(str, cube.shape))} (rows x cols x bands)",
+             f"dtype: {getattr(getattr(cube, 'raw', cube), 'dtype', cube.dtype)} in the file, read as float32"]
+    if wavelengths is not None and len(wavelengths):
+        lines.append(f"wavelengths: {wavelengths.min():g} - {wavelengths.max():g} nm ({len(wavelengths)} bands)")
+    fwhm = getattr(cube, "fwhm", None)
+    if fwhm is not None:
+        lines.append(f"fwhm: {fwhm.min():g} - {fwhm.max():g} nm")
+    dropped = getattr(cube, "dropped_bands", [])
+    lines.append(f"bad bands: {len(dropped)}" + (f" (file bands {dropped})" if dropped else ""))
+    if isinstance(cube, MappedCube):
+        step = max(1, 2**22 // max(1, cube.shape[1] * cube.shape[2]))
+        empty = sum(int(cube.nodata((slice(r, r + step), slice(None))).sum()) for r in range(0, cube.shape[0], step))
+        lines.append(f"no-data: {empty / max(1, cube.shape[0] * cube.shape[1]):.1%} of pixels")
+    geometry = getattr(cube, "geometry", None) or {}
+    if geometry.get("crs"):
+        lines.append(f"crs: {_crs_name(geometry['crs'])}")
+    if geometry.get("transform"):
+        lines.append(f"transform: {tuple(round(v, 6) for v in geometry['transform'])}")
+    swath = [k for k in ("lat", "lon", "glt_x", "glt_y") if k in geometry]
+    if swath:
+        lines.append(f"swath geometry: {', '.join(f'{k} {geometry[k].shape}' for k in swath)}")
+    return lines
+
+
+def _crs_name(crs):
+    try:
+        from pyproj import CRS
+
+        found = CRS.from_user_input(crs)
+        return f"{found.name} ({found.to_authority() and ':'.join(found.to_authority())})"
+    except Exception:
+        return str(crs)[:80]
+
+
 @register_reader("mat", suffixes=(".mat",))
 def _read_mat(path):
     """Every numeric array of a MATLAB v5 or v7.3 file, read whole."""
@@ -146,3 +189,6 @@ def _fits(array, kind):
 def _reason(exc):
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+from . import geo  # noqa: E402,F401  (registers the GeoTIFF, NetCDF and HE5 readers; their libraries load on use)

@@ -64,6 +64,7 @@ def register_reader(name: str, suffixes: Iterable[str]) -> Callable[[Reader], Re
         _registered[name] = reader
         _suffixes.update(dict.fromkeys(keys, name))
         reader.suffixes = tuple(keys)  # type: ignore[attr-defined]
+        reader.reader_name = name  # type: ignore[attr-defined]
         return reader
 
     return decorator
