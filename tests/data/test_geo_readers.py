@@ -148,3 +148,31 @@ def test_hsi_inspect_prints_what_was_found(tmp_path, reflectance, capsys):
     assert main(["inspect", str(tmp_path / "e.nc")]) == 0
     out = capsys.readouterr().out
     assert "bad bands: 1 (file bands [1])" in out and f"glt_x ({ROWS}, {COLS})" in out
+
+
+def test_one_cube_as_geotiff_netcdf_and_envi_trains_to_identical_metrics(tmp_path, field, field_config):
+    """The field of Indian Pines written as GeoTIFF, EMIT-style NetCDF and ENVI trains to the same metrics.json."""
+    import json
+
+    import spectral.io.envi as envi
+
+    from hsi.pipeline import train
+
+    cube = np.asarray(field.scene.cube, dtype=np.float32)
+    rows, cols, bands = cube.shape
+    np.save(tmp_path / "gt.npy", np.where(field.scene.labels >= 0,
+                                          field.scene.label_ids[np.maximum(field.scene.labels, 0)], 0))
+    with rasterio.open(tmp_path / "c.tif", "w", driver="GTiff", width=cols, height=rows, count=bands,
+                       dtype="float32", crs="EPSG:32616", transform=Affine(20, 0, 500000, 0, -20, 4500000)) as dst:
+        dst.write(cube.transpose(2, 0, 1))
+    with h5netcdf.File(tmp_path / "c.nc", "w") as f:
+        f.dimensions = {"downtrack": rows, "crosstrack": cols, "bands": bands}
+        f.create_variable("reflectance", ("downtrack", "crosstrack", "bands"), "f4")[...] = cube
+    envi.save_image(str(tmp_path / "c.hdr"), cube)
+    metrics = []
+    for name in ("c.tif", "c.nc", "c.hdr"):
+        config = field_config(cube=str(tmp_path / name), gt=str(tmp_path / "gt.npy"), model="svm", pca=5, patch=1)
+        train(config, tmp_path / name.replace(".", "_"), progress=False)
+        metrics.append((tmp_path / name.replace(".", "_") / "metrics.json").read_bytes())
+    assert metrics[0] == metrics[1] == metrics[2]
+    assert json.loads(metrics[0])["oa"] > 0.5
