@@ -99,6 +99,13 @@ def build_parser():
     p.add_argument("--data-dir", help="also look in this folder")
     p.set_defaults(run=_datasets)
 
+    p = sub.add_parser("inspect", parents=[common], help="print what a cube file holds",
+                       description="Print what the reader of FILE found: shape, dtype, wavelength range, bad "
+                                   "bands, no-data share, CRS and transform (or the swath geometry).")
+    p.add_argument("file", help="a cube file of any known reader (.tif, .nc, .he5, .hdr, .mat, .npy, ...)")
+    p.add_argument("--key", help="the array's name, for files holding several")
+    p.set_defaults(run=_inspect)
+
     p = sub.add_parser("download", parents=[common], help="download a known scene",
                        description="Download a known scene's files (checksum-verified where known) into "
                                    "--data-dir or the user cache.")
@@ -386,6 +393,13 @@ def _datasets(args):
         status = ("tensorly package (offline)" if where == "tensorly" else f"local: {where[0].parent}"
                   if where else "not local (downloads on first use)")
         print(f"{name:<13} {len(info.classes):>2} classes  {info.title:<52} {status}")
+    return 0
+
+
+def _inspect(args):
+    from .data.io import inspect_file
+
+    print("\n".join(inspect_file(args.file, args.key)))
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Read cubes and label maps from .mat (v5 and v7.3), ENVI .hdr/.img and .npy files.
+"""Read cubes and label maps through the reader registry (:mod:`hsi.data.readers`); the built-in readers of
+.mat (v5 and v7.3), ENVI .hdr/.img and .npy files live here.
 
 ENVI and .npy cubes stay on disk as a :class:`~hsi.data.mapped.MappedCube` (memory-mapped, read as needed);
 .mat cubes are read whole.
@@ -10,6 +11,7 @@ import numpy as np
 from ..errors import DataError
 from .envi import open_image, split_list
 from .mapped import MappedCube
+from .readers import Contents, reader_for, register_reader
 
 _KINDS = {"cube": "3-D numeric array (rows, cols, bands)", "labels": "2-D integer label map (rows, cols)"}
 
@@ -23,16 +25,9 @@ def read_array(path, key=None, kind="cube"):
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found (expected a {_KINDS[kind]})")
-    suffix = path.suffix.lower()
-    if suffix == ".mat":
-        arrays, wavelengths = _read_mat(path), None
-    elif suffix in (".hdr", ".img", ".raw", ".dat"):
-        arrays, wavelengths = _read_envi(path)
-    elif suffix == ".npy":
-        arrays, wavelengths = {"": _read_npy(path)}, None
-    else:
-        raise DataError(f"{path}: unsupported file type {suffix!r} (expected .mat, .hdr/.img or .npy)")
-    array = _pick(path, arrays, key, kind)
+    contents = reader_for(path)(path)
+    wavelengths = contents.wavelengths
+    array = _pick(path, contents.arrays, key, kind)
     if kind == "cube" and isinstance(array, np.memmap):
         array = MappedCube(array, source=str(path))
     elif kind == "labels":
@@ -42,17 +37,62 @@ def read_array(path, key=None, kind="cube"):
     return array, wavelengths
 
 
+def inspect_file(path, key=None) -> list[str]:
+    """What the reader of ``path`` found, one ``name: value`` line each: reader, shape, dtype, wavelength range,
+    bad bands, no-data share, geometry. Reads the whole cube once (a block of rows at a time) for the no-data share."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found (expected a cube file)")
+    reader = reader_for(path)
+    cube, wavelengths = read_array(path, key, "cube")
+    lines = [f"file: {path}", f"reader: {getattr(reader, 'reader_name', reader.__name__)}",
+             f"shape: {' x '.join(map(str, cube.shape))} (rows x cols x bands)",
+             f"dtype: {getattr(getattr(cube, 'raw', cube), 'dtype', cube.dtype)} in the file, read as float32"]
+    if wavelengths is not None and len(wavelengths):
+        lines.append(f"wavelengths: {wavelengths.min():g} - {wavelengths.max():g} nm ({len(wavelengths)} bands)")
+    fwhm = getattr(cube, "fwhm", None)
+    if fwhm is not None:
+        lines.append(f"fwhm: {fwhm.min():g} - {fwhm.max():g} nm")
+    dropped = getattr(cube, "dropped_bands", [])
+    lines.append(f"bad bands: {len(dropped)}" + (f" (file bands {dropped})" if dropped else ""))
+    if isinstance(cube, MappedCube):
+        step = max(1, 2**22 // max(1, cube.shape[1] * cube.shape[2]))
+        empty = sum(int(cube.nodata((slice(r, r + step), slice(None))).sum()) for r in range(0, cube.shape[0], step))
+        lines.append(f"no-data: {empty / max(1, cube.shape[0] * cube.shape[1]):.1%} of pixels")
+    geometry = getattr(cube, "geometry", None) or {}
+    if geometry.get("crs"):
+        lines.append(f"crs: {_crs_name(geometry['crs'])}")
+    if geometry.get("transform"):
+        lines.append(f"transform: {tuple(round(v, 6) for v in geometry['transform'])}")
+    swath = [k for k in ("lat", "lon", "glt_x", "glt_y") if k in geometry]
+    if swath:
+        lines.append(f"swath geometry: {', '.join(f'{k} {geometry[k].shape}' for k in swath)}")
+    return lines
+
+
+def _crs_name(crs):
+    try:
+        from pyproj import CRS
+
+        found = CRS.from_user_input(crs)
+        return f"{found.name} ({found.to_authority() and ':'.join(found.to_authority())})"
+    except Exception:
+        return str(crs)[:80]
+
+
+@register_reader("mat", suffixes=(".mat",))
 def _read_mat(path):
+    """Every numeric array of a MATLAB v5 or v7.3 file, read whole."""
     import h5py
     import scipy.io
 
     if h5py.is_hdf5(path):  # MATLAB v7.3
-        return _read_mat73(path)
+        return Contents(_read_mat73(path))
     try:
         data = scipy.io.loadmat(path)
     except Exception as exc:  # scipy raises many types for damaged files
         raise DataError(f"{path}: unreadable or truncated .mat file ({_reason(exc)})") from None
-    return {k: v for k, v in data.items() if not k.startswith("__") and isinstance(v, np.ndarray)}
+    return Contents({k: v for k, v in data.items() if not k.startswith("__") and isinstance(v, np.ndarray)})
 
 
 def _read_mat73(path):
@@ -66,6 +106,7 @@ def _read_mat73(path):
         raise DataError(f"{path}: unreadable or truncated .mat v7.3 file ({_reason(exc)})") from None
 
 
+@register_reader("envi", suffixes=(".hdr", ".img", ".raw", ".dat"))
 def _read_envi(path):
     """The image as a :class:`MappedCube` (``bbl`` bad bands dropped, ``data ignore value`` kept as no-data,
     the header entries in ``.header``) and its wavelengths (of the kept bands)."""
@@ -91,7 +132,7 @@ def _read_envi(path):
             wavelengths = None
         if wavelengths is not None and len(wavelengths) == bands and keep is not None:
             wavelengths = wavelengths[keep]
-    return {"": cube}, wavelengths
+    return Contents({"": cube}, wavelengths)
 
 
 def _numbers(hdr, header, key, count):
@@ -104,9 +145,11 @@ def _numbers(hdr, header, key, count):
     return values
 
 
+@register_reader("npy", suffixes=(".npy",))
 def _read_npy(path):
+    """The array of a .npy file, memory-mapped."""
     try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
+        return Contents({"": np.load(path, mmap_mode="r", allow_pickle=False)})
     except Exception as exc:
         raise DataError(f"{path}: unreadable or truncated .npy file ({_reason(exc)})") from None
 
@@ -146,3 +189,6 @@ def _fits(array, kind):
 def _reason(exc):
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+from . import geo  # noqa: E402,F401  (registers the GeoTIFF, NetCDF and HE5 readers; their libraries load on use)

@@ -15,12 +15,16 @@ class MappedCube:
 
     ndim = 3
     dtype = np.dtype(np.float32)
+    fwhm: np.ndarray | None
+    geometry: dict
 
     def __init__(self, raw, *, keep=None, ignore_value=None, source=""):
         self.raw = raw
         self.keep = None if keep is None else np.asarray(keep, dtype=np.intp)
         self.ignore_value = None if ignore_value is None else float(ignore_value)
         self.source = source
+        self.fwhm = None       # band widths (nm) of the kept bands, when the product gives them
+        self.geometry = {}     # crs + transform, or lat/lon/glt_x/glt_y (see hsi.data.geo)
 
     @property
     def shape(self):

@@ -1,0 +1,195 @@
+"""Readers of today's spaceborne products (the ``geo`` extra): GeoTIFF/COG with EnMAP's METADATA.XML beside it,
+EMIT-style NetCDF-4 and PRISMA-style HDF5-EOS. Each cube is a :class:`~hsi.data.mapped.MappedCube` over a
+:class:`~hsi.data.windowed.WindowedArray`: nothing is read until pixels are indexed, then only their window, scaled
+to reflectance, no-data as NaN (read as 0 and masked), bad bands dropped. ``cube.fwhm`` and ``cube.geometry``
+(``crs`` + ``transform``, or ``lat``/``lon``/``glt_x``/``glt_y`` for swaths) carry the rest.
+"""
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataError
+from .mapped import MappedCube
+from .readers import Contents, register_reader
+from .windowed import WindowedArray
+
+
+class _Handle:
+    """An open file, opened at first use in each process (so a cube survives pickling into data-loader workers)."""
+
+    def __init__(self, path: Path, opener):
+        self.path, self.opener, self._file, self._pid = path, opener, None, None
+
+    def get(self):
+        if self._file is None or self._pid != os.getpid():
+            self._file, self._pid = self.opener(self.path), os.getpid()
+        return self._file
+
+    def __getstate__(self):
+        return {**self.__dict__, "_file": None, "_pid": None}
+
+
+def _cube(path: Path, windowed: WindowedArray, keep, wavelengths, fwhm, geometry: dict[str, Any]) -> Contents:
+    if keep is not None and len(keep) == 0:
+        raise DataError(f"{path}: every band is flagged bad; expected at least one good band")
+    cube = MappedCube(windowed, keep=keep, ignore_value=float("nan"), source=str(path))
+
+    def select(values):
+        return None if values is None else np.asarray(values, dtype=np.float64)[keep if keep is not None else ...]
+
+    cube.fwhm, cube.geometry = select(fwhm), geometry
+    return Contents({"": cube}, wavelengths=select(wavelengths), fwhm=cube.fwhm, geometry=geometry)
+
+
+def _enmap_metadata(image: Path) -> Path | None:
+    """``*-SPECTRAL_IMAGE.TIF`` -> ``*-METADATA.XML`` beside it, if there."""
+    stem = image.stem
+    for tag in ("SPECTRAL_IMAGE", "spectral_image"):
+        if tag in stem:
+            for name in (stem.replace(tag, "METADATA") + ".XML", stem.replace(tag, "METADATA") + ".xml"):
+                if (image.parent / name).is_file():
+                    return image.parent / name
+    return None
+
+
+def _enmap_bands(xml: Path, count: int) -> dict[str, np.ndarray]:
+    """Wavelength, FWHM, gain and offset of each band from ``specific/bandCharacterisation/bandID``."""
+    try:
+        bands = ET.parse(xml).getroot().findall(".//bandCharacterisation/bandID")
+        table = {name: np.array([float(b.findtext(tag) or "") for b in bands]) for name, tag in
+                 (("wavelengths", "wavelengthCenterOfBand"), ("fwhm", "FWHMOfBand"), ("gain", "GainOfBand"),
+                  ("offset", "OffsetOfBand"))}
+    except (ET.ParseError, TypeError, ValueError) as exc:
+        raise DataError(f"{xml}: not an EnMAP METADATA.XML with bandCharacterisation/bandID entries of "
+                        f"wavelengthCenterOfBand, FWHMOfBand, GainOfBand, OffsetOfBand ({exc})") from None
+    if len(bands) != count:
+        raise DataError(f"{xml}: describes {len(bands)} bands but the image has {count}; expected one bandID each")
+    return table
+
+
+@register_reader("geotiff", suffixes=(".tif", ".tiff"))
+def read_geotiff(path: Path) -> Contents:
+    """A GeoTIFF/COG of any band count (rows, cols, bands), with EnMAP's METADATA.XML when it sits beside it."""
+    import rasterio
+    from rasterio.windows import Window
+
+    try:
+        with rasterio.open(path) as src:
+            shape, nodata = (src.height, src.width, src.count), src.nodata
+            scales, offsets = np.array(src.scales), np.array(src.offsets)
+            geometry = {"crs": src.crs.to_wkt() if src.crs else None, "transform": tuple(src.transform)[:6]}
+            names = list(src.descriptions)
+    except rasterio.errors.RasterioIOError as exc:
+        raise DataError(f"{path}: unreadable GeoTIFF ({exc})") from None
+    wavelengths = fwhm = None
+    xml = _enmap_metadata(path)
+    if xml is not None:
+        table = _enmap_bands(xml, shape[2])
+        wavelengths, fwhm, scales, offsets = table["wavelengths"], table["fwhm"], table["gain"], table["offset"]
+        geometry["metadata"] = str(xml)
+    elif all(n and n.replace(".", "", 1).isdigit() for n in names):
+        wavelengths = np.array(names, dtype=np.float64)
+    handle = _Handle(path, rasterio.open)
+
+    def read(r0, r1, c0, c1):
+        return handle.get().read(window=Window(c0, r0, c1 - c0, r1 - r0)).transpose(1, 2, 0)
+
+    windowed = WindowedArray(shape, read, scale=scales, offset=offsets, nodata=nodata)
+    return _cube(path, windowed, None, wavelengths, fwhm, geometry)
+
+
+def _h5(path: Path):
+    import h5py
+
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise DataError(f"{path}: unreadable HDF5/NetCDF-4 file ({exc})") from None
+
+
+def _attr(obj, name: str, default=None):
+    value = obj.attrs.get(name, default)
+    return value.item() if isinstance(value, np.ndarray) and value.size == 1 else value
+
+
+@register_reader("netcdf", suffixes=(".nc", ".nc4"))
+def read_netcdf(path: Path) -> Contents:
+    """An EMIT-style NetCDF-4: ``reflectance(downtrack, crosstrack, bands)``, ``sensor_band_parameters``
+    (``wavelengths``, ``fwhm``, ``good_wavelengths``) and ``location`` (``lat``, ``lon``, ``glt_x``, ``glt_y``)."""
+    with _h5(path) as f:
+        name = next((n for n in ("reflectance", "radiance") if n in f), None)
+        if name is None or f[name].ndim != 3:
+            raise DataError(f"{path}: no 3-D 'reflectance' or 'radiance' variable (downtrack, crosstrack, bands); "
+                            f"the file holds {sorted(f)}")
+        var = f[name]
+        shape, nodata = var.shape, _attr(var, "_FillValue")
+        scale, offset = _attr(var, "scale_factor", 1.0), _attr(var, "add_offset", 0.0)
+        bands = f.get("sensor_band_parameters")
+        wavelengths = np.asarray(bands["wavelengths"]) if bands is not None and "wavelengths" in bands else None
+        fwhm = np.asarray(bands["fwhm"]) if bands is not None and "fwhm" in bands else None
+        good = np.asarray(bands["good_wavelengths"]) if bands is not None and "good_wavelengths" in bands else None
+        location = f.get("location")
+        geometry: dict[str, Any] = {k: np.asarray(location[k]) for k in ("lat", "lon", "glt_x", "glt_y")
+                                    if location is not None and k in location}
+        if "geotransform" in f.attrs:
+            geometry["glt_transform"] = tuple(float(v) for v in f.attrs["geotransform"])
+        if "spatial_ref" in f.attrs:
+            geometry["crs"] = str(_attr(f, "spatial_ref"))
+    handle = _Handle(path, _h5)
+
+    def read(r0, r1, c0, c1):
+        return handle.get()[name][r0:r1, c0:c1, :]
+
+    keep = None if good is None or good.all() else np.flatnonzero(good)
+    windowed = WindowedArray(shape, read, scale=scale, offset=offset, nodata=nodata)
+    return _cube(path, windowed, keep, wavelengths, fwhm, geometry)
+
+
+@register_reader("prisma", suffixes=(".he5",))
+def read_prisma(path: Path) -> Contents:
+    """A PRISMA-style HDF5-EOS: ``VNIR_Cube`` and ``SWIR_Cube`` (lines, bands, samples) in
+    ``HDFEOS/SWATHS/<swath>/Data Fields``, wavelengths ``List_Cw_Vnir``/``List_Cw_Swir`` (0 = unused band) and
+    ``L2Scale{Vnir,Swir}{Min,Max}`` in the file's attributes; bands returned in increasing wavelength."""
+    with _h5(path) as f:
+        swaths = f.get("HDFEOS/SWATHS")
+        swath = next((s for s in (swaths or {}) if "Data Fields/VNIR_Cube" in swaths[s]), None)
+        if swath is None:
+            raise DataError(f"{path}: no HDFEOS/SWATHS/<swath>/Data Fields/VNIR_Cube; expected a PRISMA product")
+        group = f"HDFEOS/SWATHS/{swath}/Data Fields"
+        cubes = [n for n in ("VNIR_Cube", "SWIR_Cube") if n in f[group]]
+        lines, _, samples = f[f"{group}/VNIR_Cube"].shape
+        counts = [f[f"{group}/{n}"].shape[1] for n in cubes]
+        wavelengths, fwhm, scale, offset = [], [], [], []
+        for cube, count in zip(cubes, counts, strict=True):
+            part = cube.split("_")[0].capitalize()
+            wavelengths.append(np.asarray(f.attrs[f"List_Cw_{part}"], dtype=np.float64))
+            fwhm.append(np.asarray(f.attrs.get(f"List_Fwhm_{part}", np.zeros(count)), dtype=np.float64))
+            low = float(_attr(f, f"L2Scale{part}Min", 0.0))
+            high = float(_attr(f, f"L2Scale{part}Max", 65535.0))
+            scale.append(np.full(count, (high - low) / 65535.0))
+            offset.append(np.full(count, low))
+        geo = f.get(f"HDFEOS/SWATHS/{swath}/Geolocation Fields")
+        geometry: dict[str, Any] = {key.lower()[:3]: np.asarray(geo[key]) for key in ("Latitude", "Longitude")
+                                    if geo is not None and key in geo}
+        if "Epsg_Code" in f.attrs and "Product_ULcorner_easting" in f.attrs:
+            geometry["crs"] = f"EPSG:{int(_attr(f, 'Epsg_Code'))}"
+            size = 30.0
+            geometry["transform"] = (size, 0.0, float(_attr(f, "Product_ULcorner_easting")), 0.0, -size,
+                                     float(_attr(f, "Product_ULcorner_northing")))
+    handle = _Handle(path, _h5)
+
+    def read(r0, r1, c0, c1):
+        return np.concatenate([handle.get()[f"{group}/{n}"][r0:r1, :, c0:c1].transpose(0, 2, 1) for n in cubes],
+                              axis=2)
+
+    all_wavelengths = np.concatenate(wavelengths)
+    keep = np.flatnonzero(all_wavelengths > 0)
+    keep = keep[np.argsort(all_wavelengths[keep], kind="stable")]
+    windowed = WindowedArray((lines, samples, sum(counts)), read, scale=np.concatenate(scale),
+                             offset=np.concatenate(offset))
+    return _cube(path, windowed, keep, all_wavelengths, np.concatenate(fwhm), geometry)
