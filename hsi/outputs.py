@@ -204,7 +204,8 @@ def write_envi(job: MapJob, prefix: Path) -> dict[str, tuple[Path, str]]:
     colours and the input's map information."""
     img, hdr = _file(prefix, ".img"), _file(prefix, ".hdr")
     values = job.values
-    if isinstance(values, np.memmap) and values.filename is not None and Path(values.filename) == img:
+    if isinstance(values, np.memmap) and values.filename is not None \
+            and Path(values.filename).resolve() == img.resolve():
         values.flush()                  # the streamed map is this file already
     else:
         np.asarray(values).tofile(img)

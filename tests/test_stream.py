@@ -107,3 +107,20 @@ def test_predict_scene_gives_nodata_pixels_no_class(streamed, trained):
     values = np.fromfile(written["envi"].with_suffix(".img"), dtype=np.uint8).reshape(40, 52)
     assert (labels[:4, :5] == -1).all() and (labels >= 0).sum() == 40 * 52 - 20
     np.testing.assert_array_equal(labels + 1, values)
+
+
+def test_envi_map_written_under_a_relative_prefix(streamed, flight_line, trained, tmp_path):
+    """The streamed map is already the .img file; under a relative prefix it used to be truncated while it was
+    still memory-mapped and read (SIGBUS). A child process, so that a crash fails this test, not the session."""
+    import subprocess
+    import sys
+
+    torch.save(trained, tmp_path / "model.pt")
+    code = ("import torch, hsi; from hsi.stream import stream_map; "
+            f"m = torch.load({str(tmp_path / 'model.pt')!r}, weights_only=False); "
+            f"stream_map(m, hsi.load_scene({str(flight_line)!r}), 'rel/map', formats=['envi'], tile=9)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    _, written = streamed
+    np.testing.assert_array_equal(np.fromfile(tmp_path / "rel" / "map.img", dtype=np.uint8),
+                                  np.fromfile(written["envi"].with_suffix(".img"), dtype=np.uint8))
