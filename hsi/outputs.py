@@ -13,10 +13,8 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +24,7 @@ from .atomic import atomic_path
 from .data.envi import carried_entries, classification_header, image_file
 from .data.mapped import release_pages
 from .errors import ConfigError
+from .plugins import load_plugins
 
 ENTRY_POINT_GROUP = "hsi.formats"
 SUFFIXES = {".png", ".npy", ".hdr", ".img", ".tif"}
@@ -71,15 +70,10 @@ def register_format(name: str) -> Callable[[Writer], Writer]:
 
 
 def _load_entry_points() -> dict[str, Writer]:
+    """Formats offered by installed packages, read once; broken ones are skipped."""
     global _entry_points
     if _entry_points is None:
-        _entry_points = {}
-        for entry in entry_points(group=ENTRY_POINT_GROUP):
-            try:
-                _entry_points[entry.name] = entry.load()
-            except Exception as error:  # a broken plug-in must not take the built-in formats down with it
-                warnings.warn(f"map format entry point {entry.name!r} skipped: it failed to load "
-                              f"({type(error).__name__}: {error})", RuntimeWarning, stacklevel=3)
+        _entry_points = load_plugins(ENTRY_POINT_GROUP, "map format", "format", _registered)
     return _entry_points
 
 

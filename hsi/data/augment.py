@@ -23,15 +23,14 @@ without arguments), read at first use.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable, Iterable, Sequence
-from importlib.metadata import entry_points
 from typing import Protocol
 
 import torch
 
 from ..checks import is_whole
 from ..errors import ConfigError
+from ..plugins import load_plugins
 
 ENTRY_POINT_GROUP = "hsi.augmentations"
 _registered: dict[str, Callable[[], Transform]] = {}    # lower-case name -> class or factory (built-ins first)
@@ -133,23 +132,9 @@ def register_augmentation(name: str) -> Callable:
 def _load_entry_points(force: bool = False) -> dict[str, Callable[[], Transform]]:
     """Transforms offered by installed packages, read once (again with ``force=True``); broken ones are skipped."""
     global _entry_points
-    if _entry_points is not None and not force:
-        return _entry_points
-    found = {}
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
-        key = entry.name.strip().lower()
-        if key in _registered or key in found:
-            warnings.warn(f"augmentation entry point {entry.name!r} = {entry.value!r} ignored: that name is taken",
-                          RuntimeWarning, stacklevel=3)
-            continue
-        try:
-            transform = entry.load()
-        except Exception as error:  # a broken plug-in must not take the built-in transforms down with it
-            warnings.warn(f"augmentation entry point {entry.name!r} = {entry.value!r} skipped: it failed to load "
-                          f"({type(error).__name__}: {error})", RuntimeWarning, stacklevel=3)
-            continue
-        found[key] = transform
-    _entry_points = found
+    if _entry_points is None or force:
+        _entry_points = load_plugins(ENTRY_POINT_GROUP, "augmentation", "transform", _registered,
+                                      key=lambda n: n.strip().lower())
     return _entry_points
 
 

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import inspect
 import re
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
 from torch import nn
 
 from ..errors import ConfigError
+from ..plugins import load_plugins, skip_plugin
 
 ENTRY_POINT_GROUP = "hsi.models"
 BUILDER_ARGUMENTS = ("bands", "n_classes", "patch_size", "attention")
@@ -61,28 +60,16 @@ def register_model(model_class: type, name: str | None = None) -> Callable[[Buil
 def _load_entry_points(force: bool = False) -> dict[str, ModelEntry]:
     """Models offered by installed packages, read once (again with ``force=True``); broken ones are skipped."""
     global _entry_points
-    if _entry_points is not None and not force:
-        return _entry_points
-    found: dict[str, ModelEntry] = {}
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
-        if entry.name in _registered or entry.name in found:
-            warnings.warn(f"model entry point {entry.name!r} = {entry.value!r} ignored: a model of that name is "
-                          f"already known", RuntimeWarning, stacklevel=3)
-            continue
-        try:
-            builder = entry.load()
-        except Exception as error:  # a broken plug-in must not take the built-in models down with it
-            warnings.warn(f"model entry point {entry.name!r} = {entry.value!r} skipped: it failed to load "
-                          f"({type(error).__name__}: {error})", RuntimeWarning, stacklevel=3)
-            continue
-        model_class = builder if isinstance(builder, type) else getattr(builder, "model_class", None)
-        if model_class is None:
-            warnings.warn(f"model entry point {entry.name!r} = {entry.value!r} skipped: it is neither an nn.Module "
-                          f"class nor a builder decorated with hsi.register_model", RuntimeWarning, stacklevel=3)
-            continue
-        found[entry.name] = ModelEntry(entry.name, builder, model_class)
-    _entry_points = found
-    return found
+    if _entry_points is None or force:
+        _entry_points = {}
+        for name, builder in load_plugins(ENTRY_POINT_GROUP, "model", "model", _registered).items():
+            model_class = builder if isinstance(builder, type) else getattr(builder, "model_class", None)
+            if model_class is None:
+                skip_plugin("model", name, "it is neither an nn.Module class nor a builder decorated with "
+                                           "hsi.register_model")
+                continue
+            _entry_points[name] = ModelEntry(name, builder, model_class)
+    return _entry_points
 
 
 def reload_entry_points() -> None:

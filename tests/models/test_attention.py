@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 import hsi
+from hsi import plugins
 from hsi.errors import ConfigError
 from hsi.models.attention import create_attention, list_attention, register_attention, registry
 from hsi.models.attention.cbam import CBAM
@@ -271,7 +272,7 @@ def test_entry_points_are_read_once_at_first_use(monkeypatch):
         reads.append(group)
         return []
 
-    monkeypatch.setattr(registry, "entry_points", fake_entry_points)
+    monkeypatch.setattr(plugins, "entry_points", fake_entry_points)      # every registry reads through hsi.plugins
     monkeypatch.setattr(registry, "_entry_points", None)
     assert reads == []
     list_attention()

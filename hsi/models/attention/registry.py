@@ -4,13 +4,12 @@ Every block is built as ``Block(channels, **kw)`` and maps ``(N, C, H, W)`` to t
 blocks register themselves with :func:`register_attention`; installed packages add blocks through the
 ``hsi.attention`` entry-point group (name = block name, value = class or factory), read at first use.
 """
-import warnings
-from importlib.metadata import entry_points
 
 from torch import nn
 
 from ...checks import check_positive
 from ...errors import ConfigError
+from ...plugins import load_plugins, skip_plugin
 
 ENTRY_POINT_GROUP = "hsi.attention"
 _registered: dict = {}  # lower-case name -> class or factory registered in code (built-ins first)
@@ -48,28 +47,12 @@ def register_attention(name):
 def _load_entry_points(force=False):
     """Blocks offered by installed packages, read once (again with ``force=True``); broken ones are skipped."""
     global _entry_points
-    if _entry_points is not None and not force:
-        return _entry_points
-    found = {}
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
-        key = entry.name.strip().lower()
-        if key in _registered or key in found:
-            owner = "a built-in block" if key in _registered else "another entry point"
-            warnings.warn(f"attention entry point {entry.name!r} = {entry.value!r} ignored: {owner} already "
-                          f"has that name", RuntimeWarning, stacklevel=3)
-            continue
-        try:
-            block = entry.load()
-        except Exception as error:  # a broken plug-in must not take the built-in blocks down with it
-            warnings.warn(f"attention entry point {entry.name!r} = {entry.value!r} skipped: it failed to load "
-                          f"({type(error).__name__}: {error})", RuntimeWarning, stacklevel=3)
-            continue
-        if not callable(block):
-            warnings.warn(f"attention entry point {entry.name!r} = {entry.value!r} skipped: it is not a class "
-                          f"or factory", RuntimeWarning, stacklevel=3)
-            continue
-        found[key] = block
-    _entry_points = found
+    if _entry_points is None or force:
+        found = load_plugins(ENTRY_POINT_GROUP, "attention", "block", _registered, key=lambda n: n.strip().lower())
+        for name in [name for name, block in found.items() if not callable(block)]:
+            skip_plugin("attention", name, "it is not a class or factory")
+            del found[name]
+        _entry_points = found
     return _entry_points
 
 
