@@ -16,11 +16,14 @@ The attention slot, ``after_spatial``, takes the last 2-D map ``(N, width, h, w)
 units, before the pooling.
 """
 
+from __future__ import annotations
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
+from .attention.registry import AttentionOption
 from .backbone import check_sizes, slot, slot_spec
 from .registry import register_model
 
@@ -35,11 +38,11 @@ class ECA(nn.Module):
     """Efficient channel attention: a 3×3 convolution (padded; on the one-row map of channel means only its
     middle row acts) over the channel means, then a sigmoid gate."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.conv = nn.Conv2d(1, 1, 3, padding=1, bias=False)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         means = x.mean((2, 3, 4)).view(len(x), 1, 1, -1)
         return x * torch.sigmoid(self.conv(means)).view(len(x), -1, 1, 1, 1)
 
@@ -48,7 +51,7 @@ class ResidualUnit(nn.Module):
     """``x + eca(conv(bn-relu(conv(bn-relu(x)))))``; the first unit of a stage skips the leading BN-ReLU and
     normalises the body's output instead, the last applies BN-ReLU after the addition."""
 
-    def __init__(self, channels, kernel, padding, *, first=False, last=False):
+    def __init__(self, channels: int, kernel: int, padding: int, *, first: bool = False, last: bool = False) -> None:
         super().__init__()
         self.pre = None if first else _bn_relu(channels, 1e-5)
         self.conv1 = nn.Conv3d(channels, channels, kernel, padding=padding)
@@ -58,7 +61,7 @@ class ResidualUnit(nn.Module):
         self.eca = ECA()
         self.post_add = _bn_relu(channels, 1e-5) if last else None
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.conv1(x if self.pre is None else self.pre(x)))
         out = self.conv2(F.relu(self.bn1(out)))
         out = self.eca(out if self.post_body is None else self.post_body(out)) + x
@@ -71,7 +74,8 @@ class A2S2KResNet(nn.Module):
     kind = "patch"
     slot_names = ("after_spatial",)
 
-    def __init__(self, *, bands, n_classes, patch_size, attention=None, width=24, reduction=2):
+    def __init__(self, *, bands: int, n_classes: int, patch_size: int, attention: AttentionOption = None,
+                 width: int = 24, reduction: int = 2) -> None:
         super().__init__()
         self.bands, self.n_classes, self.patch_size = bands, n_classes, patch_size
         spectral, spatial = (SPECTRAL_KERNEL, 1, 1), (1, 3, 3)
@@ -91,14 +95,14 @@ class A2S2KResNet(nn.Module):
         self.slot = slot(slot_spec(attention, "after_spatial"), width)
         self.fc = nn.Linear(width, n_classes)
 
-    def select(self, x):
+    def select(self, x: torch.Tensor) -> torch.Tensor:
         """The selective-kernel stem: both branches weighed by a softmax over their (shared) excitation."""
         branches = torch.stack((self.branch3x3(x), self.branch1x1(x)), 1)
         logits = self.excite(self.squeeze(branches.sum(1).mean((2, 3, 4), keepdim=True)))
         weights = torch.stack((logits, logits), 1).softmax(1)
         return (branches * weights).sum(1)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.select(x.unsqueeze(1) if x.dim() == 4 else x)
         x = self.collapse(self.spectral_units(x)).transpose(1, 2)      # the 128 maps become the band axis
         x = self.spatial_units(self.spatial_conv(x)).squeeze(2)
@@ -106,7 +110,8 @@ class A2S2KResNet(nn.Module):
 
 
 @register_model(A2S2KResNet)
-def a2s2k_resnet(*, bands, n_classes, patch_size=9, attention=None, width=24, reduction=2) -> A2S2KResNet:
+def a2s2k_resnet(*, bands: int, n_classes: int, patch_size: int = 9, attention: AttentionOption = None, width: int = 24,
+                 reduction: int = 2) -> A2S2KResNet:
     """A2S2K-ResNet (Roy et al. 2021) at the authors' sizes (24 kernels, reduction 2; their Indian Pines
     setting is all 200 bands after PCA, 9×9, batch 32, Adam 1e-3). Smallest window 3, smallest band count
     7 (the 7-band spectral kernels; also at least 2 × reduction). Slot: ``after_spatial``."""

@@ -7,6 +7,8 @@ and dual coefficients; the trees' node arrays), so a checkpoint holds tensors on
 ``weights_only=True``. ``forward`` recomputes scikit-learn's own outputs from those buffers: the SVM's one-vs-rest
 decision function, the forest's log class probabilities.
 """
+from __future__ import annotations
+
 import numbers
 import warnings
 
@@ -16,6 +18,7 @@ from torch import nn
 
 from ..checks import check_positive, is_whole
 from ..errors import ConfigError
+from .attention.registry import AttentionOption
 from .registry import register_model
 
 
@@ -27,7 +30,7 @@ class FittedPixelClassifier(nn.Module):
     fitted_by = "scikit-learn"       # trained by ``fit`` on all training pixels at once, not by gradient steps
     input_radius = 0                 # reads only the centre pixel of its window
 
-    def __init__(self, bands, n_classes, patch_size, buffers):
+    def __init__(self, bands: int, n_classes: int, patch_size: int, buffers: dict[str, torch.Tensor]) -> None:
         super().__init__()
         self.bands, self.n_classes, self.patch_size = bands, n_classes, patch_size
         for name, value in buffers.items():
@@ -41,10 +44,10 @@ class FittedPixelClassifier(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property
-    def fitted(self):
+    def fitted(self) -> bool:
         return any(buffer.numel() for buffer in self.buffers())
 
-    def spectra(self, x):
+    def spectra(self, x: torch.Tensor) -> torch.Tensor:
         """The centre spectra ``(N, bands)`` float64 of ``(N, 1, bands, p, p)`` windows (or of ``(N, bands)``)."""
         if x.dim() == 5:
             x = x[:, 0, :, x.shape[-2] // 2, x.shape[-1] // 2]
@@ -61,14 +64,15 @@ class RBFSVM(FittedPixelClassifier):
     (a class with fewer pixels than folds sits out of some validation folds: expected with 10 % of a rare class, so
     scikit-learn's warning about it is not shown)."""
 
-    def __init__(self, bands, n_classes, patch_size=1, C=None, gamma=None, folds=3):
+    def __init__(self, bands: int, n_classes: int, patch_size: int = 1, C: float | None = None,
+                 gamma: float | str | None = None, folds: int = 3) -> None:
         empty = torch.zeros(0, dtype=torch.float64)
         super().__init__(bands, n_classes, patch_size, {"support_vectors": empty.reshape(0, bands), "dual_coef": empty,
                                             "intercept": empty, "n_support": torch.zeros(0, dtype=torch.long),
                                             "gamma": empty, "classes": torch.zeros(0, dtype=torch.long)})
         self.C, self.gamma_option, self.folds = C, gamma, folds
 
-    def fit(self, x, y):
+    def fit(self, x: np.ndarray, y: np.ndarray) -> None:
         from sklearn.model_selection import GridSearchCV, StratifiedKFold
         from sklearn.svm import SVC
 
@@ -92,7 +96,7 @@ class RBFSVM(FittedPixelClassifier):
         self.classes = torch.tensor(svc.classes_, dtype=torch.long)
         return {"C": svc.C, "gamma": float(svc._gamma), "support_vectors": int(len(svc.support_vectors_))}
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         kernel = torch.exp(-self.gamma * torch.cdist(self.spectra(x), self.support_vectors) ** 2)   # (N, S)
         starts = torch.cumsum(self.n_support, 0) - self.n_support
         present = len(self.classes)
@@ -117,20 +121,20 @@ class RBFSVM(FittedPixelClassifier):
 class RandomForest(FittedPixelClassifier):
     """scikit-learn's ``RandomForestClassifier``; ``forward`` gives the log of its ``predict_proba``."""
 
-    def __init__(self, bands, n_classes, patch_size=1, trees=200, seed=0):
+    def __init__(self, bands: int, n_classes: int, patch_size: int = 1, trees: int = 200, seed: int = 0) -> None:
         long, f64 = torch.zeros(0, 0, dtype=torch.long), torch.zeros(0, 0, dtype=torch.float64)
         super().__init__(bands, n_classes, patch_size, {"left": long, "right": long, "feature": long, "threshold": f64,
                                             "leaf_proba": torch.zeros(0, 0, 0, dtype=torch.float64),
                                             "classes": torch.zeros(0, dtype=torch.long)})
         self.trees, self.seed = trees, seed
 
-    def fit(self, x, y):
+    def fit(self, x: np.ndarray, y: np.ndarray) -> None:
         from sklearn.ensemble import RandomForestClassifier
 
         forest = RandomForestClassifier(self.trees, random_state=self.seed, n_jobs=1).fit(x, y)
         nodes = max(tree.tree_.node_count for tree in forest.estimators_)
 
-        def stack(field, fill, dtype):
+        def stack(field: str, fill: int, dtype: type) -> torch.Tensor:
             out = np.full((len(forest.estimators_), nodes), fill, dtype=dtype)
             for t, tree in enumerate(forest.estimators_):
                 values = getattr(tree.tree_, field)
@@ -147,7 +151,7 @@ class RandomForest(FittedPixelClassifier):
         self.classes = torch.tensor(forest.classes_, dtype=torch.long)
         return {"trees": self.trees, "nodes": int(nodes)}
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         spectra = self.spectra(x).float().double()      # scikit-learn compares float32 features with thresholds
         n, trees = len(spectra), torch.arange(self.left.shape[0], device=x.device)
         node = torch.zeros(n, len(trees), dtype=torch.long, device=x.device)
@@ -173,7 +177,8 @@ def _spread(scores, classes, n_classes, floor):
 
 
 @register_model(RBFSVM)
-def svm(*, bands, n_classes, patch_size=1, attention=None, C=None, gamma=None, folds=3) -> RBFSVM:
+def svm(*, bands: int, n_classes: int, patch_size: int = 1, attention: AttentionOption = None, C: float | None = None,
+        gamma: float | str | None = None, folds: int = 3) -> RBFSVM:
     """RBF SVM on single-pixel spectra, C and γ by cross-validation on the training pixels."""
     _check_pixel_input("svm", attention)
     for name, value, words in (("C", C, ()), ("gamma", gamma, ("scale", "auto"))):
@@ -188,7 +193,8 @@ def svm(*, bands, n_classes, patch_size=1, attention=None, C=None, gamma=None, f
 
 
 @register_model(RandomForest)
-def rf(*, bands, n_classes, patch_size=1, attention=None, trees=200, seed=0) -> RandomForest:
+def rf(*, bands: int, n_classes: int, patch_size: int = 1, attention: AttentionOption = None, trees: int = 200,
+       seed: int = 0) -> RandomForest:
     """Random forest on single-pixel spectra."""
     _check_pixel_input("rf", attention)
     return RandomForest(bands, n_classes, patch_size, trees=check_positive("trees", trees), seed=seed)

@@ -11,11 +11,14 @@ The attention slot, ``features``, takes the last volume with its depth folded in
 network holds a channel × space map.
 """
 
+from __future__ import annotations
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
+from .attention.registry import AttentionOption
 from .backbone import check_sizes, slot, slot_spec
 from .registry import register_model
 
@@ -26,7 +29,7 @@ class CNN3D(nn.Module):
     kind = "patch"
     slot_names = ("features",)
 
-    def __init__(self, *, bands, n_classes, patch_size, attention=None):
+    def __init__(self, *, bands: int, n_classes: int, patch_size: int, attention: AttentionOption = None) -> None:
         super().__init__()
         self.bands, self.n_classes, self.patch_size = bands, n_classes, patch_size
         self.conv1 = nn.Conv3d(1, 20, 3, padding=1 if patch_size == 3 else 0)
@@ -46,18 +49,18 @@ class CNN3D(nn.Module):
         nn.init.kaiming_normal_(self.fc.weight)
         nn.init.zeros_(self.fc.bias)
 
-    def volume(self, x):
+    def volume(self, x: torch.Tensor) -> torch.Tensor:
         """The last feature volume, its depth folded into channels: ``(N, 35 × depth, h, w)``."""
         x = self.pool1(F.relu(self.conv1(x.unsqueeze(1) if x.dim() == 4 else x)))
         x = self.pool2(F.relu(self.conv2(x)))
         return F.relu(self.conv4(F.relu(self.conv3(x)))).flatten(1, 2)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.slot(self.volume(x)).flatten(1))
 
 
 @register_model(CNN3D)
-def cnn3d(*, bands, n_classes, patch_size=5, attention=None) -> CNN3D:
+def cnn3d(*, bands: int, n_classes: int, patch_size: int = 5, attention: AttentionOption = None) -> CNN3D:
     """Hamida et al. 2018's 3-D CNN; their window is 5×5. Smallest window 3, smallest band count 3.
     Slot: ``features``."""
     check_sizes("cnn3d", bands, n_classes, patch_size)

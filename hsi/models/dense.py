@@ -13,6 +13,8 @@ pixel); for kernels of :data:`FFT_MIN_KERNEL` and more it is computed by overlap
 :data:`FFT_BLOCK` output pixels (the same sums, ~2.5× faster on CPU, closer to the float64 result than the
 direct float32 convolution).
 """
+from __future__ import annotations
+
 import math
 
 import torch
@@ -27,16 +29,17 @@ FFT_BLOCK = 16          # output block side of the overlap-save FFT (FFT size FF
 FFT_CHUNK = 128         # blocks transformed at once: bounds the FFT temporaries (~320 MB for HybridSN)
 
 
-def supports_dense(model):
+def supports_dense(model: nn.Module) -> bool:
     return isinstance(model, HybridSN)
 
 
-def first_window_slot(model):
+def first_window_slot(model: nn.Module) -> int | None:
     """Index of the first stage whose slot holds a block, or None when every slot is empty."""
     return next((i for i, slot in enumerate(model.slots) if not isinstance(slot, nn.Identity)), None)
 
 
-def dense_logits(model, padded, batch_size=256, cache=None):
+def dense_logits(model: nn.Module, padded: torch.Tensor, batch_size: int = 256,
+                 cache: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
     """Logits ``(H, W, n_classes)`` for every pixel of a padded scene ``(1, 1, bands, H + p - 1, W + p - 1)``.
 
     The model must be in eval mode; ``batch_size`` bounds the windows run at once after an attention slot.
@@ -62,7 +65,9 @@ def _head_as_convolution(model, x, cache):
     return rest(hidden.flatten(1).T).view(height, width, -1)
 
 
-def fft_valid_conv2d(x, kernel, bias, cache=None, block=FFT_BLOCK, chunk=FFT_CHUNK):
+def fft_valid_conv2d(x: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor | None,
+                     cache: dict[str, torch.Tensor] | None = None, block: int = FFT_BLOCK,
+                     chunk: int = FFT_CHUNK) -> torch.Tensor:
     """``F.conv2d(x[None], kernel, bias)[0]`` (valid cross-correlation, ``x`` (C, H, W), ``kernel``
     (O, C, k, k)) by overlap-save FFT: each ``block × block`` output block is the tail of the circular
     convolution of its ``(block + k - 1)²`` input window with the flipped kernel; channels are summed per
@@ -107,7 +112,7 @@ def _per_window(model, x, stage, batch_size):
     return out.view(height, width, -1)
 
 
-def activation_floats_per_pixel(model):
+def activation_floats_per_pixel(model: nn.Module) -> int:
     """Floats the dense pass holds per scene pixel (every layer's output per position, summed over the
     stages run on the whole scene, plus the head's hidden vector): the estimate behind the tile size."""
     stop = first_window_slot(model)

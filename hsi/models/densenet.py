@@ -9,6 +9,8 @@ transition compresses it. Inside a dense layer a block would see only the k (def
 channels for a channel gate's bottleneck, and there is no addition to put it before; after the block it
 re-weights every map the transition is about to mix, as a block after a residual stage does.
 """
+from __future__ import annotations
+
 from collections import OrderedDict
 
 import torch
@@ -16,6 +18,7 @@ from torch import nn
 
 from ..checks import check_positive
 from ..errors import ConfigError
+from .attention.registry import AttentionOption
 from .backbone import PatchClassifier, bn_relu, check_sizes, conv1x1, conv3x3, slot, slot_spec, stage_strides, stem
 from .registry import register_model
 
@@ -25,16 +28,16 @@ N_BLOCKS = 3
 class DenseLayer(nn.Module):
     """BN-ReLU-1×1 (4k maps) - BN-ReLU-3×3 (k maps), concatenated to the input."""
 
-    def __init__(self, in_channels, growth):
+    def __init__(self, in_channels: int, growth: int) -> None:
         super().__init__()
         self.layers = nn.Sequential(bn_relu(in_channels), conv1x1(in_channels, 4 * growth),
                                     bn_relu(4 * growth), conv3x3(4 * growth, growth))
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([x, self.layers(x)], dim=1)
 
 
-def transition(in_channels, out_channels, stride):
+def transition(in_channels: int, out_channels: int, stride: int) -> nn.Sequential:
     """BN-ReLU-1×1 compression, then 2×2 average pooling when ``stride`` is 2 (ceil mode: odd maps keep
     their border)."""
     pool = [nn.AvgPool2d(2, ceil_mode=True)] if stride == 2 else []
@@ -42,8 +45,9 @@ def transition(in_channels, out_channels, stride):
 
 
 @register_model(PatchClassifier)
-def densenet_bc(*, bands, n_classes, patch_size=25, attention=None, depth=40, growth=24,
-                compression=0.5) -> PatchClassifier:
+def densenet_bc(*, bands: int, n_classes: int, patch_size: int = 25, attention: AttentionOption = None, depth: int = 40,
+                growth: int = 24,
+                compression: float = 0.5) -> PatchClassifier:
     """DenseNet-BC of ``depth`` (6n + 4) with growth rate ``growth``; the stem has ``2 * growth`` maps."""
     check_sizes("densenet_bc", bands, n_classes, patch_size)
     depth, growth = check_positive("depth", depth), check_positive("growth", growth)

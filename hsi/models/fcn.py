@@ -14,6 +14,8 @@ score map of a 145-pixel scene and a receptive field wider than the scene; its 2
 The input is zero-padded at the bottom and right to a multiple of the total stride and the logits are cropped
 back to ``H x W``.
 """
+from __future__ import annotations
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -22,6 +24,7 @@ from torch import nn
 from ..checks import check_fraction, check_positive, check_positive_tuple
 from ..errors import ConfigError
 from .attention import create_attention
+from .attention.registry import AttentionOption
 from .hybridsn import _slot_specs
 from .registry import register_model
 
@@ -31,7 +34,7 @@ def _conv_bn_relu(in_channels, out_channels, kernel_size=3):
             nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)]
 
 
-def bilinear_kernel(channels, factor):
+def bilinear_kernel(channels: int, factor: int) -> torch.Tensor:
     """ConvTranspose2d weights ``(channels, channels, 2 * factor, 2 * factor)`` that upsample each channel
     bilinearly by ``factor`` (channel c to channel c only)."""
     size = 2 * factor
@@ -42,7 +45,7 @@ def bilinear_kernel(channels, factor):
     return weight
 
 
-def upsampler(channels, factor):
+def upsampler(channels: int, factor: int) -> nn.ConvTranspose2d:
     """A transposed convolution initialised to bilinear upsampling by ``factor``: ``n`` -> ``n * factor``,
     output pixel centres aligned with input pixel centres."""
     up = nn.ConvTranspose2d(channels, channels, 2 * factor, stride=factor, padding=factor // 2, bias=False)
@@ -58,7 +61,8 @@ class Encoder(nn.Module):
     last stride).
     """
 
-    def __init__(self, bands, widths, context_width, attention, dropout):
+    def __init__(self, bands: int, widths: tuple[int, ...], context_width: int, attention: AttentionOption,
+                 dropout: float) -> None:
         super().__init__()
         widths, context_width = check_positive_tuple("widths", widths), check_positive("context_width", context_width)
         dropout = check_fraction("dropout", dropout)
@@ -75,7 +79,7 @@ class Encoder(nn.Module):
         self.widths, self.context_width = widths, context_width
         self.stride = 2 ** len(widths)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         pooled = []
         for stage in self.stages:
             x = stage(x)
@@ -89,13 +93,14 @@ class SceneModel(nn.Module):
     kind = "scene"
     patch_size = None          # reads whole scenes, not windows
 
-    def __init__(self, bands, n_classes, widths, context_width, attention, dropout):
+    def __init__(self, bands: int, n_classes: int, widths: tuple[int, ...], context_width: int,
+                 attention: AttentionOption, dropout: float) -> None:
         super().__init__()
         self.bands, self.n_classes = bands, n_classes
         self.encoder = Encoder(bands, widths, context_width, attention, dropout)
         self.stride = self.encoder.stride
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
         x = F.pad(x, (0, -width % self.stride, 0, -height % self.stride))
         return self.decode(*self.encoder(x))[..., :height, :width]
@@ -107,7 +112,8 @@ class FCN(SceneModel):
     fusion after a 2x transposed convolution, then one transposed convolution to the input resolution;
     every transposed convolution starts as bilinear upsampling and the skip score layers start at zero."""
 
-    def __init__(self, *, bands, n_classes, skips, widths, context_width, attention, dropout):
+    def __init__(self, *, bands: int, n_classes: int, skips: int, widths: tuple[int, ...], context_width: int,
+                 attention: AttentionOption, dropout: float) -> None:
         super().__init__(bands, n_classes, widths, context_width, attention, dropout)
         self.score = nn.Conv2d(context_width, n_classes, 1)
         self.skip_scores = nn.ModuleList(nn.Conv2d(widths[-2 - i], n_classes, 1) for i in range(skips))
@@ -117,7 +123,7 @@ class FCN(SceneModel):
         self.skip_ups = nn.ModuleList(upsampler(n_classes, 2) for _ in range(skips))
         self.final_up = upsampler(n_classes, self.stride // 2 ** skips)
 
-    def decode(self, pooled, context):
+    def decode(self, pooled: list[torch.Tensor], context: torch.Tensor) -> torch.Tensor:
         x = self.score(context)
         for i, (up, score) in enumerate(zip(self.skip_ups, self.skip_scores)):
             x = up(x) + score(pooled[-2 - i])
@@ -128,7 +134,7 @@ class SeparableConv(nn.Sequential):
     """FastFCN's separable convolution: depthwise 3x3 at ``dilation``, BN, pointwise 1x1 to ``out_channels``;
     then BN and ReLU."""
 
-    def __init__(self, in_channels, out_channels, dilation):
+    def __init__(self, in_channels: int, out_channels: int, dilation: int) -> None:
         super().__init__(nn.Conv2d(in_channels, in_channels, 3, padding=dilation, dilation=dilation,
                                    groups=in_channels, bias=False),
                          nn.BatchNorm2d(in_channels), nn.Conv2d(in_channels, out_channels, 1, bias=False),
@@ -141,13 +147,13 @@ class JPU(nn.Module):
     channels each) at ``dilations`` in parallel, concatenated: ``len(dilations) * width`` channels at the
     finest of the three strides."""
 
-    def __init__(self, in_channels, width, dilations=(1, 2, 4, 8)):
+    def __init__(self, in_channels: int, width: int, dilations: tuple[int, ...] = (1, 2, 4, 8)) -> None:
         super().__init__()
         self.reduce = nn.ModuleList(nn.Sequential(*_conv_bn_relu(c, width)) for c in in_channels)
         self.dilated = nn.ModuleList(SeparableConv(len(in_channels) * width, width, d) for d in dilations)
         self.out_channels = len(dilations) * width
 
-    def forward(self, maps):
+    def forward(self, maps: list[torch.Tensor]) -> torch.Tensor:
         size = maps[0].shape[-2:]
         maps = [F.interpolate(reduce(m), size=size, mode="bilinear", align_corners=False) if i else reduce(m)
                 for i, (reduce, m) in enumerate(zip(self.reduce, maps))]
@@ -159,13 +165,14 @@ class FCNJPU(SceneModel):
     """The FCN encoder with a JPU head over (pool3, pool4, context), a 1x1 score layer and a bilinear-initialised
     transposed convolution back to the input resolution."""
 
-    def __init__(self, *, bands, n_classes, widths, context_width, attention, dropout, jpu_width):
+    def __init__(self, *, bands: int, n_classes: int, widths: tuple[int, ...], context_width: int,
+                 attention: AttentionOption, dropout: float, jpu_width: int) -> None:
         super().__init__(bands, n_classes, widths, context_width, attention, dropout)
         self.jpu = JPU((*self.encoder.widths[-3:-1], context_width), check_positive("jpu_width", jpu_width))
         self.score = nn.Conv2d(self.jpu.out_channels, n_classes, 1)
         self.final_up = upsampler(n_classes, self.stride // 4)   # JPU output is at pool3's stride
 
-    def decode(self, pooled, context):
+    def decode(self, pooled: list[torch.Tensor], context: torch.Tensor) -> torch.Tensor:
         return self.final_up(self.score(self.jpu([pooled[-3], pooled[-2], context])))
 
 
@@ -178,29 +185,33 @@ def _fcn(skips, bands, n_classes, attention, widths, context_width, dropout):
 
 
 @register_model(FCN)
-def fcn32s(*, bands, n_classes, patch_size=None, attention=None, widths=WIDTHS, context_width=512,
-           dropout=0.5) -> FCN:
+def fcn32s(*, bands: int, n_classes: int, patch_size: int | None = None, attention: AttentionOption = None,
+           widths: tuple[int, ...] = WIDTHS, context_width: int = 512,
+           dropout: float = 0.5) -> FCN:
     """FCN-32s: the context scores upsampled once. ``patch_size`` is ignored (scene model). Slot: ``context``."""
     return _fcn(0, bands, n_classes, attention, widths, context_width, dropout)
 
 
 @register_model(FCN)
-def fcn16s(*, bands, n_classes, patch_size=None, attention=None, widths=WIDTHS, context_width=512,
-           dropout=0.5) -> FCN:
+def fcn16s(*, bands: int, n_classes: int, patch_size: int | None = None, attention: AttentionOption = None,
+           widths: tuple[int, ...] = WIDTHS, context_width: int = 512,
+           dropout: float = 0.5) -> FCN:
     """FCN-16s: the context scores upsampled 2x and fused with pool4's scores. Slot: ``context``."""
     return _fcn(1, bands, n_classes, attention, widths, context_width, dropout)
 
 
 @register_model(FCN)
-def fcn8s(*, bands, n_classes, patch_size=None, attention=None, widths=WIDTHS, context_width=512,
-          dropout=0.5) -> FCN:
+def fcn8s(*, bands: int, n_classes: int, patch_size: int | None = None, attention: AttentionOption = None,
+          widths: tuple[int, ...] = WIDTHS, context_width: int = 512,
+          dropout: float = 0.5) -> FCN:
     """FCN-8s: FCN-16s's fused scores upsampled 2x and fused with pool3's scores. Slot: ``context``."""
     return _fcn(2, bands, n_classes, attention, widths, context_width, dropout)
 
 
 @register_model(FCNJPU)
-def fcn_jpu(*, bands, n_classes, patch_size=None, attention=None, widths=WIDTHS, context_width=512, dropout=0.5,
-            jpu_width=64) -> FCNJPU:
+def fcn_jpu(*, bands: int, n_classes: int, patch_size: int | None = None, attention: AttentionOption = None,
+            widths: tuple[int, ...] = WIDTHS, context_width: int = 512, dropout: float = 0.5,
+            jpu_width: int = 64) -> FCNJPU:
     """FCN encoder + FastFCN's JPU over pool3, pool4 and the context map. Slot: ``context``."""
     return FCNJPU(bands=bands, n_classes=n_classes, widths=widths, context_width=context_width,
                   attention=attention, dropout=dropout, jpu_width=jpu_width)

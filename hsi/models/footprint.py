@@ -1,8 +1,11 @@
 """What a forward pass holds in memory: the output shape of every layer, observed with forward hooks."""
+from __future__ import annotations
+
 import torch
+from torch import nn
 
 
-def layer_output_shapes(module, x):
+def layer_output_shapes(module: nn.Module, x: torch.Tensor) -> list[tuple[int, ...]]:
     """Output shapes of every leaf module of ``module`` while it runs ``x`` once, in eval mode and without
     gradients (every submodule's training mode is restored after)."""
     shapes = []

@@ -5,12 +5,15 @@ ReLU), each followed by an attention *slot*, then a dense *head* on the flattene
 derived from ``bands`` and ``patch_size`` at construction, and the same split into stages is what lets
 :mod:`hsi.models.dense` run a trained network over a whole scene at once.
 """
+from __future__ import annotations
+
 import torch
 from torch import nn
 
 from ..checks import check_fraction
 from ..errors import ConfigError
 from .attention import create_attention
+from .attention.registry import AttentionOption
 from .registry import register_model
 
 
@@ -26,7 +29,7 @@ class Conv3dStack(nn.Module):
 
     kernels = ((8, 7), (16, 5), (32, 3))
 
-    def __init__(self, batch_norm=True):
+    def __init__(self, batch_norm: bool = True) -> None:
         super().__init__()
         layers, channels = [], 1
         for out, depth in self.kernels:
@@ -35,10 +38,10 @@ class Conv3dStack(nn.Module):
         self.layers = nn.Sequential(*layers)
 
     @classmethod
-    def depth_lost(cls):
+    def depth_lost(cls) -> int:
         return sum(depth - 1 for _, depth in cls.kernels)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.layers(x.unsqueeze(1) if x.dim() == 4 else x)
         return x.flatten(1, 2)
 
@@ -47,12 +50,12 @@ class Conv2dLayer(nn.Module):
     """A valid 3×3 2-D convolution with batch norm and ReLU; a 5-D input (N, 1, bands, H, W) is read with
     its bands as channels."""
 
-    def __init__(self, in_channels, out_channels=64, batch_norm=True):
+    def __init__(self, in_channels: int, out_channels: int = 64, batch_norm: bool = True) -> None:
         super().__init__()
         self.layers = nn.Sequential(*_conv_block(nn.Conv2d(in_channels, out_channels, 3, bias=not batch_norm),
                                                  batch_norm))
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x.flatten(1, 2) if x.dim() == 5 else x)
 
 
@@ -71,7 +74,8 @@ class HybridSN(nn.Module):
 
     kind = "patch"
 
-    def __init__(self, stages, slot_names, bands, n_classes, patch_size, attention=None, dropout=0.4):
+    def __init__(self, stages: list[nn.Module], slot_names: list[str], bands: int, n_classes: int, patch_size: int,
+                 attention: AttentionOption = None, dropout: float = 0.4) -> None:
         super().__init__()
         self.bands, self.n_classes, self.patch_size = bands, n_classes, patch_size
         self.stages = nn.ModuleList(stages)
@@ -95,13 +99,13 @@ class HybridSN(nn.Module):
         self.train()
         return shapes
 
-    def features(self, x, start=0):
+    def features(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
         """Stages and slots from stage ``start`` on."""
         for stage, slot in zip(self.stages[start:], self.slots[start:]):
             x = slot(stage(x))
         return x
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x).flatten(1))
 
 
@@ -124,7 +128,8 @@ def _check_sizes(model_name, bands, patch_size, min_bands, min_patch):
 
 
 @register_model(HybridSN)
-def hybridsn(*, bands, n_classes, patch_size=25, attention=None, batch_norm=True, dropout=0.4) -> HybridSN:
+def hybridsn(*, bands: int, n_classes: int, patch_size: int = 25, attention: AttentionOption = None,
+             batch_norm: bool = True, dropout: float = 0.4) -> HybridSN:
     """HybridSN (Roy et al. 2019): 3-D convolutions, spectral depth folded into channels, a 2-D convolution,
     then Linear 256 → Linear 128 → Linear n_classes with dropout. Slots: ``after_3d``, ``after_2d``."""
     _check_sizes("hybridsn", bands, patch_size, 1 + Conv3dStack.depth_lost(), 9)
@@ -135,8 +140,9 @@ def hybridsn(*, bands, n_classes, patch_size=25, attention=None, batch_norm=True
 
 
 @register_model(HybridSN)
-def hybridsn_2d3d(*, bands, n_classes, patch_size=25, attention=None, batch_norm=True,
-                  dropout=0.4) -> HybridSN:
+def hybridsn_2d3d(*, bands: int, n_classes: int, patch_size: int = 25, attention: AttentionOption = None,
+                  batch_norm: bool = True,
+                  dropout: float = 0.4) -> HybridSN:
     """The "2-D first" variant: a 2-D convolution with the bands as channels, its 64 maps lifted to a 3-D
     volume, then the three 3-D convolutions and the same head. Slots: ``after_2d``, ``after_3d``."""
     _check_sizes("hybridsn_2d3d", bands, patch_size, 1, 9)
@@ -145,7 +151,8 @@ def hybridsn_2d3d(*, bands, n_classes, patch_size=25, attention=None, batch_norm
 
 
 @register_model(HybridSN)
-def hybridsn_se(*, bands, n_classes, patch_size=25, attention="se", batch_norm=True, dropout=0.1) -> HybridSN:
+def hybridsn_se(*, bands: int, n_classes: int, patch_size: int = 25, attention: AttentionOption = "se",
+                batch_norm: bool = True, dropout: float = 0.1) -> HybridSN:
     """HybridSN with squeeze-excitation after the 3-D stack and after the 2-D convolution, dropout 0.1."""
     return hybridsn(bands=bands, n_classes=n_classes, patch_size=patch_size, attention=attention,
                     batch_norm=batch_norm, dropout=dropout)

@@ -7,12 +7,15 @@ spans one period of the encoder's stride (every alignment of the pooling grid), 
 upper bound on the Chebyshev distance from any output pixel to any input pixel it depends on (exact to within
 the stride).
 """
+from __future__ import annotations
+
 import copy
 
 import torch
+from torch import nn
 
 
-def receptive_field_radius(model, sides=(8, 16)):
+def receptive_field_radius(model: nn.Module, sides: tuple[int, ...] = (8, 16)) -> int | None:
     """Radius in pixels, or None when the output depends on the whole scene (a global block: pooling over the
     image, self-attention, ...). ``sides`` are the probe sizes tried, in multiples of ``model.stride``."""
     stride = model.stride

@@ -6,6 +6,10 @@ are summed. The default layout is ResNeSt's 2s1x64d unit (R = 2, K = 1, middle w
 ``(2, 2, 2, 2)`` stages with the ResNet widths 32-64-128-256; the attention slot ``unit`` sits before the
 addition, as in ResNet.
 """
+from __future__ import annotations
+
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -26,7 +30,8 @@ class SplitAttentionConv(nn.Module):
     value per sample, which BN cannot normalise in a batch of one.
     """
 
-    def __init__(self, in_channels, channels, stride=1, *, radix=2, cardinality=1, reduction=4, min_hidden=32):
+    def __init__(self, in_channels: int, channels: int, stride: int = 1, *, radix: int = 2, cardinality: int = 1,
+                 reduction: int = 4, min_hidden: int = 32) -> None:
         super().__init__()
         self.radix, self.cardinality = check_positive("radix", radix), check_positive("cardinality", cardinality)
         if in_channels % (radix * cardinality) or channels % cardinality:
@@ -43,7 +48,7 @@ class SplitAttentionConv(nn.Module):
         self.fc1 = nn.Sequential(nn.Conv2d(channels, hidden, 1, groups=cardinality), nn.ReLU(inplace=True))
         self.fc2 = nn.Conv2d(hidden, channels * radix, 1, groups=cardinality)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv(x)
         n, channels, height, width = x.shape
         channels //= self.radix                   # explicit sizes (no -1): an empty batch keeps its shape
@@ -57,15 +62,16 @@ class SplitAttentionConv(nn.Module):
 class SplitAttentionUnit(Bottleneck):
     """Bottleneck (×4 expansion) with a split-attention convolution in the middle; the stride is its own."""
 
-    def __init__(self, in_channels, planes, stride=1, *, radix=2, cardinality=1, **options):
+    def __init__(self, in_channels: int, planes: int, stride: int = 1, *, radix: int = 2, cardinality: int = 1,
+                 **options: Any) -> None:
         self.split_options = dict(radix=radix, cardinality=cardinality)
         super().__init__(in_channels, planes, stride, **options)
 
-    def middle(self, planes, stride):
+    def middle(self, planes: int, stride: int) -> nn.Module:
         return [SplitAttentionConv(planes, planes, stride, **self.split_options)]
 
 
 @register_model(PatchClassifier)
-def resnest(*, units=(2, 2, 2, 2), **options) -> PatchClassifier:
+def resnest(*, units: tuple[int, ...] = (2, 2, 2, 2), **options: Any) -> PatchClassifier:
     """ResNeSt with ``units`` split-attention units per stage (radix 2, cardinality 1 by default)."""
     return residual_network("resnest", SplitAttentionUnit, units, **options)

@@ -9,11 +9,17 @@ Widths 32-64-128-256 (ImageNet's 64..512 halved): a PCA patch has 15–30 channe
 thousand labelled pixels to learn from, not 1.2 million images, and a quarter of the weights is a quarter of
 the CPU time.
 """
+from __future__ import annotations
+
+from typing import Any
+
+import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..checks import check_positive_tuple
 from ..errors import ConfigError
+from .attention.registry import AttentionOption
 from .backbone import PatchClassifier, bn_relu, check_sizes, conv1x1, conv3x3, slot, slot_spec, stage_strides, stem
 from .registry import register_model
 
@@ -29,7 +35,8 @@ class ResidualUnit(nn.Module):
 
     expansion = 1
 
-    def __init__(self, in_channels, planes, stride=1, *, attention=None, preact=False):
+    def __init__(self, in_channels: int, planes: int, stride: int = 1, *, attention: AttentionOption = None,
+                 preact: bool = False) -> None:
         super().__init__()
         out_channels = planes * self.expansion
         self.pre = bn_relu(in_channels) if preact else None
@@ -41,10 +48,10 @@ class ResidualUnit(nn.Module):
             projection = conv1x1(in_channels, out_channels, stride)
             self.shortcut = projection if preact else nn.Sequential(projection, nn.BatchNorm2d(out_channels))
 
-    def layers(self, in_channels, planes, stride):
+    def layers(self, in_channels: int, planes: int, stride: int) -> nn.Sequential:
         raise NotImplementedError
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.pre is None:
             identity = x if self.shortcut is None else self.shortcut(x)
             return F.relu(self.slot(self.body(x)) + identity)
@@ -56,7 +63,7 @@ class ResidualUnit(nn.Module):
 class BasicBlock(ResidualUnit):
     """Two 3×3 convolutions."""
 
-    def layers(self, in_channels, planes, stride):
+    def layers(self, in_channels: int, planes: int, stride: int) -> nn.Sequential:
         return [conv3x3(in_channels, planes, stride), *bn_relu(planes), conv3x3(planes, planes)]
 
 
@@ -65,15 +72,16 @@ class Bottleneck(ResidualUnit):
 
     expansion = 4
 
-    def middle(self, planes, stride):
+    def middle(self, planes: int, stride: int) -> nn.Module:
         return [conv3x3(planes, planes, stride), *bn_relu(planes)]
 
-    def layers(self, in_channels, planes, stride):
+    def layers(self, in_channels: int, planes: int, stride: int) -> nn.Sequential:
         return [conv1x1(in_channels, planes), *bn_relu(planes), *self.middle(planes, stride),
                 conv1x1(planes, planes * self.expansion)]
 
 
-def make_layer(block, in_channels, planes, units, stride, **unit_options):
+def make_layer(block: type[nn.Module], in_channels: int, planes: int, units: int, stride: int,
+               **unit_options: Any) -> tuple[nn.Sequential, int]:
     """A stage of ``units`` residual units, the first with ``stride``; returns it and its output width."""
     layers = []
     for i in range(units):
@@ -82,8 +90,9 @@ def make_layer(block, in_channels, planes, units, stride, **unit_options):
     return nn.Sequential(*layers), in_channels
 
 
-def residual_network(name, block, units, *, bands, n_classes, patch_size, attention=None, preact=False,
-                     widths=WIDTHS, **unit_options):
+def residual_network(name: str, block: type[nn.Module], units: tuple[int, ...], *, bands: int, n_classes: int,
+                     patch_size: int, attention: AttentionOption = None, preact: bool = False,
+                     widths: tuple[int, ...] = WIDTHS, **unit_options: Any) -> PatchClassifier:
     """A stem of ``widths[0]``, then one stage per entry of ``units`` with ``widths[i]`` planes."""
     check_sizes(name, bands, n_classes, patch_size)
     units, widths = check_positive_tuple("units", units), check_positive_tuple("widths", widths)
@@ -100,36 +109,36 @@ def residual_network(name, block, units, *, bands, n_classes, patch_size, attent
 
 
 @register_model(PatchClassifier)
-def resnet18(**options) -> PatchClassifier:
+def resnet18(**options: Any) -> PatchClassifier:
     """ResNet-18: BasicBlock × (2, 2, 2, 2)."""
     return residual_network("resnet18", BasicBlock, (2, 2, 2, 2), **options)
 
 
 @register_model(PatchClassifier)
-def resnet34(**options) -> PatchClassifier:
+def resnet34(**options: Any) -> PatchClassifier:
     """ResNet-34: BasicBlock × (3, 4, 6, 3)."""
     return residual_network("resnet34", BasicBlock, (3, 4, 6, 3), **options)
 
 
 @register_model(PatchClassifier)
-def resnet50(**options) -> PatchClassifier:
+def resnet50(**options: Any) -> PatchClassifier:
     """ResNet-50: Bottleneck × (3, 4, 6, 3)."""
     return residual_network("resnet50", Bottleneck, (3, 4, 6, 3), **options)
 
 
 @register_model(PatchClassifier)
-def preact_resnet18(**options) -> PatchClassifier:
+def preact_resnet18(**options: Any) -> PatchClassifier:
     """Pre-activation ResNet-18: BN-ReLU before each convolution, identity shortcuts kept clean."""
     return residual_network("preact_resnet18", BasicBlock, (2, 2, 2, 2), preact=True, **options)
 
 
 @register_model(PatchClassifier)
-def se_resnet18(*, attention="se", **options) -> PatchClassifier:
+def se_resnet18(*, attention: AttentionOption = "se", **options: Any) -> PatchClassifier:
     """SE-ResNet-18 (Hu et al., CVPR 2018): ResNet-18 with squeeze-excitation in every unit."""
     return resnet18(attention=attention, **options)
 
 
 @register_model(PatchClassifier)
-def se_resnet50(*, attention="se", **options) -> PatchClassifier:
+def se_resnet50(*, attention: AttentionOption = "se", **options: Any) -> PatchClassifier:
     """SE-ResNet-50: ResNet-50 with squeeze-excitation in every unit."""
     return resnet50(attention=attention, **options)

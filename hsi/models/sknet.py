@@ -8,6 +8,12 @@ cannot normalise one pooled value per sample in a batch of one), then a 1×1 exp
 width, as in SKNet-50's 128 → 256. The default stage layout is SKNet-26's, ``(2, 2, 2, 2)`` units, with the
 ResNet widths 32-64-128-256 as middle widths; the attention slot ``unit`` sits before the addition, as in ResNet.
 """
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
 from ..checks import check_positive
 from .attention.sk import SelectiveKernel
 from .backbone import PatchClassifier
@@ -21,17 +27,18 @@ class SKUnit(Bottleneck):
 
     expansion = 2
 
-    def __init__(self, in_channels, planes, stride=1, *, branches=2, groups=32, reduction=16, min_hidden=32,
-                 **options):
+    def __init__(self, in_channels: int, planes: int, stride: int = 1, *, branches: int = 2, groups: int = 32,
+                 reduction: int = 16, min_hidden: int = 32,
+                 **options: Any) -> None:
         self.sk_options = dict(dilations=tuple(range(1, check_positive("branches", branches) + 1)), groups=groups,
                                reduction=reduction, min_hidden=min_hidden)
         super().__init__(in_channels, planes, stride, **options)
 
-    def middle(self, planes, stride):
+    def middle(self, planes: int, stride: int) -> nn.Module:
         return [SelectiveKernel(planes, stride=stride, **self.sk_options)]
 
 
 @register_model(PatchClassifier)
-def sknet(*, units=(2, 2, 2, 2), **options) -> PatchClassifier:
+def sknet(*, units: tuple[int, ...] = (2, 2, 2, 2), **options: Any) -> PatchClassifier:
     """SKNet with ``units`` SK units per stage (M = 2, G = 32, r = 16, L = 32 by default)."""
     return residual_network("sknet", SKUnit, units, **options)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import ConfigError
+from .attention.registry import AttentionOption
 
 
 def centre_spectrum(x: torch.Tensor) -> torch.Tensor:
@@ -19,7 +20,7 @@ def centre_spectrum(x: torch.Tensor) -> torch.Tensor:
     return x[:, :, x.shape[2] // 2, x.shape[3] // 2]
 
 
-def check_no_attention(name: str, attention) -> None:
+def check_no_attention(name: str, attention: AttentionOption) -> None:
     """Refuse an attention block for a model with no slot (None and "none" are accepted)."""
     if attention is not None and not (isinstance(attention, str) and attention.strip().lower() == "none"):
         raise ConfigError(f"{name} has no attention slot, got attention={attention!r}")

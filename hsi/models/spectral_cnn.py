@@ -8,11 +8,14 @@ No attention slot: the network has one 1-D map (20 channels along the spectrum) 
 2-D blocks to reweight.
 """
 
+from __future__ import annotations
+
 import math
 
 import torch
 from torch import nn
 
+from .attention.registry import AttentionOption
 from .backbone import check_sizes
 from .registry import register_model
 from .spectra import centre_spectrum, check_no_attention
@@ -26,7 +29,7 @@ class SpectralCNN(nn.Module):
     spectral_only = True
     input_radius = 0                 # reads only the centre pixel: leakage radius 0, mapped pixel by pixel
 
-    def __init__(self, *, bands, n_classes, patch_size=1):
+    def __init__(self, *, bands: int, n_classes: int, patch_size: int = 1) -> None:
         super().__init__()
         self.bands, self.n_classes, self.patch_size = bands, n_classes, patch_size
         kernel_size = math.ceil(bands / 9)
@@ -46,7 +49,7 @@ class SpectralCNN(nn.Module):
 
 
 @register_model(SpectralCNN)
-def spectral_cnn(*, bands, n_classes, patch_size=1, attention=None) -> SpectralCNN:
+def spectral_cnn(*, bands: int, n_classes: int, patch_size: int = 1, attention: AttentionOption = None) -> SpectralCNN:
     """Hu et al. 2015's spectral CNN. Reads one spectrum: any odd window (1 included), any band count >= 1.
     No attention slot."""
     check_sizes("spectral_cnn", bands, n_classes, patch_size)

@@ -17,11 +17,14 @@ No attention slot: the network holds a sequence of band tokens, never a channel 
 blocks (a patch-wise window is flattened into each token at the embedding).
 """
 
+from __future__ import annotations
+
 import torch
 from torch import nn
 
 from ..checks import check_fraction
 from ..errors import ConfigError
+from .attention.registry import AttentionOption
 from .backbone import check_sizes
 from .registry import register_model
 from .spectra import centre_spectrum, check_no_attention
@@ -31,7 +34,7 @@ class EncoderLayer(nn.Module):
     """Pre-norm multi-head self-attention (``heads × dim_head`` wide, no bias on q/k/v) and a GELU MLP, each
     added to its input."""
 
-    def __init__(self, dim, heads, dim_head, mlp_dim, dropout):
+    def __init__(self, dim: int, heads: int, dim_head: int, mlp_dim: int, dropout: float) -> None:
         super().__init__()
         self.heads, self.dim_head, self.scale = heads, dim_head, dim_head ** -0.5
         self.norm1 = nn.LayerNorm(dim)
@@ -41,13 +44,13 @@ class EncoderLayer(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(dim, mlp_dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(mlp_dim, dim),
                                  nn.Dropout(dropout))
 
-    def attend(self, x):
+    def attend(self, x: torch.Tensor) -> torch.Tensor:
         n, length, _ = x.shape
         q, k, v = self.qkv(x).view(n, length, 3, self.heads, self.dim_head).permute(2, 0, 3, 1, 4)
         weights = (q @ k.transpose(-2, -1) * self.scale).softmax(-1)
         return self.proj((weights @ v).transpose(1, 2).flatten(2))
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attend(self.norm1(x))
         return x + self.mlp(self.norm2(x))
 
@@ -59,8 +62,9 @@ class SpectralFormer(nn.Module):
     kind = "patch"
     spectral_only = False
 
-    def __init__(self, *, bands, n_classes, patch_size, pixelwise=False, band_patch=3, dim=64, depth=5, heads=4,
-                 dim_head=16, mlp_dim=8, dropout=0.1, caf=True):
+    def __init__(self, *, bands: int, n_classes: int, patch_size: int, pixelwise: bool = False, band_patch: int = 3,
+                 dim: int = 64, depth: int = 5, heads: int = 4,
+                 dim_head: int = 16, mlp_dim: int = 8, dropout: float = 0.1, caf: bool = True) -> None:
         super().__init__()
         self.bands, self.n_classes, self.patch_size = bands, n_classes, patch_size
         self.spectral_only = pixelwise
@@ -74,7 +78,7 @@ class SpectralFormer(nn.Module):
         self.fusions = nn.ModuleList(nn.Conv2d(bands + 1, bands + 1, (1, 2)) for _ in range(depth - 2 if caf else 0))
         self.head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, n_classes))
 
-    def group(self, x):
+    def group(self, x: torch.Tensor) -> torch.Tensor:
         """Band-group tokens ``(N, bands, band_patch × p × p)`` from the input."""
         if self.spectral_only:
             x = centre_spectrum(x).unsqueeze(-1)
@@ -82,7 +86,7 @@ class SpectralFormer(nn.Module):
             x = (x.squeeze(1) if x.dim() == 5 else x).flatten(2)
         return torch.cat([x.roll(-shift, 1) for shift in self.shifts], -1)
 
-    def encode(self, x):
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
         inputs = []
         for index, layer in enumerate(self.layers):
             inputs.append(x)
@@ -96,15 +100,17 @@ class SpectralFormer(nn.Module):
         """How far from its centre a window is read: 0 pixel-wise, half the window patch-wise."""
         return 0 if self.spectral_only else self.patch_size // 2
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         tokens = self.embedding(self.group(x))
         x = torch.cat((self.cls_token.expand(len(x), -1, -1), tokens), 1) + self.pos_embedding
         return self.head(self.encode(self.dropout(x))[:, 0])
 
 
 @register_model(SpectralFormer)
-def spectralformer(*, bands, n_classes, patch_size=7, attention=None, pixelwise=False, band_patch=3, dim=64,
-                   depth=5, heads=4, dim_head=16, mlp_dim=8, dropout=0.1, caf=True) -> SpectralFormer:
+def spectralformer(*, bands: int, n_classes: int, patch_size: int = 7, attention: AttentionOption = None,
+                   pixelwise: bool = False, band_patch: int = 3, dim: int = 64,
+                   depth: int = 5, heads: int = 4, dim_head: int = 16, mlp_dim: int = 8, dropout: float = 0.1,
+                   caf: bool = True) -> SpectralFormer:
     """SpectralFormer (Hong et al. 2022) at the authors' sizes (band groups of 3, width 64, 5 layers of 4 heads
     of 16, MLP width 8, dropout 0.1, CAF; ``caf=False`` is their ViT baseline). Patch-wise by default (their
     window 7×7); ``pixelwise=True`` reads one spectrum from any odd window. Smallest window 1, smallest band

@@ -9,11 +9,14 @@ The attention slot, ``after_2d``, sits on the 2-D map (64 channels) before the t
 still has a channel × space map for a channel or spatial block to reweight.
 """
 
+from __future__ import annotations
+
 import torch
 from torch import nn
 
 from ..checks import check_fraction
 from ..errors import ConfigError
+from .attention.registry import AttentionOption
 from .backbone import check_sizes, slot, slot_spec
 from .registry import register_model
 
@@ -22,7 +25,7 @@ class EncoderLayer(nn.Module):
     """Pre-norm multi-head self-attention and a GELU MLP, each added to its input (the authors' encoder, whose
     attention scale is ``dim ** -0.5``, not the usual per-head ``head_dim ** -0.5``)."""
 
-    def __init__(self, dim, heads, mlp_dim, dropout):
+    def __init__(self, dim: int, heads: int, mlp_dim: int, dropout: float) -> None:
         super().__init__()
         if dim % heads:
             raise ConfigError(f"ssftt: the token width {dim} must be a multiple of heads, got heads={heads}")
@@ -35,13 +38,13 @@ class EncoderLayer(nn.Module):
                                  nn.Dropout(dropout))
         self.dropout = nn.Dropout(dropout)
 
-    def attend(self, x):
+    def attend(self, x: torch.Tensor) -> torch.Tensor:
         n, length, dim = x.shape
         q, k, v = self.qkv(x).view(n, length, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
         weights = (q @ k.transpose(-2, -1) * self.scale).softmax(-1)
         return self.dropout(self.proj((weights @ v).transpose(1, 2).reshape(n, length, dim)))
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attend(self.norm1(x))
         return x + self.mlp(self.norm2(x))
 
@@ -52,8 +55,9 @@ class SSFTT(nn.Module):
     kind = "patch"
     slot_names = ("after_2d",)
 
-    def __init__(self, *, bands, n_classes, patch_size, attention=None, tokens=4, dim=64, depth=1, heads=8,
-                 mlp_dim=8, dropout=0.1):
+    def __init__(self, *, bands: int, n_classes: int, patch_size: int, attention: AttentionOption = None,
+                 tokens: int = 4, dim: int = 64, depth: int = 1, heads: int = 8,
+                 mlp_dim: int = 8, dropout: float = 0.1) -> None:
         super().__init__()
         self.bands, self.n_classes, self.patch_size = bands, n_classes, patch_size
         dropout = check_fraction("dropout", dropout)
@@ -73,13 +77,13 @@ class SSFTT(nn.Module):
         nn.init.xavier_uniform_(self.head.weight)
         nn.init.normal_(self.head.bias, std=1e-6)
 
-    def tokenize(self, x):
+    def tokenize(self, x: torch.Tensor) -> torch.Tensor:
         """``tokens`` tokens from the map ``(N, 64, h, w)``: each a softmax-weighted sum of projected pixels."""
         pixels = x.flatten(2).transpose(1, 2)                                # (N, h*w, 64)
         weights = (pixels @ self.token_wa.transpose(1, 2)).transpose(1, 2).softmax(-1)     # (N, tokens, h*w)
         return weights @ (pixels @ self.token_wv)                            # (N, tokens, dim)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv3d(x.unsqueeze(1) if x.dim() == 4 else x)
         x = self.slot(self.conv2d(x.flatten(1, 2)))
         tokens = self.tokenize(x)
@@ -88,8 +92,9 @@ class SSFTT(nn.Module):
 
 
 @register_model(SSFTT)
-def ssftt(*, bands, n_classes, patch_size=13, attention=None, tokens=4, dim=64, depth=1, heads=8, mlp_dim=8,
-          dropout=0.1) -> SSFTT:
+def ssftt(*, bands: int, n_classes: int, patch_size: int = 13, attention: AttentionOption = None, tokens: int = 4,
+          dim: int = 64, depth: int = 1, heads: int = 8, mlp_dim: int = 8,
+          dropout: float = 0.1) -> SSFTT:
     """SSFTT (Sun et al. 2022) at the authors' sizes (4 tokens of width 64, one encoder of 8 heads, MLP width 8,
     dropout 0.1); their setting is 30 PCA bands and 13×13. Smallest window 5, smallest band count 3 (the two
     valid 3×3 convolutions). Slot: ``after_2d``."""

@@ -1,4 +1,6 @@
 """Channel and spatial gates combined: CBAM (sequential) and BAM (parallel)."""
+from __future__ import annotations
+
 import torch
 from torch import nn
 
@@ -19,14 +21,14 @@ class CBAM(nn.Module):
     spatial gate: a ``kernel_size`` conv on the channel-wise [mean, max] maps, sigmoid.
     """
 
-    def __init__(self, channels, *, reduction=16, min_hidden=8, kernel_size=7):
+    def __init__(self, channels: int, *, reduction: int = 16, min_hidden: int = 8, kernel_size: int = 7) -> None:
         super().__init__()
         if check_positive("kernel_size", kernel_size) % 2 == 0:
             raise ConfigError(f"kernel_size must be odd, got {kernel_size}")
         self.mlp = _bottleneck_mlp(channels, hidden_width(channels, reduction, min_hidden))
         self.spatial = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         channel_logits = self.mlp(x.mean((2, 3), keepdim=True)) + self.mlp(x.amax((2, 3), keepdim=True))
         x = x * torch.sigmoid(channel_logits)
         maps = torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], dim=1)
@@ -41,7 +43,7 @@ class BAM(nn.Module):
     3x3 convs with ``dilation``, 1x1 to one map, with BN + ReLU between (on spatial maps only).
     """
 
-    def __init__(self, channels, *, reduction=16, min_hidden=8, dilation=4):
+    def __init__(self, channels: int, *, reduction: int = 16, min_hidden: int = 8, dilation: int = 4) -> None:
         super().__init__()
         hidden = hidden_width(channels, reduction, min_hidden)
         dilation = check_positive("dilation", dilation)
@@ -54,5 +56,5 @@ class BAM(nn.Module):
             nn.ReLU(inplace=True),
             nn.Conv2d(hidden, 1, 1))
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * (1 + torch.sigmoid(self.channel(x.mean((2, 3), keepdim=True)) + self.spatial(x)))

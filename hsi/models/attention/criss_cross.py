@@ -1,4 +1,6 @@
 """Criss-cross attention (CCNet, Huang et al., ICCV 2019)."""
+from __future__ import annotations
+
 import torch
 from torch import nn
 
@@ -15,7 +17,7 @@ class CrissCrossAttention(nn.Module):
     ``max(channels // reduction, min_hidden)`` channels.
     """
 
-    def __init__(self, channels, *, recurrence=2, reduction=8, min_hidden=8):
+    def __init__(self, channels: int, *, recurrence: int = 2, reduction: int = 8, min_hidden: int = 8) -> None:
         super().__init__()
         key_channels = hidden_width(channels, reduction, min_hidden)
         self.recurrence = check_positive("recurrence", recurrence)
@@ -24,7 +26,7 @@ class CrissCrossAttention(nn.Module):
         self.value = nn.Conv2d(channels, channels, 1)
         self.gamma = nn.Parameter(torch.zeros(1))
 
-    def attend(self, x):
+    def attend(self, x: torch.Tensor) -> torch.Tensor:
         """One criss-cross pass: ``x + gamma * (row and column context)``."""
         height, width = x.shape[2:]
         query, key, value = self.query(x), self.key(x), self.value(x)
@@ -39,7 +41,7 @@ class CrissCrossAttention(nn.Module):
                    + torch.einsum("nhwa,ncha->nchw", row_weights, value))
         return x + self.gamma * context
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         for _ in range(self.recurrence):
             x = self.attend(x)
         return x

@@ -1,5 +1,7 @@
 """DMNet's dynamic convolutional modules (He et al., "Dynamic Multi-scale Filters for Semantic Segmentation",
 ICCV 2019), as a shape-preserving block."""
+from __future__ import annotations
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -16,7 +18,7 @@ class DynamicConv(nn.Module):
     a sum of ``k * k`` shifted copies (DMNet's code uses one convolution with ``N * hidden`` groups: the same
     sums, checked against it in the tests)."""
 
-    def __init__(self, channels, hidden, filter_size):
+    def __init__(self, channels: int, hidden: int, filter_size: int) -> None:
         super().__init__()
         self.filter_size = filter_size
         self.generate = nn.Conv2d(channels, hidden, 1)
@@ -24,7 +26,7 @@ class DynamicConv(nn.Module):
                                     nn.ReLU(inplace=True))
         self.norm = nn.Sequential(nn.BatchNorm2d(hidden), nn.ReLU(inplace=True))
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         k = self.filter_size
         kernels = self.generate(F.adaptive_avg_pool2d(x, k))               # (N, hidden, k, k)
         features = self.reduce(x)
@@ -49,7 +51,8 @@ class DCM(nn.Module):
     read the input divided by its root mean square ``s`` and their outputs are multiplied by ``s``, so the block
     grows linearly like every other block; ``scale_free=False`` is DMNet's head exactly."""
 
-    def __init__(self, channels, *, filter_sizes=(1, 3, 5, 7), reduction=4, min_hidden=8, scale_free=True):
+    def __init__(self, channels: int, *, filter_sizes: tuple[int, ...] = (1, 3, 5, 7), reduction: int = 4,
+                 min_hidden: int = 8, scale_free: bool = True) -> None:
         super().__init__()
         self.scale_free = scale_free
         hidden = hidden_width(channels, reduction, min_hidden)
@@ -59,7 +62,7 @@ class DCM(nn.Module):
                                                bias=False),
                                      nn.BatchNorm2d(channels), nn.ReLU(inplace=True))
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.scale_free:
             return self.project(torch.cat([x] + [branch(x) for branch in self.branches], dim=1))
         peak = x.abs().amax((1, 2, 3), keepdim=True).clamp_min(1e-12)      # (x / peak)² cannot overflow

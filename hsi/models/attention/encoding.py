@@ -1,4 +1,6 @@
 """Context encoding (EncNet, Zhang et al., CVPR 2018)."""
+from __future__ import annotations
+
 import math
 
 import torch
@@ -17,7 +19,7 @@ class ContextEncoding(nn.Module):
     summed over positions, passed through BN + ReLU and averaged over codewords; an FC + sigmoid gives gamma.
     """
 
-    def __init__(self, channels, *, codewords=32):
+    def __init__(self, channels: int, *, codewords: int = 32) -> None:
         super().__init__()
         channels = check_positive("channels", channels)
         codewords = check_positive("codewords", codewords)
@@ -27,7 +29,7 @@ class ContextEncoding(nn.Module):
         self.norm = nn.BatchNorm1d(codewords)
         self.fc = nn.Linear(channels, channels)
 
-    def encode(self, x):
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Residual encoding ``e_k = sum_i a_ik (x_i - c_k)`` of the positions of ``x``: (N, K, C)."""
         features = x.flatten(2).transpose(1, 2)                                        # (N, HW, C)
         squared_distances = (features.square().sum(-1, keepdim=True) - 2 * features @ self.codewords.T
@@ -36,7 +38,7 @@ class ContextEncoding(nn.Module):
         # the sum expanded, so the (N, HW, K, C) residuals are never built
         return assignment.transpose(1, 2) @ features - assignment.sum(1).unsqueeze(-1) * self.codewords
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         context = torch.relu(self.norm(self.encode(x))).mean(1)                       # (N, C)
         gamma = torch.sigmoid(self.fc(context))
         return x + x * gamma[:, :, None, None]

@@ -1,4 +1,6 @@
 """Non-local block (``nonlocal`` is a Python keyword, hence the module name)."""
+from __future__ import annotations
+
 import torch
 from torch import nn
 
@@ -13,7 +15,7 @@ class NonLocal(nn.Module):
     projection's BN scale starts at 0, so the block is the identity at initialisation.
     """
 
-    def __init__(self, channels, *, reduction=2, min_hidden=8):
+    def __init__(self, channels: int, *, reduction: int = 2, min_hidden: int = 8) -> None:
         super().__init__()
         inner = hidden_width(channels, reduction, min_hidden)
         self.theta = nn.Conv2d(channels, inner, 1)
@@ -22,7 +24,7 @@ class NonLocal(nn.Module):
         self.out = nn.Sequential(nn.Conv2d(inner, channels, 1), nn.BatchNorm2d(channels))
         nn.init.zeros_(self.out[1].weight)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, _, h, w = x.shape
         theta, phi, g = self.theta(x).flatten(2), self.phi(x).flatten(2), self.g(x).flatten(2)  # (N, C', HW)
         weights = torch.softmax(theta.transpose(1, 2) @ phi, dim=-1)                           # (N, HW, HW)

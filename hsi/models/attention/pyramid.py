@@ -1,4 +1,6 @@
 """Multi-scale context pyramids, projected back to the input's channel count: ASPP and PSPNet's PPM."""
+from __future__ import annotations
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -24,7 +26,8 @@ class ASPP(nn.Module):
     have BN + ReLU; the pooled branch has no BN (it holds one value per sample).
     """
 
-    def __init__(self, channels, *, dilations=(2, 4, 6), reduction=4, min_hidden=8):
+    def __init__(self, channels: int, *, dilations: tuple[int, ...] = (2, 4, 6), reduction: int = 4,
+                 min_hidden: int = 8) -> None:
         super().__init__()
         hidden = hidden_width(channels, reduction, min_hidden)
         dilations = check_positive_tuple("dilations", dilations)
@@ -33,7 +36,7 @@ class ASPP(nn.Module):
         self.image_pool = nn.Sequential(nn.Conv2d(channels, hidden, 1), nn.ReLU(inplace=True))
         self.project = _conv_bn_relu(hidden * (len(dilations) + 2), channels)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         pooled = self.image_pool(x.mean((2, 3), keepdim=True)).expand(-1, -1, *x.shape[2:])
         return self.project(torch.cat([branch(x) for branch in self.branches] + [pooled], dim=1))
 
@@ -48,7 +51,7 @@ class PyramidPooling(nn.Module):
     1x1 conv + BN + ReLU.
     """
 
-    def __init__(self, channels, *, bins=(1, 2, 3, 6), min_hidden=8):
+    def __init__(self, channels: int, *, bins: tuple[int, ...] = (1, 2, 3, 6), min_hidden: int = 8) -> None:
         super().__init__()
         bins = check_positive_tuple("bins", bins)
         hidden = hidden_width(channels, len(bins), min_hidden)
@@ -57,7 +60,7 @@ class PyramidPooling(nn.Module):
             for size in bins)
         self.project = _conv_bn_relu(channels + hidden * len(bins), channels)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         pyramid = [F.interpolate(stage(x), size=x.shape[2:], mode="bilinear", align_corners=False)
                    for stage in self.stages]
         return self.project(torch.cat([x, *pyramid], dim=1))

@@ -4,6 +4,10 @@ Every block is built as ``Block(channels, **kw)`` and maps ``(N, C, H, W)`` to t
 blocks register themselves with :func:`register_attention`; installed packages add blocks through the
 ``hsi.attention`` entry-point group (name = block name, value = class or factory), read at first use.
 """
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 from torch import nn
 
@@ -12,11 +16,14 @@ from ...errors import ConfigError
 from ...plugins import load_plugins, skip_plugin
 
 ENTRY_POINT_GROUP = "hsi.attention"
+AttentionFactory = Callable[..., nn.Module]   # a block class or a factory ``f(channels, **kw)``
+AttentionSpec = str | AttentionFactory | None   # a registered name, a class or factory, or no block
+AttentionOption = AttentionSpec | dict[str, AttentionSpec]   # one spec for every slot, or one per slot
 _registered: dict = {}  # lower-case name -> class or factory registered in code (built-ins first)
 _entry_points = None    # lower-case name -> class or factory from installed packages; None until first use
 
 
-def hidden_width(channels, reduction, min_hidden):
+def hidden_width(channels: int, reduction: int, min_hidden: int) -> int:
     """Bottleneck width ``max(channels // reduction, min_hidden)``, with every argument checked."""
     channels = check_positive("channels", channels)
     return max(channels // check_positive("reduction", reduction), check_positive("min_hidden", min_hidden))
@@ -31,11 +38,11 @@ def _key(name):
     return key
 
 
-def register_attention(name):
+def register_attention(name: str) -> Callable[[AttentionFactory], AttentionFactory]:
     """Decorator registering a class or factory ``f(channels, **kw) -> nn.Module`` under ``name``."""
     key = _key(name)
 
-    def decorator(block):
+    def decorator(block: AttentionFactory) -> AttentionFactory:
         if key in _registered and _registered[key] is not block:
             raise ConfigError(f"attention block {key!r} is already registered as {_registered[key]!r}")
         _registered[key] = block
@@ -56,17 +63,17 @@ def _load_entry_points(force=False):
     return _entry_points
 
 
-def reload_entry_points():
+def reload_entry_points() -> None:
     """Read the ``hsi.attention`` entry points again (after installing a package or changing ``sys.path``)."""
     _load_entry_points(force=True)
 
 
-def list_attention():
+def list_attention() -> list[str]:
     """Sorted names of every known block: built-in, registered in code, or offered by an installed package."""
     return sorted({*_registered, *_load_entry_points()})
 
 
-def create_attention(spec, channels, **kw):
+def create_attention(spec: AttentionSpec, channels: int, **kw: Any) -> nn.Module | None:
     """The block ``spec`` for ``channels`` channels, or None for ``spec`` None / ``"none"``.
 
     ``spec`` is a registered name (any case), an ``nn.Module`` subclass or a factory; classes and factories

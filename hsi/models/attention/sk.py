@@ -1,4 +1,6 @@
 """Selective kernel convolution (SKNet, Li et al., CVPR 2019)."""
+from __future__ import annotations
+
 import math
 
 import torch
@@ -19,7 +21,8 @@ class SelectiveKernel(nn.Module):
     downsampling SK convolution (then the output is half the size; as an attention block it stays 1).
     """
 
-    def __init__(self, channels, *, dilations=(1, 2), groups=32, reduction=16, min_hidden=32, stride=1):
+    def __init__(self, channels: int, *, dilations: tuple[int, ...] = (1, 2), groups: int = 32, reduction: int = 16,
+                 min_hidden: int = 32, stride: int = 1) -> None:
         super().__init__()
         hidden = hidden_width(channels, reduction, min_hidden)
         dilations = check_positive_tuple("dilations", dilations)
@@ -32,7 +35,7 @@ class SelectiveKernel(nn.Module):
         self.squeeze = nn.Sequential(nn.Conv2d(channels, hidden, 1), nn.ReLU(inplace=True))
         self.select = nn.Conv2d(hidden, channels * len(dilations), 1)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         branches = torch.stack([branch(x) for branch in self.branches], dim=1)     # (N, B, C, H, W)
         summary = self.squeeze(branches.sum(1).mean((2, 3), keepdim=True))         # (N, hidden, 1, 1)
         logits = self.select(summary).view(*branches.shape[:3], 1, 1)              # (N, B, C, 1, 1)

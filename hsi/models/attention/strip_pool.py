@@ -1,4 +1,6 @@
 """Strip pooling (SPNet, Hou et al., CVPR 2020)."""
+from __future__ import annotations
+
 import torch
 from torch import nn
 
@@ -16,7 +18,7 @@ class StripPooling(nn.Module):
     a 1x1 conv, and the sigmoid of that scales ``x``.
     """
 
-    def __init__(self, channels, *, kernel_size=3):
+    def __init__(self, channels: int, *, kernel_size: int = 3) -> None:
         super().__init__()
         channels = check_positive("channels", channels)
         if check_positive("kernel_size", kernel_size) % 2 == 0:
@@ -25,7 +27,7 @@ class StripPooling(nn.Module):
         self.horizontal = nn.Conv2d(channels, channels, (1, kernel_size), padding=(0, kernel_size // 2))
         self.fuse = nn.Conv2d(channels, channels, 1)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         vertical = self.vertical(x.mean(3, keepdim=True))        # (N, C, H, 1)
         horizontal = self.horizontal(x.mean(2, keepdim=True))    # (N, C, 1, W)
         return x * torch.sigmoid(self.fuse(torch.relu(vertical + horizontal)))
