@@ -1,4 +1,7 @@
-"""The package's shape: no import cycle, and one source of truth for every setting (the config dataclasses)."""
+"""The package's shape: no import cycle, one source of truth for every setting (the config dataclasses), and type
+hints on every public function of the modules that mypy checks strictly."""
+import configparser
+import fnmatch
 import importlib.util
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -11,11 +14,15 @@ from hsi.config import FitOptions, RunConfig, field_default
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _layout():
-    spec = importlib.util.spec_from_file_location("layout", ROOT / "scripts" / "layout.py")
+def _script(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _layout():
+    return _script("layout")
 
 
 def test_no_import_cycle_inside_hsi():
@@ -63,3 +70,44 @@ def test_choices_come_from_the_fields():
     assert options["scheduler"].choices == ["plateau", "cosine"]
     assert isinstance(sub, _Parser)
     assert {f.name for f in fields(FitOptions)} <= set(options)
+
+
+def _strict_modules(names):
+    """The modules of ``names`` that setup.cfg's ``[mypy-...]`` sections give ``disallow_untyped_defs = True``."""
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    patterns = [pattern.strip() for section in config.sections() if section.startswith("mypy-")
+                and config[section].getboolean("disallow_untyped_defs", False)
+                for pattern in section.removeprefix("mypy-").split(",")]
+    for pattern in patterns:
+        assert any(fnmatch.fnmatchcase(name, pattern) for name in names), f"setup.cfg names no module: {pattern}"
+    return sorted(name for name in names if any(fnmatch.fnmatchcase(name, p) for p in patterns))
+
+
+def test_the_strictly_typed_modules_hint_every_public_function():
+    counts = _script("annotations").counts()
+    strict = _strict_modules(counts)
+    assert {"hsi.config", "hsi.models.hybridsn", "hsi.models.attention.cbam"} <= set(strict)
+    assert {name: missing for name in strict if (missing := counts[name][1])} == {}
+
+
+def test_the_hint_counter_finds_what_lacks_hints(tmp_path):
+    package = tmp_path / "hsi"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "a.py").write_text(
+        "def typed(x: int, *rest: str, flag: bool = False) -> int: ...\n"
+        "def no_return(x: int): ...\n"
+        "def _private(x): ...\n"
+        "class Model:\n"
+        "    def __init__(self, n: int): ...\n"
+        "    def forward(self, x) -> int: ...\n"
+        "    @staticmethod\n"
+        "    def make(n) -> 'Model': ...\n"
+        "    @classmethod\n"
+        "    def build(cls) -> 'Model': ...\n"
+        "class _Hidden:\n"
+        "    def run(self, x): ...\n")
+    counts = _script("annotations").counts(package)
+    assert counts["hsi.a"] == (6, ["no_return", "Model.forward", "Model.make"])
+    assert counts["hsi"] == (0, [])

@@ -30,7 +30,7 @@ from .registry import register_model
 SPECTRAL_KERNEL = 7
 
 
-def _bn_relu(channels, eps=1e-3):
+def _bn_relu(channels: int, eps: float = 1e-3) -> nn.Sequential:
     return nn.Sequential(nn.BatchNorm3d(channels, eps=eps), nn.ReLU(inplace=True))
 
 
@@ -51,7 +51,8 @@ class ResidualUnit(nn.Module):
     """``x + eca(conv(bn-relu(conv(bn-relu(x)))))``; the first unit of a stage skips the leading BN-ReLU and
     normalises the body's output instead, the last applies BN-ReLU after the addition."""
 
-    def __init__(self, channels: int, kernel: int, padding: int, *, first: bool = False, last: bool = False) -> None:
+    def __init__(self, channels: int, kernel: tuple[int, int, int], padding: tuple[int, int, int], *,
+                 first: bool = False, last: bool = False) -> None:
         super().__init__()
         self.pre = None if first else _bn_relu(channels, 1e-5)
         self.conv1 = nn.Conv3d(channels, channels, kernel, padding=padding)

@@ -8,6 +8,8 @@ work.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -61,7 +63,7 @@ def stage_strides(patch_size: int, n_stages: int) -> list[int]:
     return strides
 
 
-def check_sizes(model_name: str, bands: int, n_classes: int, patch_size: int):
+def check_sizes(model_name: str, bands: int, n_classes: int, patch_size: int) -> None:
     for name, value in (("bands", bands), ("n_classes", n_classes), ("patch_size", patch_size)):
         if not is_whole(value, 1):
             raise ConfigError(f"{model_name}: {name} must be an integer >= 1, got {value!r}")
@@ -79,7 +81,7 @@ class PatchClassifier(nn.Module):
 
     kind = "patch"
 
-    def __init__(self, stem: nn.Module, stages: list[nn.Module], *, bands: int, n_classes: int, patch_size: int,
+    def __init__(self, stem: nn.Module, stages: Sequence[nn.Module], *, bands: int, n_classes: int, patch_size: int,
                  slot_names: tuple[str, ...] = (), final: nn.Module | None = None) -> None:
         super().__init__()
         self.bands, self.n_classes, self.patch_size = bands, n_classes, patch_size

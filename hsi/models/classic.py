@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numbers
 import warnings
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,7 +38,8 @@ class FittedPixelClassifier(nn.Module):
             self.register_buffer(name, value)
         self.dummy = nn.Parameter(torch.zeros(0), requires_grad=False)   # optimisers and .to() need one
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+    def _load_from_state_dict(self, state_dict: dict[str, torch.Tensor], prefix: str, *args: Any,
+                              **kwargs: Any) -> None:
         for name in list(self._buffers):                                   # the fitted sizes come with the weights
             if prefix + name in state_dict:
                 setattr(self, name, torch.empty_like(state_dict[prefix + name]))
@@ -53,7 +55,7 @@ class FittedPixelClassifier(nn.Module):
             x = x[:, 0, :, x.shape[-2] // 2, x.shape[-1] // 2]
         return x.reshape(len(x), self.bands).double()
 
-    def __call__(self, x):
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if not self.fitted:
             raise ConfigError(f"{type(self).__name__} is not fitted; train it (fit) before predicting")
         return super().__call__(x)
@@ -72,7 +74,7 @@ class RBFSVM(FittedPixelClassifier):
                                             "gamma": empty, "classes": torch.zeros(0, dtype=torch.long)})
         self.C, self.gamma_option, self.folds = C, gamma, folds
 
-    def fit(self, x: np.ndarray, y: np.ndarray) -> None:
+    def fit(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
         from sklearn.model_selection import GridSearchCV, StratifiedKFold
         from sklearn.svm import SVC
 
@@ -87,12 +89,12 @@ class RBFSVM(FittedPixelClassifier):
                 svc = GridSearchCV(SVC(kernel="rbf"), grid, cv=cv).fit(x, y).best_estimator_
         else:
             svc = SVC(kernel="rbf", C=grid["C"][0], gamma=grid["gamma"][0]).fit(x, y)
-        f64 = dict(dtype=torch.float64)
-        self.support_vectors = torch.tensor(svc.support_vectors_, **f64)
-        self.dual_coef = torch.tensor(svc.dual_coef_, **f64)
-        self.intercept = torch.tensor(svc.intercept_, **f64)
+        f64 = torch.float64
+        self.support_vectors = torch.tensor(svc.support_vectors_, dtype=f64)
+        self.dual_coef = torch.tensor(svc.dual_coef_, dtype=f64)
+        self.intercept = torch.tensor(svc.intercept_, dtype=f64)
         self.n_support = torch.tensor(svc.n_support_, dtype=torch.long)
-        self.gamma = torch.tensor([svc._gamma], **f64)
+        self.gamma = torch.tensor([svc._gamma], dtype=f64)
         self.classes = torch.tensor(svc.classes_, dtype=torch.long)
         return {"C": svc.C, "gamma": float(svc._gamma), "support_vectors": int(len(svc.support_vectors_))}
 
@@ -128,7 +130,7 @@ class RandomForest(FittedPixelClassifier):
                                             "classes": torch.zeros(0, dtype=torch.long)})
         self.trees, self.seed = trees, seed
 
-    def fit(self, x: np.ndarray, y: np.ndarray) -> None:
+    def fit(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
         from sklearn.ensemble import RandomForestClassifier
 
         forest = RandomForestClassifier(self.trees, random_state=self.seed, n_jobs=1).fit(x, y)
@@ -169,7 +171,7 @@ class RandomForest(FittedPixelClassifier):
         return _spread(proba.clamp_min(1e-12).log(), self.classes, self.n_classes, floor=-torch.inf).float()
 
 
-def _spread(scores, classes, n_classes, floor):
+def _spread(scores: torch.Tensor, classes: torch.Tensor, n_classes: int, floor: float) -> torch.Tensor:
     """Scores of the classes present in training placed at their class index; absent classes get ``floor``."""
     out = torch.full((len(scores), n_classes), floor, dtype=scores.dtype, device=scores.device)
     out[:, classes] = scores
@@ -200,6 +202,6 @@ def rf(*, bands: int, n_classes: int, patch_size: int = 1, attention: AttentionO
     return RandomForest(bands, n_classes, patch_size, trees=check_positive("trees", trees), seed=seed)
 
 
-def _check_pixel_input(name, attention):
+def _check_pixel_input(name: str, attention: AttentionOption) -> None:
     if attention is not None and attention != "none":
         raise ConfigError(f"{name} has no attention slot, got attention={attention!r}")

@@ -41,7 +41,8 @@ class CNN3D(nn.Module):
         for module in self.modules():
             if isinstance(module, nn.Conv3d):
                 nn.init.kaiming_normal_(module.weight)
-                nn.init.zeros_(module.bias)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
         with torch.no_grad():
             channels, height, width = self.volume(torch.zeros(1, 1, bands, patch_size, patch_size)).shape[1:]
         self.slot = slot(slot_spec(attention, "features"), channels)

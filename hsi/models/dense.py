@@ -16,6 +16,7 @@ direct float32 convolution).
 from __future__ import annotations
 
 import math
+from typing import TypeGuard
 
 import torch
 import torch.nn.functional as F
@@ -27,19 +28,20 @@ from .hybridsn import HybridSN
 FFT_MIN_KERNEL = 7      # head kernels at least this wide go through the FFT
 FFT_BLOCK = 16          # output block side of the overlap-save FFT (FFT size FFT_BLOCK + kernel - 1)
 FFT_CHUNK = 128         # blocks transformed at once: bounds the FFT temporaries (~320 MB for HybridSN)
+SpectrumCache = dict[tuple[object, ...], torch.Tensor]   # the head kernel's spectrum, by kernel, size, dtype, device
 
 
-def supports_dense(model: nn.Module) -> bool:
+def supports_dense(model: nn.Module) -> TypeGuard[HybridSN]:
     return isinstance(model, HybridSN)
 
 
-def first_window_slot(model: nn.Module) -> int | None:
+def first_window_slot(model: HybridSN) -> int | None:
     """Index of the first stage whose slot holds a block, or None when every slot is empty."""
     return next((i for i, slot in enumerate(model.slots) if not isinstance(slot, nn.Identity)), None)
 
 
-def dense_logits(model: nn.Module, padded: torch.Tensor, batch_size: int = 256,
-                 cache: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+def dense_logits(model: HybridSN, padded: torch.Tensor, batch_size: int = 256,
+                 cache: SpectrumCache | None = None) -> torch.Tensor:
     """Logits ``(H, W, n_classes)`` for every pixel of a padded scene ``(1, 1, bands, H + p - 1, W + p - 1)``.
 
     The model must be in eval mode; ``batch_size`` bounds the windows run at once after an attention slot.
@@ -53,8 +55,9 @@ def dense_logits(model: nn.Module, padded: torch.Tensor, batch_size: int = 256,
     return _head_as_convolution(model, x, {} if cache is None else cache)
 
 
-def _head_as_convolution(model, x, cache):
+def _head_as_convolution(model: HybridSN, x: torch.Tensor, cache: SpectrumCache) -> torch.Tensor:
     first, rest = model.head[0], model.head[1:]
+    assert isinstance(first, nn.Linear)
     size = model.window_sizes[-1]
     kernel = first.weight.view(first.out_features, x.shape[1], size, size)
     if size >= FFT_MIN_KERNEL:
@@ -65,8 +68,8 @@ def _head_as_convolution(model, x, cache):
     return rest(hidden.flatten(1).T).view(height, width, -1)
 
 
-def fft_valid_conv2d(x: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor | None,
-                     cache: dict[str, torch.Tensor] | None = None, block: int = FFT_BLOCK,
+def fft_valid_conv2d(x: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor,
+                     cache: SpectrumCache | None = None, block: int = FFT_BLOCK,
                      chunk: int = FFT_CHUNK) -> torch.Tensor:
     """``F.conv2d(x[None], kernel, bias)[0]`` (valid cross-correlation, ``x`` (C, H, W), ``kernel``
     (O, C, k, k)) by overlap-save FFT: each ``block × block`` output block is the tail of the circular
@@ -97,7 +100,7 @@ def fft_valid_conv2d(x: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor |
     return out + bias[:, None, None]
 
 
-def _per_window(model, x, stage, batch_size):
+def _per_window(model: HybridSN, x: torch.Tensor, stage: int, batch_size: int) -> torch.Tensor:
     size = model.window_sizes[stage]
     windows = x[0].unfold(1, size, 1).unfold(2, size, 1)             # (C, H, W, size, size), a view
     height, width = windows.shape[1:3]
@@ -112,10 +115,12 @@ def _per_window(model, x, stage, batch_size):
     return out.view(height, width, -1)
 
 
-def activation_floats_per_pixel(model: nn.Module) -> int:
+def activation_floats_per_pixel(model: HybridSN) -> int:
     """Floats the dense pass holds per scene pixel (every layer's output per position, summed over the
     stages run on the whole scene, plus the head's hidden vector): the estimate behind the tile size."""
     stop = first_window_slot(model)
     dense_stages = nn.Sequential(*model.stages[:None if stop is None else stop + 1])
     x = torch.zeros(1, 1, model.bands, model.patch_size, model.patch_size, device=next(model.parameters()).device)
-    return model.head[0].out_features + sum(math.prod(s[1:-2]) for s in layer_output_shapes(dense_stages, x))
+    first = model.head[0]
+    assert isinstance(first, nn.Linear)
+    return first.out_features + sum(math.prod(s[1:-2]) for s in layer_output_shapes(dense_stages, x))

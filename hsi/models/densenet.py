@@ -60,7 +60,7 @@ def densenet_bc(*, bands: int, n_classes: int, patch_size: int = 25, attention: 
     channels = 2 * growth
     stages = []
     for index, stride in enumerate(stage_strides(patch_size, N_BLOCKS)):
-        stage = {}
+        stage: dict[str, nn.Module] = {}
         if index > 0:
             compressed = max(1, int(compression * channels))
             stage["transition"] = transition(channels, compressed, stride)

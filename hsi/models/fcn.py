@@ -29,7 +29,7 @@ from .hybridsn import _slot_specs
 from .registry import register_model
 
 
-def _conv_bn_relu(in_channels, out_channels, kernel_size=3):
+def _conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int = 3) -> list[nn.Module]:
     return [nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False),
             nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)]
 
@@ -79,7 +79,7 @@ class Encoder(nn.Module):
         self.widths, self.context_width = widths, context_width
         self.stride = 2 ** len(widths)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         pooled = []
         for stage in self.stages:
             x = stage(x)
@@ -105,6 +105,10 @@ class SceneModel(nn.Module):
         x = F.pad(x, (0, -width % self.stride, 0, -height % self.stride))
         return self.decode(*self.encoder(x))[..., :height, :width]
 
+    def decode(self, pooled: list[torch.Tensor], context: torch.Tensor) -> torch.Tensor:
+        """The logits at the padded input's size from the encoder's pooled maps and context map."""
+        raise NotImplementedError
+
 
 class FCN(SceneModel):
     """FCN with ``skips`` skip fusions: 0 (FCN-32s), 1 (FCN-16s: + pool4) or 2 (FCN-8s: + pool4 + pool3),
@@ -116,10 +120,12 @@ class FCN(SceneModel):
                  attention: AttentionOption, dropout: float) -> None:
         super().__init__(bands, n_classes, widths, context_width, attention, dropout)
         self.score = nn.Conv2d(context_width, n_classes, 1)
-        self.skip_scores = nn.ModuleList(nn.Conv2d(widths[-2 - i], n_classes, 1) for i in range(skips))
-        for layer in self.skip_scores:
+        skip_scores = [nn.Conv2d(widths[-2 - i], n_classes, 1) for i in range(skips)]
+        for layer in skip_scores:
             nn.init.zeros_(layer.weight)
-            nn.init.zeros_(layer.bias)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+        self.skip_scores = nn.ModuleList(skip_scores)
         self.skip_ups = nn.ModuleList(upsampler(n_classes, 2) for _ in range(skips))
         self.final_up = upsampler(n_classes, self.stride // 2 ** skips)
 
@@ -147,7 +153,7 @@ class JPU(nn.Module):
     channels each) at ``dilations`` in parallel, concatenated: ``len(dilations) * width`` channels at the
     finest of the three strides."""
 
-    def __init__(self, in_channels: int, width: int, dilations: tuple[int, ...] = (1, 2, 4, 8)) -> None:
+    def __init__(self, in_channels: tuple[int, ...], width: int, dilations: tuple[int, ...] = (1, 2, 4, 8)) -> None:
         super().__init__()
         self.reduce = nn.ModuleList(nn.Sequential(*_conv_bn_relu(c, width)) for c in in_channels)
         self.dilated = nn.ModuleList(SeparableConv(len(in_channels) * width, width, d) for d in dilations)
@@ -179,7 +185,8 @@ class FCNJPU(SceneModel):
 WIDTHS = (64, 128, 256)
 
 
-def _fcn(skips, bands, n_classes, attention, widths, context_width, dropout):
+def _fcn(skips: int, bands: int, n_classes: int, attention: AttentionOption, widths: tuple[int, ...],
+         context_width: int, dropout: float) -> FCN:
     return FCN(bands=bands, n_classes=n_classes, skips=skips, widths=widths, context_width=context_width,
                attention=attention, dropout=dropout)
 

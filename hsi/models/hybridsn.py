@@ -7,17 +7,19 @@ derived from ``bands`` and ``patch_size`` at construction, and the same split in
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
 from ..checks import check_fraction
 from ..errors import ConfigError
 from .attention import create_attention
-from .attention.registry import AttentionOption
+from .attention.registry import AttentionOption, AttentionSpec
 from .registry import register_model
 
 
-def _conv_block(conv, batch_norm):
+def _conv_block(conv: nn.Conv2d | nn.Conv3d, batch_norm: bool) -> list[nn.Module]:
     norm = (nn.BatchNorm3d if isinstance(conv, nn.Conv3d) else nn.BatchNorm2d)(conv.out_channels)
     return [conv, norm, nn.ReLU(inplace=True)] if batch_norm else [conv, nn.ReLU(inplace=True)]
 
@@ -59,7 +61,7 @@ class Conv2dLayer(nn.Module):
         return self.layers(x.flatten(1, 2) if x.dim() == 5 else x)
 
 
-def _head(in_features, n_classes, dropout):
+def _head(in_features: int, n_classes: int, dropout: float) -> nn.Sequential:
     return nn.Sequential(nn.Linear(in_features, 256), nn.ReLU(inplace=True), nn.Dropout(dropout),
                          nn.Linear(256, 128), nn.ReLU(inplace=True), nn.Dropout(dropout),
                          nn.Linear(128, n_classes))
@@ -74,8 +76,8 @@ class HybridSN(nn.Module):
 
     kind = "patch"
 
-    def __init__(self, stages: list[nn.Module], slot_names: list[str], bands: int, n_classes: int, patch_size: int,
-                 attention: AttentionOption = None, dropout: float = 0.4) -> None:
+    def __init__(self, stages: Sequence[nn.Module], slot_names: Sequence[str], bands: int, n_classes: int,
+                 patch_size: int, attention: AttentionOption = None, dropout: float = 0.4) -> None:
         super().__init__()
         self.bands, self.n_classes, self.patch_size = bands, n_classes, patch_size
         self.stages = nn.ModuleList(stages)
@@ -88,7 +90,7 @@ class HybridSN(nn.Module):
         channels, height, width = shapes[-1]
         self.head = _head(channels * height * width, n_classes, check_fraction("dropout", dropout))
 
-    def _trace_shapes(self):
+    def _trace_shapes(self) -> list[tuple[int, ...]]:
         """(channels, H, W) after each stage for one patch, from a dummy pass in eval mode."""
         x = torch.zeros(1, 1, self.bands, self.patch_size, self.patch_size)
         shapes = []
@@ -109,7 +111,7 @@ class HybridSN(nn.Module):
         return self.head(self.features(x).flatten(1))
 
 
-def _slot_specs(attention, slot_names):
+def _slot_specs(attention: AttentionOption, slot_names: Sequence[str]) -> dict[str, AttentionSpec]:
     if isinstance(attention, dict):
         unknown = sorted(set(attention) - set(slot_names))
         if unknown:
@@ -118,7 +120,7 @@ def _slot_specs(attention, slot_names):
     return {name: attention for name in slot_names}
 
 
-def _check_sizes(model_name, bands, patch_size, min_bands, min_patch):
+def _check_sizes(model_name: str, bands: int, patch_size: int, min_bands: int, min_patch: int) -> None:
     if not isinstance(patch_size, int) or patch_size % 2 == 0 or patch_size < min_patch:
         raise ConfigError(f"{model_name} needs an odd patch size of at least {min_patch} (its valid "
                           f"convolutions shrink the window by {min_patch - 1}), got {patch_size}")

@@ -10,6 +10,7 @@ the stride).
 from __future__ import annotations
 
 import copy
+from typing import cast
 
 import torch
 from torch import nn
@@ -18,7 +19,7 @@ from torch import nn
 def receptive_field_radius(model: nn.Module, sides: tuple[int, ...] = (8, 16)) -> int | None:
     """Radius in pixels, or None when the output depends on the whole scene (a global block: pooling over the
     image, self-attention, ...). ``sides`` are the probe sizes tried, in multiples of ``model.stride``."""
-    stride = model.stride
+    stride = cast(int, model.stride)   # a plain attribute of scene models; torch's stub types it Tensor | Module
     for side in (s * stride for s in sides):
         radius, inside = _probe(model, side, stride)
         if inside:
@@ -26,7 +27,7 @@ def receptive_field_radius(model: nn.Module, sides: tuple[int, ...] = (8, 16)) -
     return None
 
 
-def _probe(model, side, stride):
+def _probe(model: nn.Module, side: int, stride: int) -> tuple[int, bool]:
     """(radius, whether the dependence stays inside the probe) for a ``side`` x ``side`` probe."""
     generator = torch.Generator().manual_seed(0)
     probe = copy.deepcopy(model).cpu().float().eval()
@@ -38,13 +39,12 @@ def _probe(model, side, stride):
                 parameter.fill_(1.0)
         for module in probe.modules():
             if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-                module.running_mean.zero_()
-                module.running_var.fill_(1.0)
-    x = (torch.rand(1, model.bands, side, side, generator=generator) + 0.5).requires_grad_()
+                module.reset_running_stats()       # mean 0, variance 1
+    x = (torch.rand(1, cast(int, model.bands), side, side, generator=generator) + 0.5).requires_grad_()
     start = side // 2 - stride // 2
     block = slice(start, start + stride)
-    probe(x)[..., block, block].sum().backward()
-    rows, cols = torch.nonzero(x.grad.abs().sum((0, 1)) > 0, as_tuple=True)
+    grad, = torch.autograd.grad(probe(x)[..., block, block].sum(), x)
+    rows, cols = torch.nonzero(grad.abs().sum((0, 1)) > 0, as_tuple=True)
     last = start + stride - 1
     radius = int(max(last - rows.min(), rows.max() - start, last - cols.min(), cols.max() - start))
     inside = min(rows.min(), cols.min()) > 0 and max(rows.max(), cols.max()) < side - 1

@@ -67,7 +67,7 @@ class SplitAttentionUnit(Bottleneck):
         self.split_options = dict(radix=radix, cardinality=cardinality)
         super().__init__(in_channels, planes, stride, **options)
 
-    def middle(self, planes: int, stride: int) -> nn.Module:
+    def middle(self, planes: int, stride: int) -> list[nn.Module]:
         return [SplitAttentionConv(planes, planes, stride, **self.split_options)]
 
 

@@ -19,7 +19,7 @@ from torch import nn
 
 from ..checks import check_positive_tuple
 from ..errors import ConfigError
-from .attention.registry import AttentionOption
+from .attention.registry import AttentionOption, AttentionSpec
 from .backbone import PatchClassifier, bn_relu, check_sizes, conv1x1, conv3x3, slot, slot_spec, stage_strides, stem
 from .registry import register_model
 
@@ -35,7 +35,7 @@ class ResidualUnit(nn.Module):
 
     expansion = 1
 
-    def __init__(self, in_channels: int, planes: int, stride: int = 1, *, attention: AttentionOption = None,
+    def __init__(self, in_channels: int, planes: int, stride: int = 1, *, attention: AttentionSpec = None,
                  preact: bool = False) -> None:
         super().__init__()
         out_channels = planes * self.expansion
@@ -48,7 +48,7 @@ class ResidualUnit(nn.Module):
             projection = conv1x1(in_channels, out_channels, stride)
             self.shortcut = projection if preact else nn.Sequential(projection, nn.BatchNorm2d(out_channels))
 
-    def layers(self, in_channels: int, planes: int, stride: int) -> nn.Sequential:
+    def layers(self, in_channels: int, planes: int, stride: int) -> list[nn.Module]:
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -63,7 +63,7 @@ class ResidualUnit(nn.Module):
 class BasicBlock(ResidualUnit):
     """Two 3×3 convolutions."""
 
-    def layers(self, in_channels: int, planes: int, stride: int) -> nn.Sequential:
+    def layers(self, in_channels: int, planes: int, stride: int) -> list[nn.Module]:
         return [conv3x3(in_channels, planes, stride), *bn_relu(planes), conv3x3(planes, planes)]
 
 
@@ -72,15 +72,15 @@ class Bottleneck(ResidualUnit):
 
     expansion = 4
 
-    def middle(self, planes: int, stride: int) -> nn.Module:
+    def middle(self, planes: int, stride: int) -> list[nn.Module]:
         return [conv3x3(planes, planes, stride), *bn_relu(planes)]
 
-    def layers(self, in_channels: int, planes: int, stride: int) -> nn.Sequential:
+    def layers(self, in_channels: int, planes: int, stride: int) -> list[nn.Module]:
         return [conv1x1(in_channels, planes), *bn_relu(planes), *self.middle(planes, stride),
                 conv1x1(planes, planes * self.expansion)]
 
 
-def make_layer(block: type[nn.Module], in_channels: int, planes: int, units: int, stride: int,
+def make_layer(block: type[ResidualUnit], in_channels: int, planes: int, units: int, stride: int,
                **unit_options: Any) -> tuple[nn.Sequential, int]:
     """A stage of ``units`` residual units, the first with ``stride``; returns it and its output width."""
     layers = []
@@ -90,7 +90,7 @@ def make_layer(block: type[nn.Module], in_channels: int, planes: int, units: int
     return nn.Sequential(*layers), in_channels
 
 
-def residual_network(name: str, block: type[nn.Module], units: tuple[int, ...], *, bands: int, n_classes: int,
+def residual_network(name: str, block: type[ResidualUnit], units: tuple[int, ...], *, bands: int, n_classes: int,
                      patch_size: int, attention: AttentionOption = None, preact: bool = False,
                      widths: tuple[int, ...] = WIDTHS, **unit_options: Any) -> PatchClassifier:
     """A stem of ``widths[0]``, then one stage per entry of ``units`` with ``widths[i]`` planes."""

@@ -30,11 +30,12 @@ class SKUnit(Bottleneck):
     def __init__(self, in_channels: int, planes: int, stride: int = 1, *, branches: int = 2, groups: int = 32,
                  reduction: int = 16, min_hidden: int = 32,
                  **options: Any) -> None:
-        self.sk_options = dict(dilations=tuple(range(1, check_positive("branches", branches) + 1)), groups=groups,
-                               reduction=reduction, min_hidden=min_hidden)
+        dilations = tuple(range(1, check_positive("branches", branches) + 1))
+        self.sk_options: dict[str, Any] = dict(dilations=dilations, groups=groups, reduction=reduction,
+                                               min_hidden=min_hidden)
         super().__init__(in_channels, planes, stride, **options)
 
-    def middle(self, planes: int, stride: int) -> nn.Module:
+    def middle(self, planes: int, stride: int) -> list[nn.Module]:
         return [SelectiveKernel(planes, stride=stride, **self.sk_options)]
 
 

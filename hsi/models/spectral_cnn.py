@@ -41,7 +41,8 @@ class SpectralCNN(nn.Module):
         self.fc2 = nn.Linear(100, n_classes)
         for module in (self.conv, self.fc1, self.fc2):
             nn.init.uniform_(module.weight, -0.05, 0.05)
-            nn.init.zeros_(module.bias)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.tanh(self.pool(self.conv(centre_spectrum(x).unsqueeze(1))))

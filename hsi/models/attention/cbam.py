@@ -9,7 +9,7 @@ from ...errors import ConfigError
 from .registry import hidden_width, register_attention
 
 
-def _bottleneck_mlp(channels, hidden):
+def _bottleneck_mlp(channels: int, hidden: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(channels, hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, channels, 1))
 
 

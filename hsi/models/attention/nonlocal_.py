@@ -21,8 +21,9 @@ class NonLocal(nn.Module):
         self.theta = nn.Conv2d(channels, inner, 1)
         self.phi = nn.Conv2d(channels, inner, 1)
         self.g = nn.Conv2d(channels, inner, 1)
-        self.out = nn.Sequential(nn.Conv2d(inner, channels, 1), nn.BatchNorm2d(channels))
-        nn.init.zeros_(self.out[1].weight)
+        norm = nn.BatchNorm2d(channels)
+        self.out = nn.Sequential(nn.Conv2d(inner, channels, 1), norm)
+        nn.init.zeros_(norm.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, _, h, w = x.shape

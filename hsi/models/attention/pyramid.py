@@ -9,7 +9,7 @@ from ...checks import check_positive_tuple
 from .registry import hidden_width, register_attention
 
 
-def _conv_bn_relu(in_channels, out_channels, kernel_size=1, dilation=1):
+def _conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int = 1, dilation: int = 1) -> nn.Sequential:
     padding = dilation * (kernel_size // 2)
     return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, dilation=dilation,
                                    bias=False),

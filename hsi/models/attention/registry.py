@@ -19,8 +19,8 @@ ENTRY_POINT_GROUP = "hsi.attention"
 AttentionFactory = Callable[..., nn.Module]   # a block class or a factory ``f(channels, **kw)``
 AttentionSpec = str | AttentionFactory | None   # a registered name, a class or factory, or no block
 AttentionOption = AttentionSpec | dict[str, AttentionSpec]   # one spec for every slot, or one per slot
-_registered: dict = {}  # lower-case name -> class or factory registered in code (built-ins first)
-_entry_points = None    # lower-case name -> class or factory from installed packages; None until first use
+_registered: dict[str, AttentionFactory] = {}  # lower-case name -> block registered in code (built-ins first)
+_entry_points: dict[str, AttentionFactory] | None = None  # the same from installed packages; None until first use
 
 
 def hidden_width(channels: int, reduction: int, min_hidden: int) -> int:
@@ -29,7 +29,7 @@ def hidden_width(channels: int, reduction: int, min_hidden: int) -> int:
     return max(channels // check_positive("reduction", reduction), check_positive("min_hidden", min_hidden))
 
 
-def _key(name):
+def _key(name: object) -> str:
     if not isinstance(name, str) or not name.strip():
         raise ConfigError(f"an attention block name must be a non-empty string, got {name!r}")
     key = name.strip().lower()
@@ -51,7 +51,7 @@ def register_attention(name: str) -> Callable[[AttentionFactory], AttentionFacto
     return decorator
 
 
-def _load_entry_points(force=False):
+def _load_entry_points(force: bool = False) -> dict[str, AttentionFactory]:
     """Blocks offered by installed packages, read once (again with ``force=True``); broken ones are skipped."""
     global _entry_points
     if _entry_points is None or force:
