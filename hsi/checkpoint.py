@@ -4,28 +4,34 @@ A checkpoint carries everything needed to rebuild the model and apply it to a sc
 keyword arguments, weights, the fitted PCA, patch size, padding, class names, label ids, palette) and,
 for resuming, the optimizer, scheduler, epoch, early-stopping and RNG states.
 """
+from __future__ import annotations
+
 import pickle
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
+from torch import nn
 
 from .atomic import atomic_path
+from .data.mapped import Cube
 from .data.preprocess import Reducer
+from .data.scenes import Scene
 from .errors import CheckpointError
 
 FORMAT = "hsi-checkpoint/1"
 
 
-def save_checkpoint(payload, path):
+def save_checkpoint(payload: dict[str, Any], path: str | Path) -> None:
     """Write ``payload`` atomically (temporary file in the same directory, then rename)."""
     with atomic_path(path) as tmp:
         torch.save({"format": FORMAT, **payload}, tmp)
 
 
-def load_checkpoint(path):
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint without running any code stored in it; refuse anything else with a clear error."""
     path = Path(path)
     if not path.is_file():
@@ -60,11 +66,11 @@ class TrainedModel:
     bands_in: int
     name: str = ""               # the registry name ("resnet18"); a bare model's class name by default
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.name = self.name or type(self.model).__name__
 
     @classmethod
-    def from_checkpoint(cls, checkpoint):
+    def from_checkpoint(cls, checkpoint: str | Path | dict[str, Any]) -> TrainedModel:
         """Rebuild from a checkpoint path or an already loaded checkpoint dict."""
         from .models import build_model
 
@@ -81,31 +87,32 @@ class TrainedModel:
             raise CheckpointError(f"checkpoint is incomplete or does not match its model ({exc})") from None
 
     @classmethod
-    def from_model(cls, model, padding="zero"):
+    def from_model(cls, model: nn.Module, padding: str = "zero") -> TrainedModel:
         """Wrap a bare model (``bands`` and ``patch_size`` attributes) that takes scenes as they are."""
         from .data.registry import palette_for
 
         if not all(hasattr(model, name) for name in ("bands", "patch_size", "n_classes")):
             raise CheckpointError(f"{type(model).__name__} has no bands/patch_size/n_classes attributes; "
                                   f"pass a TrainedModel or a checkpoint instead")
-        ids = np.arange(1, model.n_classes + 1)
-        return cls(model, None, model.patch_size, padding, [f"class {i}" for i in ids], ids, palette_for(ids),
-                   model.bands)
+        # plain attributes, which torch's stub types as Tensor | Module
+        n_classes, patch_size, bands = cast(int, model.n_classes), cast(int, model.patch_size), cast(int, model.bands)
+        ids = np.arange(1, n_classes + 1)
+        return cls(model, None, patch_size, padding, [f"class {i}" for i in ids], ids, palette_for(ids), bands)
 
-    def reduce(self, cube):
+    def reduce(self, cube: Cube) -> np.ndarray:
         """The cube as the model sees it: PCA-reduced float32 (or as it is, without a fitted PCA)."""
         if self.reducer is None:
             return np.asarray(cube, dtype=np.float32)
         return self.reducer.transform(cube)
 
-    def check_cube(self, cube, name="the cube"):
+    def check_cube(self, cube: Cube, name: str = "the cube") -> None:
         """Refuse a cube whose band count differs from the one the model was trained on."""
         if cube.ndim != 3 or cube.shape[2] != self.bands_in:
             raise CheckpointError(f"the model was trained on {self.bands_in} bands but scene {name!r} has "
                                   f"shape {tuple(cube.shape)}; expected (rows, cols, {self.bands_in}) from the "
                                   f"same sensor and band set")
 
-    def check_scene(self, scene):
+    def check_scene(self, scene: Scene) -> None:
         """Refuse a scene whose bands (or labelled classes) differ from the ones the model was trained on."""
         self.check_cube(scene.cube, scene.name)
         if scene.n_classes and not set(scene.label_ids.tolist()) <= set(self.label_ids.tolist()):

@@ -17,9 +17,13 @@ How work is shared so that the result does not depend on the number of processes
   CUDA; :class:`GlobalBatchNorm` on the CPU, where torch's refuses to run).
 - full-scene maps: tile ``i`` is computed by rank ``i mod N`` (:meth:`World.mine`).
 """
+from __future__ import annotations
+
 import datetime
 import os
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 import torch
 from torch import nn
@@ -28,8 +32,18 @@ from .errors import ConfigError
 
 DEFAULT_TIMEOUT_S = 600
 
+T = TypeVar("T")
+Draw = Callable[[torch.Tensor, torch.Generator | None], Sequence[Any]]   # a batch's indices -> its random draws
 
-def resolve_device(name="auto"):
+
+class _Sliceable(Protocol):
+    def __getitem__(self, index: slice, /) -> Any: ...
+
+
+Items = TypeVar("Items", bound=_Sliceable)   # a list, range or tensor: what ``World.mine`` slices
+
+
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
     """``auto`` takes CUDA when it is there, else the CPU; asking for CUDA without it is an error."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -49,36 +63,36 @@ class World:
     local_rank: int = 0
 
     @property
-    def is_main(self):
+    def is_main(self) -> bool:
         return self.rank == 0
 
     @property
-    def distributed(self):
+    def distributed(self) -> bool:
         return self.size > 1
 
-    def device(self, name="auto"):
+    def device(self, name: str | torch.device = "auto") -> torch.device:
         """The device of this process: ``cuda:LOCAL_RANK`` when CUDA is asked for (or ``auto`` finds it)."""
         device = name if isinstance(name, torch.device) else resolve_device(name)
         if self.distributed and device.type == "cuda":
             return torch.device("cuda", self.local_rank)
         return device
 
-    def mine(self, items):
+    def mine(self, items: Items) -> Items:
         """The items this process handles: every ``size``-th, from the ``rank``-th."""
         return items[self.rank::self.size]
 
-    def barrier(self):
+    def barrier(self) -> None:
         if self.distributed:
             torch.distributed.barrier()
 
-    def sum(self, values):
+    def sum(self, values: Sequence[float]) -> list[float]:
         """Element-wise sum of a list of numbers over all processes (float64)."""
         total = torch.tensor(values, dtype=torch.float64, device=self._collective_device())
         if self.distributed:
             torch.distributed.all_reduce(total)
         return total.cpu().tolist()
 
-    def share(self, obj):
+    def share(self, obj: T) -> T:
         """Rank 0's ``obj``, on every process."""
         if not self.distributed:
             return obj
@@ -86,21 +100,21 @@ class World:
         torch.distributed.broadcast_object_list(box, src=0)
         return box[0]
 
-    def gather(self, obj):
+    def gather(self, obj: T) -> list[T]:
         """Every process's ``obj``, in rank order, on every process."""
         if not self.distributed:
             return [obj]
-        out = [None] * self.size
+        out: list[Any] = [None] * self.size
         torch.distributed.all_gather_object(out, obj)
         return out
 
-    def broadcast_buffers(self, model):
+    def broadcast_buffers(self, model: nn.Module) -> None:
         """Give every process rank 0's buffers (batch-norm running statistics)."""
         if self.distributed:
             for buffer in model.buffers():
                 torch.distributed.broadcast(buffer, src=0)
 
-    def _collective_device(self):
+    def _collective_device(self) -> torch.device:
         if self.distributed and torch.distributed.get_backend() == "nccl":
             return torch.device("cuda", self.local_rank)
         return torch.device("cpu")
@@ -109,7 +123,7 @@ class World:
 ALONE = World()     # a process on its own: no torchrun
 
 
-def world(device="auto"):
+def world(device: str | torch.device = "auto") -> World:
     """The processes of this job: joins ``torchrun``'s process group on first call (backend ``nccl`` when this
     process uses CUDA, else ``gloo``), or a world of one when not launched by ``torchrun``."""
     size = int(os.environ.get("WORLD_SIZE", "1"))
@@ -125,7 +139,7 @@ def world(device="auto"):
     return here
 
 
-def _timeout_s():
+def _timeout_s() -> float:
     text = os.environ.get("HSI_DIST_TIMEOUT", str(DEFAULT_TIMEOUT_S))
     try:
         seconds = float(text)
@@ -136,7 +150,7 @@ def _timeout_s():
     return seconds
 
 
-def finish():
+def finish() -> None:
     """Leave the process group (at the end of a command)."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
@@ -154,14 +168,15 @@ class ShardedBatches(torch.utils.data.Sampler):
     params)`` pair, its random numbers drawn from the same generator as the order: augmentation is then part of
     the batch order, the same in every process and restored with the generator on resume."""
 
-    def __init__(self, n, batch_size, generator=None, shuffle=False, here=ALONE, draw=None):
+    def __init__(self, n: int, batch_size: int, generator: torch.Generator | None = None, shuffle: bool = False,
+                 here: World = ALONE, draw: Draw | None = None) -> None:
         self.n, self.batch_size, self.generator, self.shuffle, self.world = n, batch_size, generator, shuffle, here
         self.draw = draw
 
-    def __len__(self):
+    def __len__(self) -> int:
         return (self.n + self.batch_size - 1) // self.batch_size
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[list[Any]]:
         order = torch.randperm(self.n, generator=self.generator) if self.shuffle else torch.arange(self.n)
         count = len(self)
         for step in range(count):
@@ -179,21 +194,22 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
     backward pass sums its two per-channel reductions over the processes too, so the result equals one process
     holding the whole batch."""
 
-    def _check_input_dim(self, input):
+    def _check_input_dim(self, input: torch.Tensor) -> None:
         if input.dim() < 2:
             raise ValueError(f"expected at least 2-D input, got {input.dim()}-D")
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and torch.distributed.is_initialized()):
             return super().forward(x)
         y, mean, var, count = _GlobalBatchNormFunction.apply(x, self.weight, self.bias, self.eps)
-        if self.track_running_stats:
+        batches, running_mean, running_var = self.num_batches_tracked, self.running_mean, self.running_var
+        if batches is not None and running_mean is not None and running_var is not None:   # track_running_stats
             with torch.no_grad():
-                self.num_batches_tracked.add_(1)
-                momentum = 1.0 / self.num_batches_tracked.item() if self.momentum is None else self.momentum
+                batches.add_(1)
+                momentum = 1.0 / batches.item() if self.momentum is None else self.momentum
                 n = count.item()
-                self.running_mean.lerp_(mean, momentum)
-                self.running_var.lerp_(var * n / max(n - 1, 1), momentum)
+                running_mean.lerp_(mean, momentum)
+                running_var.lerp_(var * n / max(n - 1, 1), momentum)
         return y
 
 
@@ -202,7 +218,8 @@ class _GlobalBatchNormFunction(torch.autograd.Function):
     dx = weight / sqrt(var + eps) · (dy - mean(dy) - x̂ · mean(dy · x̂)), the means over the global batch."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, eps):
+    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None,
+                eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         dims, shape = _channel_dims(x)
         local = torch.cat([x.sum(dims, dtype=torch.float64),
                            torch.tensor([x.numel() / max(x.shape[1], 1)], dtype=torch.float64, device=x.device)])
@@ -215,13 +232,17 @@ class _GlobalBatchNormFunction(torch.autograd.Function):
         var = (squares / count.clamp_min(1)).to(x.dtype)
         invstd = torch.rsqrt(var + eps)
         x_hat = centred.mul_(invstd.view(shape))
-        y = x_hat.clone() if weight is None else torch.addcmul(bias.view(shape), x_hat, weight.view(shape))
+        if weight is None or bias is None:
+            y = x_hat.clone()
+        else:
+            y = torch.addcmul(bias.view(shape), x_hat, weight.view(shape))
         ctx.save_for_backward(x_hat, weight, invstd, count)
         ctx.mark_non_differentiable(mean, var, count)
         return y, mean, var, count
 
     @staticmethod
-    def backward(ctx, dy, _mean, _var, _count):
+    def backward(ctx: Any, dy: torch.Tensor, _mean: torch.Tensor, _var: torch.Tensor, _count: torch.Tensor
+                 ) -> tuple[torch.Tensor | None, ...]:
         x_hat, weight, invstd, count = ctx.saved_tensors
         dims, shape = _channel_dims(dy)
         sum_dy = dy.sum(dims)
@@ -236,12 +257,12 @@ class _GlobalBatchNormFunction(torch.autograd.Function):
         return dx, sum_dy_x_hat, sum_dy, None
 
 
-def _channel_dims(x):
+def _channel_dims(x: torch.Tensor) -> tuple[list[int], list[int]]:
     """The dimensions a batch norm reduces (all but the channels) and the shape that broadcasts a channel vector."""
     return [0, *range(2, x.dim())], [1, -1] + [1] * (x.dim() - 2)
 
 
-def sync_batch_norm(model, device):
+def sync_batch_norm(model: nn.Module, device: torch.device) -> nn.Module:
     """``model`` with every batch norm computing global-batch statistics: torch's ``SyncBatchNorm`` on CUDA,
     :class:`GlobalBatchNorm` elsewhere (same parameters and buffers, so checkpoints load in either)."""
     if device.type == "cuda":
@@ -249,7 +270,7 @@ def sync_batch_norm(model, device):
     return _convert(model)
 
 
-def _convert(module):
+def _convert(module: nn.Module) -> nn.Module:
     if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(module, GlobalBatchNorm):
         new = GlobalBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
                               module.track_running_stats)
@@ -261,7 +282,7 @@ def _convert(module):
     return module
 
 
-def refuse_under_torchrun(what):
+def refuse_under_torchrun(what: str) -> None:
     """A command that runs its own processes (or none) cannot be one of torchrun's ranks."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ConfigError(f"{what} does not run under torchrun; launch it as a single process")

@@ -1,20 +1,37 @@
 """The training loop: fit on the train split, choose the checkpoint on validation OA, predict in eval mode."""
+from __future__ import annotations
+
 import logging
 import math
 import time
 import warnings
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from .distributed import ALONE, sync_batch_norm
+from .config import FitOptions
+from .data.patches import PatchDataset
+from .data.scene_samples import SceneSamples
+from .distributed import ALONE, World, sync_batch_norm
 from .errors import ConfigError
-from .kinds import kind_of
+from .kinds import Batches, kind_of
 from .metrics import epoch_score
 
 log = logging.getLogger("hsi")
+
+
+class FittedAtOnce(Protocol):
+    """A model with a ``fitted_by`` attribute (a scikit-learn classifier): fitted on every training spectrum."""
+
+    fitted_by: str
+
+    def spectra(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]: ...
+
 
 class Trainer:
     """Owns the model, optimizer, scheduler, loader and RNG states, and everything needed to resume.
@@ -24,7 +41,8 @@ class Trainer:
     scores are summed over all processes, so every process takes the same decisions (best epoch, early stop).
     """
 
-    def __init__(self, model, options, train_set, val_set, n_classes, seed=0, here=ALONE):
+    def __init__(self, model: nn.Module, options: FitOptions, train_set: PatchDataset | SceneSamples,
+                 val_set: PatchDataset | SceneSamples, n_classes: int, seed: int = 0, here: World = ALONE) -> None:
         options.check()
         self.options = options
         self.world = here
@@ -47,42 +65,45 @@ class Trainer:
         self.scheduler = self._make_scheduler()
         self.amp = options.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
-        weights = inverse_frequency_weights(train_set.labels, n_classes) if options.class_weights else None
+        weights = None
+        if options.class_weights:
+            assert train_set.labels is not None       # a training set is labelled
+            weights = inverse_frequency_weights(train_set.labels, n_classes)
         self.loss = PixelLoss(weights).to(self.device)
         self.shuffle = torch.Generator().manual_seed(seed)
         self.train_loader = self._loader(train_set, shuffle=True)
         self.val_loader = self._loader(val_set) if len(val_set) else None
         self.epoch = 0
-        self.history = []
-        self.best_score = (-math.inf,)
+        self.history: list[dict[str, Any]] = []
+        self.best_score: tuple[float, ...] = (-math.inf,)
         self.best_epoch = 0
         self.stale_epochs = 0
 
-    def _make_scheduler(self):
+    def _make_scheduler(self) -> torch.optim.lr_scheduler.LRScheduler | None:
         if self.options.scheduler == "plateau":
             return torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, mode="max", factor=0.5, patience=5)
         if self.options.scheduler == "cosine":
             return torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=self.options.epochs)
         return None
 
-    def _loader(self, dataset, shuffle=False):
+    def _loader(self, dataset: PatchDataset | SceneSamples, shuffle: bool = False) -> Batches:
         generator = self.shuffle if shuffle else torch.Generator()   # never draws from the global RNG
         return self.kind.loader(dataset, self.options.batch_size, generator, shuffle, self.options.workers,
                                 self.device.type == "cuda", here=self.world)
 
     @property
-    def fitted_at_once(self):
+    def fitted_at_once(self) -> bool:
         """The model is fitted on all training pixels in one call (a scikit-learn classifier), not by steps."""
         return getattr(self.model, "fitted_by", None) is not None
 
     @property
-    def done(self):
+    def done(self) -> bool:
         if self.fitted_at_once:
             return self.epoch >= 1
         return self.epoch >= self.options.epochs or (
             self.options.patience is not None and self.stale_epochs >= self.options.patience)
 
-    def run_epoch(self, progress=True):
+    def run_epoch(self, progress: bool | str = True) -> tuple[dict[str, Any], bool]:
         """One pass over the training set in train mode, then validation in eval mode; returns the history row.
 
         ``progress``: True draws a tqdm bar over the epoch's batches, ``"log"`` logs a plain line at every tenth
@@ -110,11 +131,11 @@ class Trainer:
                  train_loss, train_oa, validation, "  *best*" if improved else "", row["seconds"])
         return row, improved
 
-    def _train_one_epoch(self, progress):
+    def _train_one_epoch(self, progress: bool | str) -> tuple[float, float]:
         if self.fitted_at_once:
             return self._fit_at_once()
         self.network.train()
-        loss_sum, weight_sum, correct, seen = 0.0, 0.0, 0, 0
+        loss_sum, weight_sum, correct, seen = 0.0, 0.0, 0.0, 0.0   # sums over the processes (float64)
         desc = f"epoch {self.epoch}/{self.options.epochs}"
         show = progress is True and self.world.is_main
         bar = tqdm(self.train_loader, desc=desc, leave=False, disable=not show, unit="batch")
@@ -146,23 +167,24 @@ class Trainer:
         self.world.broadcast_buffers(self.model)        # unsynchronised batch norms: evaluate with rank 0's
         return loss_sum / weight_sum, correct / seen
 
-    def _fit_at_once(self):
+    def _fit_at_once(self) -> tuple[float, float]:
         """Fit the model on every training pixel's spectrum, then score it on them (loss and OA, like an epoch)."""
+        model = cast(FittedAtOnce, self.model)      # it has fitted_by (fitted_at_once), so spectra and fit
         spectra, labels = [], []
         for x, y in self.train_loader:
-            spectra.append(self.model.spectra(x).numpy())
+            spectra.append(model.spectra(x).numpy())
             labels.append(y.numpy())
-        fitted = self.model.fit(np.concatenate(spectra), np.concatenate(labels))
-        log.info("%s fitted by %s: %s", type(self.model).__name__, self.model.fitted_by, fitted)
+        fitted = model.fit(np.concatenate(spectra), np.concatenate(labels))
+        log.info("%s fitted by %s: %s", type(self.model).__name__, model.fitted_by, fitted)
         return self.score(self.train_loader)
 
-    def validate(self):
+    def validate(self) -> tuple[float, float]:
         """Loss and OA on the validation set (``nan`` when there is none)."""
         if self.val_loader is None:
             return float("nan"), float("nan")
         return self.score(self.val_loader)
 
-    def score(self, loader):
+    def score(self, loader: Batches) -> tuple[float, float]:
         """Loss (class-weighted as in training) and OA of the labelled pixels of ``loader``, in eval mode; under
         torchrun each process scores its share and the sums are added up."""
         logits, labels = labelled_pixels(*self.predict_logits(loader))
@@ -172,11 +194,11 @@ class Trainer:
                                                               len(labels)])
         return loss_sum / weight_sum, correct / seen
 
-    def predict_logits(self, loader):
+    def predict_logits(self, loader: Batches) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits and labels of every batch, in eval mode with autograd off."""
         return predict_logits(self.model, loader, self.device, self.amp)
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         """Everything but the model weights that a resumed run needs to continue identically."""
         return {"epoch": self.epoch, "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict() if self.scheduler else None,
@@ -188,7 +210,7 @@ class Trainer:
                         "torch_by_rank": self.world.gather(torch.get_rng_state())
                         if self.world.distributed else []}}
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         self.epoch = state["epoch"]
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state["scheduler"] is not None:
@@ -213,7 +235,7 @@ class Trainer:
 IGNORE = -1     # the label of pixels outside a subset in a scene model's label map
 
 
-def inverse_frequency_weights(labels, n_classes):
+def inverse_frequency_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
     """Class weights ``total / (n_classes * count)`` of the training labels (a class without pixels counts 1)."""
     counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
     return torch.tensor(counts.sum() / (n_classes * np.maximum(counts, 1)), dtype=torch.float32)
@@ -224,11 +246,13 @@ class PixelLoss(nn.Module):
     weighted by its class weight (or 1). Returns ``(loss sum, weight sum)``: the mean loss of a batch, or of a
     global batch summed over processes, is their ratio."""
 
-    def __init__(self, class_weights=None):
+    class_weights: torch.Tensor | None      # a buffer
+
+    def __init__(self, class_weights: torch.Tensor | None = None) -> None:
         super().__init__()
         self.register_buffer("class_weights", class_weights)
 
-    def forward(self, logits, labels):
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         class_weights = None if self.class_weights is None else self.class_weights.to(logits.device)
         loss = nn.functional.cross_entropy(logits, labels, weight=class_weights, ignore_index=IGNORE, reduction="sum")
         labelled = labels[labels != IGNORE]
@@ -236,7 +260,7 @@ class PixelLoss(nn.Module):
         return loss, weights.sum()
 
 
-def labelled_pixels(logits, labels):
+def labelled_pixels(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits ``(n, K)`` and classes ``(n,)`` of the labelled pixels of a batch: patch logits ``(N, K)`` pass
     as they are, scene logits ``(N, K, H, W)`` with label maps ``(N, H, W)`` are flattened and masked."""
     logits = logits.movedim(1, -1).reshape(-1, logits.shape[1]) if logits.dim() > 2 else logits
@@ -245,7 +269,7 @@ def labelled_pixels(logits, labels):
     return logits[keep], labels[keep]
 
 
-def to_device(x, device):
+def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     """A batch on ``device``. On the CPU a one-channel volume ``(N, 1, D, H, W)`` also gets channels-last-3d
     strides (same values): oneDNN then runs the 3-D convolutions in NDHWC, ~15 % faster HybridSN training steps.
     Eval outputs are bit-identical; training differs only in float summation order."""
@@ -255,7 +279,8 @@ def to_device(x, device):
     return x
 
 
-def predict_logits(model, loader, device, amp=False):
+def predict_logits(model: nn.Module, loader: Batches, device: torch.device,
+                   amp: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Run ``model`` over ``loader`` in eval mode under ``torch.inference_mode``; return (logits, labels)."""
     model.eval()
     outputs, labels = [], []
