@@ -4,6 +4,12 @@ The map goes through the writers of :mod:`hsi.outputs` (PNG figure with legend, 
 ENVI classification, GeoTIFF): into a temporary folder, then renamed into place, so a crash never leaves a
 half-written map (and never leaves the temporary files behind).
 """
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Protocol
+
 import numpy as np
 
 from .errors import ConfigError
@@ -11,8 +17,23 @@ from .outputs import MapJob, list_formats, parse_formats, write_outputs
 from .viz import _check_map, _check_palette
 
 
-def export_map(label_map, trained, prefix, *, formats=("png", "npy"), ground_truth=None, mask_unlabelled=False,
-               palette=None, title=None):
+class Classes(Protocol):
+    """What a map is written with: a TrainedModel, a Scene, or anything with these three."""
+
+    @property
+    def class_names(self) -> Sequence[str]: ...
+
+    @property
+    def label_ids(self) -> np.ndarray: ...
+
+    @property
+    def palette(self) -> np.ndarray: ...
+
+
+def export_map(label_map: np.ndarray, trained: Classes, prefix: str | Path, *,
+               formats: str | Iterable[str] = ("png", "npy"), ground_truth: np.ndarray | None = None,
+               mask_unlabelled: bool | str = False, palette: np.ndarray | None = None,
+               title: str | None = None) -> dict[str, Path]:
     """Write a full-scene class map in the given formats; return ``{format: path}``.
 
     ``label_map`` is (rows, cols) of classes 0..K-1 (-1 = no class); ``trained`` is anything with

@@ -5,14 +5,19 @@ A patch model reads a ``patch × patch`` window around each test pixel; a scene 
 When that input holds a pixel whose label the model was trained (or selected) on, the test pixel is scored on
 interpolation between known neighbours, not on generalisation. ``window_leakage`` counts those test pixels.
 """
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
 from scipy.ndimage import maximum_filter
 
 from .checks import is_whole
+from .data.splits import Split
 from .errors import ConfigError
 
 
-def window_leakage(split, radius):
+def window_leakage(split: Split, radius: int | None) -> dict[str, Any]:
     """Test pixels whose ``(2 radius + 1)²`` window (clipped at the scene's edges; ``radius`` None: the whole
     scene, for a model that reads it all) holds a training or validation pixel:
     ``{"radius", "test_pixels", "leaked_pixels", "fraction"}`` (fraction None without test pixels)."""
@@ -29,7 +34,7 @@ def window_leakage(split, radius):
             "fraction": leaked / n_test if n_test else None}
 
 
-def leakage_record(split, radius, pca_fit_scope, transductive=False):
+def leakage_record(split: Split, radius: int | None, pca_fit_scope: str, transductive: bool = False) -> dict[str, Any]:
     """The leakage entry of a run's metrics: window leakage at the model's input radius, whether the PCA was fitted
     on the whole scene (so it saw the test pixels' spectra), and whether the model read every pixel's spectrum
     during training (scene models)."""
@@ -37,7 +42,7 @@ def leakage_record(split, radius, pca_fit_scope, transductive=False):
             "transductive": bool(transductive)}
 
 
-def format_leakage(record):
+def format_leakage(record: dict[str, Any]) -> str:
     """One line for reports: ``leakage: 99.87 % of test pixels have a training/validation pixel in their ...``."""
     if record.get("fraction") is None:
         return "leakage: no test pixels"

@@ -5,14 +5,19 @@ Everything returned is plain JSON: Python ints, floats, lists and ``None`` (neve
 be written with ``json.dumps`` and compared after reading it back. Accuracies are fractions in [0, 1];
 the text reports print them as percentages.
 """
+from __future__ import annotations
+
 import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from .errors import ConfigError
 
 
-def evaluate_predictions(labels, predictions, class_names, label_ids=None):
+def evaluate_predictions(labels: np.ndarray, predictions: np.ndarray, class_names: Sequence[str],
+                         label_ids: Sequence[int] | np.ndarray | None = None) -> dict[str, Any]:
     """Score ``predictions`` against ``labels`` (1-D arrays of classes ``0..K-1``, ``K = len(class_names)``).
 
     ``label_ids`` (K ids, e.g. ``scene.label_ids``) are the numbers the reports print for the classes: the
@@ -80,7 +85,7 @@ def evaluate_predictions(labels, predictions, class_names, label_ids=None):
     }
 
 
-def format_report(metrics, title=None):
+def format_report(metrics: dict[str, Any], title: str | None = None) -> str:
     """A plain-text report in the spirit of HybridSN's ``classification_report.txt``.
 
     Title, one line ``OA 97.12%  AA 95.43%  kappa 0.9672``, a per-class table (precision, recall = the class
@@ -133,7 +138,7 @@ def format_report(metrics, title=None):
     return "\n".join(lines) + "\n"
 
 
-def summarize_runs(results):
+def summarize_runs(results: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """Mean, sample standard deviation (ddof=1; 0.0 for one run) and values of OA, AA, kappa across runs.
 
     ``results`` is a list of :func:`evaluate_predictions` dicts for the same classes. Per-class accuracy is
@@ -147,7 +152,7 @@ def summarize_runs(results):
         if list(r["class_names"]) != names:
             raise ConfigError(f"results[{i}] has classes {list(r['class_names'])} but results[0] has {names}; "
                               f"expected runs on the same classes")
-    summary = {}
+    summary: dict[str, Any] = {}
     for key in ("oa", "aa", "kappa"):
         values = [float(r[key]) for r in results]
         mean, std = _mean_std(values)
@@ -168,7 +173,7 @@ def summarize_runs(results):
 CHECKPOINT_RULES = ("val", "train", "last")
 
 
-def epoch_score(row, on="val"):
+def epoch_score(row: Mapping[str, Any], on: str = "val") -> tuple[float, ...]:
     """What the best checkpoint maximises for one history row. ``on="val"``: validation OA, a tie going to the
     lower validation loss (a small validation set often reaches 100 % early), training OA and loss when there is
     no validation; ``"train"``: training OA then loss (the official HybridSN code); ``"last"``: the latest epoch."""
@@ -178,12 +183,12 @@ def epoch_score(row, on="val"):
     return row[f"{split}_oa"], -row[f"{split}_loss"]
 
 
-def best_epoch(history, on="val"):
+def best_epoch(history: Iterable[Mapping[str, Any]], on: str = "val") -> int:
     """Epoch number of the history row with the highest :func:`epoch_score`, the earliest on an exact tie."""
     return max(history, key=lambda row: epoch_score(row, on))["epoch"]
 
 
-def format_folds(folds):
+def format_folds(folds: Iterable[dict[str, Any]]) -> str:
     """A Markdown table of spatial block folds: each ``{"fold", "block", "classes_without_training",
     "classes_without_test"}`` (``fold`` as it should read, e.g. ``1`` or ``"1 (seed 5)"``)."""
     lines = ["| fold | block (rows, cols) | classes without training pixels | classes without test pixels |",
@@ -195,15 +200,15 @@ def format_folds(folds):
     return "\n".join(lines) + "\n"
 
 
-def format_summary(summary):
+def format_summary(summary: dict[str, Any]) -> str:
     """A Markdown table of ``mean ± std`` over runs.
 
     OA, AA and per-class accuracy are in percent; kappa is multiplied by 100, as papers report it.
     """
     n = summary["n_runs"]
 
-    def cell(mean, std, scale=100):
-        return "-" if mean is None else f"{scale * mean:.2f} ± {scale * std:.2f}"
+    def cell(mean: float | None, std: float | None, scale: float = 100) -> str:
+        return "-" if mean is None or std is None else f"{scale * mean:.2f} ± {scale * std:.2f}"
 
     lines = [f"Mean ± sample standard deviation over {n} run{'s' if n != 1 else ''} "
              f"(OA, AA and class accuracies in %, kappa × 100).", "",
@@ -220,7 +225,7 @@ def format_summary(summary):
     return "\n".join(lines) + "\n"
 
 
-def _mean_std(values):
+def _mean_std(values: Sequence[float]) -> tuple[float, float] | tuple[None, None]:
     if not values:
         return None, None
     arr = np.asarray(values, dtype=np.float64)
@@ -228,11 +233,11 @@ def _mean_std(values):
     return float(arr.mean()), std
 
 
-def _md(text):
+def _md(text: object) -> str:
     return str(text).replace("|", "\\|")
 
 
-def _check_class_names(class_names):
+def _check_class_names(class_names: Iterable[object] | None) -> list[str]:
     if isinstance(class_names, str) or class_names is None:
         raise ConfigError(f"class_names must be a list of names, got {class_names!r}")
     names = [str(n) for n in class_names]
@@ -241,7 +246,7 @@ def _check_class_names(class_names):
     return names
 
 
-def _as_classes(values, what, k, allow_unlabelled=False):
+def _as_classes(values: np.ndarray | Sequence[int], what: str, k: int, allow_unlabelled: bool = False) -> np.ndarray:
     arr = np.asarray(values)
     if arr.ndim != 1:
         raise ConfigError(f"{what} must be a 1-D array of class indices, got shape {arr.shape}")

@@ -16,24 +16,31 @@ Under ``torchrun`` the tiles are shared between the processes (tile ``i`` on ran
 the output files, every process writes its tiles into them, and rank 0 writes the headers, images and GeoTIFF
 and renames them into place once all are done. The map equals the single-process one.
 """
+from __future__ import annotations
+
 import secrets
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from .data.envi import carried_entries, envi_class_names, format_header
-from .data.mapped import MappedCube, release_pages
+from .data.mapped import Cube, MappedCube, release_pages
+from .data.scenes import Scene
 from .distributed import World, world
-from .inference import as_trained, logit_tiles
+from .inference import Trained, as_trained, logit_tiles
 from .outputs import MapJob, output_prefix, parse_formats, write_outputs
 
 
-def stream_map(trained, scene, prefix, *, formats=("envi", "npy", "png"), probs=False, mode="auto", tile=None,
-               device=None, memory_mb=1024, batch_size=256, ground_truth=None, palette=None, title=None,
-               progress=False, here: World | None = None):
+def stream_map(trained: Trained, scene: Scene | Cube, prefix: str | Path, *,
+               formats: str | Iterable[str] = ("envi", "npy", "png"), probs: bool = False, mode: str = "auto",
+               tile: int | None = None, device: str | torch.device | None = None, memory_mb: float = 1024,
+               batch_size: int = 256, ground_truth: np.ndarray | None = None, palette: np.ndarray | None = None,
+               title: str | None = None, progress: bool = False, here: World | None = None) -> dict[str, Path]:
     """Predict every pixel of ``scene`` tile by tile and write the map in ``formats``; return
     ``{format: path}`` (``probs`` under the key ``"probs"``). No-data pixels of a mapped cube get no class
     (0 in every file, probabilities 0). ``ground_truth`` (classes, -1 unlabelled) is drawn beside the PNG, with
@@ -79,7 +86,7 @@ def stream_map(trained, scene, prefix, *, formats=("envi", "npy", "png"), probs=
             if array is not None:
                 array.flush()
         here.barrier()                          # every tile is on disk
-        written = None
+        written: dict[str, Path] = {}            # rank 0's, shared with every process
         if here.is_main:
             job = MapJob(values, list(trained.class_names), np.asarray(trained.label_ids),
                          np.asarray(trained.palette if palette is None else palette), scene, ground_truth,
@@ -92,7 +99,8 @@ def stream_map(trained, scene, prefix, *, formats=("envi", "npy", "png"), probs=
     return here.share(written)
 
 
-def _open_outputs(tmpdir, shape, k, values_dtype, probs, mode):
+def _open_outputs(tmpdir: Path, shape: tuple[int, int], k: int, values_dtype: type[np.unsignedinteger[Any]],
+                  probs: bool, mode: Literal["w+", "r+"]) -> tuple[np.memmap[Any, Any], np.memmap[Any, Any] | None]:
     """The memory-mapped class values and probabilities (``probs``), created (``w+``) or opened (``r+``)."""
     values = np.memmap(tmpdir / "map.img", dtype=values_dtype, mode=mode, shape=shape)
     prob_cube = np.memmap(tmpdir / "probs.img", dtype=np.float32, mode=mode, shape=(*shape, k + 1)) if probs \
@@ -100,7 +108,7 @@ def _open_outputs(tmpdir, shape, k, values_dtype, probs, mode):
     return values, prob_cube
 
 
-def _probs_header(tmpdir, job):
+def _probs_header(tmpdir: Path, job: MapJob) -> dict[str, tuple[Path, str]]:
     """The header of the streamed probability cube; returns the staged files for :func:`write_outputs`."""
     names = envi_class_names(job.class_names)
     rows, cols = job.values.shape

@@ -4,9 +4,13 @@ Every function builds a :class:`matplotlib.figure.Figure` directly (no pyplot st
 works headless, in scripts and in notebooks (a returned figure displays itself in Jupyter).
 Save with :func:`save_figure`, which writes atomically.
 """
+from __future__ import annotations
+
 import math
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,8 +24,11 @@ RGB_NM = (650.0, 550.0, 470.0)
 UNLABELLED_COLOR = (0, 0, 0)
 _MAX_ANNOTATED = 25     # confusion matrices up to this many classes get numbers in their cells
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-def save_figure(fig, path, dpi=150):
+
+def save_figure(fig: Figure, path: str | Path, dpi: float = 150) -> Path:
     """Write ``fig`` to ``path`` atomically (format from the suffix, e.g. ``.png``, ``.pdf``, ``.svg``); close it.
 
     The parent folder is created if needed. Returns the path.
@@ -43,18 +50,19 @@ def save_figure(fig, path, dpi=150):
     return path
 
 
-def _close(fig):
+def _close(fig: Figure) -> None:
     if "matplotlib.pyplot" in sys.modules:      # only a pyplot-made figure is registered anywhere
         sys.modules["matplotlib.pyplot"].close(fig)
 
 
-def _figure(figsize, **kwargs):
+def _figure(figsize: tuple[float, float], **kwargs: Any) -> Figure:
     from matplotlib.figure import Figure
 
     return Figure(figsize=figsize, layout="constrained", **kwargs)
 
 
-def confusion_matrix_figure(cm, class_names, normalize=True, label_ids=None):
+def confusion_matrix_figure(cm: np.ndarray | Sequence[Sequence[int]], class_names: Sequence[str],
+                            normalize: bool = True, label_ids: Sequence[int] | np.ndarray | None = None) -> Figure:
     """Heat map of a K x K confusion matrix (rows = true class, columns = predicted class).
 
     With ``normalize`` the colour is the fraction of each row's total (recall on the diagonal; an empty row
@@ -101,11 +109,11 @@ def confusion_matrix_figure(cm, class_names, normalize=True, label_ids=None):
     return fig
 
 
-def _tick_size(k):
+def _tick_size(k: int) -> int:
     return 9 if k <= 12 else 8 if k <= 20 else 6
 
 
-def curves_figure(history, checkpoint_on="val"):
+def curves_figure(history: Sequence[Mapping[str, Any]], checkpoint_on: str = "val") -> Figure:
     """Loss and overall accuracy per epoch, training and validation (two panels).
 
     ``history`` is a list of dicts with ``epoch, train_loss, train_oa, val_loss, val_oa`` (accuracies as
@@ -119,7 +127,7 @@ def curves_figure(history, checkpoint_on="val"):
         raise ConfigError(f"history rows lack {sorted(missing)}; expected epoch, train_loss, train_oa, "
                           f"val_loss, val_oa")
 
-    def column(key):
+    def column(key: str) -> np.ndarray:
         return np.array([float(row.get(key, math.nan)) for row in history], dtype=np.float64)
 
     epochs = column("epoch")
@@ -154,7 +162,7 @@ def curves_figure(history, checkpoint_on="val"):
     return fig
 
 
-def label_map_rgb(label_map, palette):
+def label_map_rgb(label_map: np.ndarray, palette: np.ndarray | Sequence[Sequence[int]]) -> np.ndarray:
     """(rows, cols, 3) uint8 image of a class map: class k gets ``palette[k]``, -1 (no class) is black."""
     palette = _check_palette(palette)
     classes = _check_map(label_map, "label_map", len(palette))
@@ -162,8 +170,10 @@ def label_map_rgb(label_map, palette):
     return lookup[classes]
 
 
-def class_map_figure(label_map, class_names, palette, *, ground_truth=None, mask_unlabelled=False, title=None,
-                     map_title="predicted classes", label_ids=None):
+def class_map_figure(label_map: np.ndarray, class_names: Sequence[str], palette: np.ndarray | Sequence[Sequence[int]],
+                     *, ground_truth: np.ndarray | None = None, mask_unlabelled: bool | str = False,
+                     title: str | None = None, map_title: str = "predicted classes",
+                     label_ids: Sequence[int] | np.ndarray | None = None) -> Figure:
     """The class map in the palette's colours with a legend of class names outside the image.
 
     ``label_map`` holds classes 0..K-1 (-1 = unlabelled, black) and is titled ``map_title`` (pass
@@ -193,7 +203,7 @@ def class_map_figure(label_map, class_names, palette, *, ground_truth=None, mask
         raise ConfigError(f"mask_unlabelled={mask_unlabelled!r} needs ground_truth (the labelled pixels to show)")
     if mask_unlabelled in (False, "both"):
         panels.append((map_title, shown))
-    if mask_unlabelled in (True, "both"):
+    if mask_unlabelled in (True, "both") and gt is not None:
         panels.append((f"{map_title} (labelled pixels)", np.where(gt >= 0, shown, -1)))
     if gt is not None:
         panels.append(("ground truth", gt))
@@ -218,17 +228,17 @@ def class_map_figure(label_map, class_names, palette, *, ground_truth=None, mask
 
     from matplotlib.patches import Patch
 
-    handles = [Patch(facecolor=palette[k] / 255.0, edgecolor="0.3", label=f"{names[k]}")
+    handles = [Patch(facecolor=tuple(palette[k] / 255.0), edgecolor="0.3", label=f"{names[k]}")
                for k in range(len(names))]
     if any((p < 0).any() for _, p in panels):
-        handles.append(Patch(facecolor=np.array(UNLABELLED_COLOR) / 255.0, edgecolor="0.3",
+        handles.append(Patch(facecolor=tuple(np.array(UNLABELLED_COLOR) / 255.0), edgecolor="0.3",
                              label="unlabelled"))
     fig.legend(handles=handles, loc="outside right center", fontsize=8, frameon=False, title="classes",
                title_fontsize=9, handlelength=1.4)
     return fig
 
 
-def rgb_bands(n_bands, wavelengths=None):
+def rgb_bands(n_bands: int, wavelengths: np.ndarray | Sequence[float] | None = None) -> tuple[int, ...]:
     """Band indices ``(r, g, b)`` used by :func:`false_color`.
 
     With wavelengths (nm, or micrometres, recognised by values below 100): the bands nearest to red 650 nm,
@@ -249,7 +259,8 @@ def rgb_bands(n_bands, wavelengths=None):
     return tuple(int(np.argmin(np.abs(wl - target))) for target in RGB_NM)
 
 
-def false_color(cube, wavelengths=None, *, bands=None):
+def false_color(cube: np.ndarray, wavelengths: np.ndarray | Sequence[float] | None = None, *,
+                bands: Sequence[int] | None = None) -> np.ndarray:
     """(rows, cols, 3) float32 image in [0, 1] from three bands of a (rows, cols, bands) cube.
 
     Bands: ``bands=(r, g, b)`` if given, else :func:`rgb_bands` (nearest to 650 / 550 / 470 nm when the
@@ -277,7 +288,8 @@ def false_color(cube, wavelengths=None, *, bands=None):
     return image
 
 
-def false_color_figure(cube, wavelengths=None, title=None, *, bands=None):
+def false_color_figure(cube: np.ndarray, wavelengths: np.ndarray | Sequence[float] | None = None,
+                       title: str | None = None, *, bands: Sequence[int] | None = None) -> Figure:
     """A figure of :func:`false_color` with the chosen bands (and their wavelengths) in the caption."""
     cube = np.asarray(cube)
     image = false_color(cube, wavelengths, bands=bands)
@@ -301,7 +313,7 @@ def false_color_figure(cube, wavelengths=None, title=None, *, bands=None):
     return fig
 
 
-def _check_ids(label_ids, k):
+def _check_ids(label_ids: Sequence[int] | np.ndarray | None, k: int) -> list[int]:
     """The K numbers shown for the classes: ``label_ids`` (checked), or the indices 0..K-1."""
     if label_ids is None:
         return list(range(k))
@@ -312,7 +324,7 @@ def _check_ids(label_ids, k):
     return ids
 
 
-def _check_palette(palette):
+def _check_palette(palette: np.ndarray | Sequence[Sequence[int]]) -> np.ndarray:
     arr = np.asarray(palette)
     if arr.ndim != 2 or arr.shape[1] != 3:
         raise ConfigError(f"palette must be K x 3 RGB colours, got shape {arr.shape}")
@@ -323,7 +335,7 @@ def _check_palette(palette):
     return arr
 
 
-def _check_map(label_map, what, k):
+def _check_map(label_map: np.ndarray, what: str, k: int) -> np.ndarray:
     arr = np.asarray(label_map)
     if arr.ndim != 2:
         raise ConfigError(f"{what} must be a (rows, cols) array of classes, got shape {arr.shape}")
@@ -336,7 +348,9 @@ def _check_map(label_map, what, k):
     return arr.astype(np.int64, copy=False)
 
 
-def comparison_maps_figure(maps, ground_truth, class_names, palette, label_ids=None):
+def comparison_maps_figure(maps: Mapping[str, np.ndarray], ground_truth: np.ndarray, class_names: Sequence[str],
+                           palette: np.ndarray | Sequence[Sequence[int]],
+                           label_ids: Sequence[int] | np.ndarray | None = None) -> Figure:
     """The ground truth and one class map per model side by side, with one legend.
 
     ``maps`` is ``{title: (rows, cols) classes 0..K-1}``; ``ground_truth`` holds classes 0..K-1 and -1."""
@@ -369,7 +383,8 @@ def comparison_maps_figure(maps, ground_truth, class_names, palette, label_ids=N
     return fig
 
 
-def per_class_figure(stats, class_names, label_ids=None):
+def per_class_figure(stats: Mapping[str, Sequence[tuple[float, float] | tuple[None, None]]],
+                     class_names: Sequence[str], label_ids: Sequence[int] | np.ndarray | None = None) -> Figure:
     """Grouped bars of per-class accuracy (%): ``stats`` is ``{model: [(mean, std) or (None, None) per class]}``.
     The accuracy axis starts at 0 so differences are not exaggerated; error bars show the std over seeds; the
     legend sits above the axes, clear of the bars."""
