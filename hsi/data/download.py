@@ -1,4 +1,6 @@
 """Fetch a file into the cache with a progress bar, a checksum check and an atomic rename."""
+from __future__ import annotations
+
 import hashlib
 import os
 import tempfile
@@ -8,12 +10,12 @@ from pathlib import Path
 from ..errors import DataError
 
 
-def cache_dir():
+def cache_dir() -> Path:
     """Where downloaded scenes live: ``$HSI_CACHE_DIR`` or ``~/.cache/hsi``."""
     return Path(os.environ.get("HSI_CACHE_DIR") or Path.home() / ".cache" / "hsi")
 
 
-def sha256_of(path):
+def sha256_of(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -21,7 +23,7 @@ def sha256_of(path):
     return digest.hexdigest()
 
 
-def download(url, dest, sha256=None, *, progress=True):
+def download(url: str, dest: str | Path, sha256: str | None = None, *, progress: bool = True) -> Path:
     """Download ``url`` to ``dest``; nothing is left at ``dest`` unless the whole file arrived and matches, and a
     failed or interrupted download removes its partial file and the (still empty) folders it created."""
     from tqdm import tqdm

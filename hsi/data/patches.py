@@ -1,4 +1,9 @@
 """Square windows around pixels as lazy views into one padded cube."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TypeVar
+
 import numpy as np
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
@@ -8,9 +13,10 @@ from ..errors import ConfigError
 from .augment import Augmentation
 
 PADDING_MODES = ("zero", "reflect")
+Batch = TypeVar("Batch")
 
 
-def check_patch_size(patch_size, shape=None):
+def check_patch_size(patch_size: int, shape: Sequence[int] | None = None) -> None:
     """Patch sizes are odd and positive; reflect padding also needs the scene to be larger than the margin."""
     if not is_whole(patch_size, 1) or patch_size % 2 == 0:
         raise ConfigError(f"patch size must be a positive odd number, got {patch_size!r}")
@@ -19,7 +25,7 @@ def check_patch_size(patch_size, shape=None):
                           f"(at most {2 * min(shape[:2]) - 1})")
 
 
-def pad_cube(cube, patch_size, mode="zero"):
+def pad_cube(cube: np.ndarray, patch_size: int, mode: str = "zero") -> np.ndarray:
     """Pad (rows, cols, bands) by ``patch_size // 2`` on each side so every pixel has a full window."""
     check_patch_size(patch_size, cube.shape)
     if mode not in PADDING_MODES:
@@ -30,7 +36,7 @@ def pad_cube(cube, patch_size, mode="zero"):
     return np.ascontiguousarray(padded, dtype=np.float32)
 
 
-def collate_batch(batch):
+def collate_batch(batch: Batch) -> Batch:
     """DataLoader ``collate_fn`` for :class:`PatchDataset`, whose ``__getitems__`` already builds the batch."""
     return batch
 
@@ -46,8 +52,9 @@ class PatchDataset(torch.utils.data.Dataset):
     from ``generator``.
     """
 
-    def __init__(self, padded, coords, labels=None, patch_size=25, *, spectral_channel=True,
-                 augmentation: Augmentation | None = None, generator=None):
+    def __init__(self, padded: np.ndarray, coords: np.ndarray, labels: np.ndarray | None = None, patch_size: int = 25,
+                 *, spectral_channel: bool = True, augmentation: Augmentation | None = None,
+                 generator: torch.Generator | None = None) -> None:
         coords = np.asarray(coords, dtype=np.int64).reshape(-1, 2)
         self.padded = padded
         self.patch_size = patch_size
@@ -63,12 +70,12 @@ class PatchDataset(torch.utils.data.Dataset):
             augmentation.require("apply", "patch windows")
         self.augmentation = augmentation
         self.generator = generator
-        self._band_std = None
+        self._band_std: torch.Tensor | None = None
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.coords)
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = self.__getitems__([index])
         return x[0], y[0]
 
@@ -90,7 +97,7 @@ class PatchDataset(torch.utils.data.Dataset):
         y = torch.from_numpy(self.labels[indices]) if self.labels is not None else torch.full((len(x),), -1)
         return x, y
 
-    def windows_at(self, indices):
+    def windows_at(self, indices: Sequence[int] | np.ndarray | torch.Tensor) -> torch.Tensor:
         """The windows ``(len(indices), bands, s, s)`` of these items, as they are in the scene (a copy)."""
         rows, cols = self.coords[np.asarray(indices, dtype=np.int64)].T
         return torch.from_numpy(np.ascontiguousarray(self.windows[rows, cols]))
@@ -102,7 +109,7 @@ class PatchDataset(torch.utils.data.Dataset):
         return self.augmentation.draw(labels, indices, generator)
 
     @property
-    def band_std(self):
+    def band_std(self) -> torch.Tensor:
         """Each band's standard deviation over the items' centre pixels (float32, computed once)."""
         if self._band_std is None:
             margin = self.patch_size // 2

@@ -1,10 +1,15 @@
 """PCA band reduction (optionally whitened, optionally after per-band standardisation) as plain arrays."""
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..errors import ConfigError
+from .mapped import Cube
 
 
 @dataclass
@@ -25,14 +30,14 @@ class Reducer:
     fit_pixels: int = 0       # how many pixels the fit used (0: not recorded, an older checkpoint)
 
     @property
-    def bands(self):
+    def bands(self) -> int:
         return self.components.shape[1]
 
     @property
-    def n_components(self):
+    def n_components(self) -> int:
         return self.components.shape[0]
 
-    def transform(self, cube, chunk_pixels=65536):
+    def transform(self, cube: Cube, chunk_pixels: int = 65536) -> np.ndarray:
         """Reduce a cube a few rows at a time (about ``chunk_pixels`` pixels), so a memory-mapped scene is
         never read whole. Each chunk is centred in float32 (band values are far inside float32's exact range,
         and centring before the product keeps its rounding at the scale of the output, about 1e-6) and
@@ -49,26 +54,26 @@ class Reducer:
             torch.matmul(block - centre, weights, out=torch.from_numpy(out[start:start + chunk_rows]))
         return out
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         return {"mean": self.mean.tolist(), "components": self.components.tolist(), "scale": self.scale.tolist(),
                 "band_std": self.band_std.tolist(), "fit_scope": self.fit_scope, "whiten": self.whiten,
                 "standardize": self.standardize, "fit_pixels": self.fit_pixels}
 
     @classmethod
-    def from_dict(cls, d):
+    def from_dict(cls, d: Mapping[str, Any]) -> Reducer:
         arrays = {k: np.asarray(d[k], dtype=np.float64) for k in ("mean", "components", "scale", "band_std")}
         return cls(**arrays, fit_scope=d["fit_scope"], whiten=bool(d["whiten"]), standardize=bool(d["standardize"]),
                    fit_pixels=int(d.get("fit_pixels", 0)))
 
-    def fit_record(self):
+    def fit_record(self) -> dict[str, Any]:
         """How the PCA was fitted, for ``config.json``."""
         how = ("training pixels gathered from the cube" if self.fit_scope == "train" else
                "every scene pixel, streamed in row chunks")
         return {"scope": self.fit_scope, "pixels": self.fit_pixels, "how": how}
 
 
-def fit_pca(cube, n_components=30, *, mask=None, whiten=False, standardize=False, fit_scope=None,
-            chunk_pixels=65536):
+def fit_pca(cube: Cube, n_components: int = 30, *, mask: np.ndarray | None = None, whiten: bool = False,
+            standardize: bool = False, fit_scope: str | None = None, chunk_pixels: int = 65536) -> Reducer:
     """Fit PCA on the pixels where ``mask`` is True (all pixels when ``mask`` is None).
 
     Pass the training mask for a leak-free fit; ``fit_scope`` defaults to ``"train"`` with a mask and
@@ -83,16 +88,16 @@ def fit_pca(cube, n_components=30, *, mask=None, whiten=False, standardize=False
     if not 1 <= n_components <= bands:
         raise ConfigError(f"PCA components must be between 1 and the band count {bands}, got {n_components}")
     pixels = None if mask is None else cube[np.asarray(mask, dtype=bool)]
-    n = int(np.prod(cube.shape[:-1])) if mask is None else len(pixels)
+    n = int(np.prod(cube.shape[:-1])) if pixels is None else len(pixels)
     if n < n_components:
         raise ConfigError(f"PCA with {n_components} components needs at least {n_components} fitting pixels, "
                           f"got {n}")
     mean = sum(chunk.sum(axis=0, dtype=np.float64) for chunk in _chunks(cube, pixels, chunk_pixels)) / n
-    covariance = torch.zeros(bands, bands, dtype=torch.float64)
+    products = torch.zeros(bands, bands, dtype=torch.float64)
     for chunk in _chunks(cube, pixels, chunk_pixels):        # products in torch: see Reducer.transform
         centred = torch.from_numpy(chunk.astype(np.float64) - mean)
-        covariance += centred.T @ centred
-    covariance = covariance.numpy() / max(n - 1, 1)
+        products += centred.T @ centred
+    covariance = products.numpy() / max(n - 1, 1)
     band_std = np.sqrt(np.diag(covariance) * (max(n - 1, 1) / n)) if standardize else np.ones(bands)
     band_std[band_std == 0] = 1.0
     covariance /= np.outer(band_std, band_std)
@@ -107,7 +112,7 @@ def fit_pca(cube, n_components=30, *, mask=None, whiten=False, standardize=False
                    standardize=standardize, fit_pixels=n)
 
 
-def _chunks(cube, pixels, chunk_pixels):
+def _chunks(cube: Cube, pixels: np.ndarray | None, chunk_pixels: int) -> Iterator[np.ndarray]:
     """(n, bands) blocks of about ``chunk_pixels``: of the gathered ``pixels``, else of the cube row by row."""
     if pixels is not None:
         yield from (pixels[i:i + chunk_pixels] for i in range(0, len(pixels), chunk_pixels))

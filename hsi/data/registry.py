@@ -1,4 +1,7 @@
 """Known scenes: files, .mat keys, official class names, palette, download sources."""
+from __future__ import annotations
+
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,7 +34,7 @@ _SALINAS = {
 }
 
 
-def _numbered(names):
+def _numbered(names: Sequence[str]) -> dict[int, str]:
     return dict(enumerate(names, start=1))
 
 
@@ -100,7 +103,7 @@ PALETTES = {
 }
 
 
-def palette_for(label_ids, palette="distinct"):
+def palette_for(label_ids: Sequence[int] | np.ndarray, palette: str = "distinct") -> np.ndarray:
     """K×3 uint8 colours for the given original label ids (the same id always gets the same colour).
 
     ``palette`` is a name of :data:`PALETTES`: ``"distinct"`` or ``"published"``."""
@@ -111,7 +114,7 @@ def palette_for(label_ids, palette="distinct"):
     return colours[(ids - 1) % len(colours)].copy()
 
 
-def find_by_file(filename):
+def find_by_file(filename: str) -> SceneInfo | None:
     """The registry entry whose cube or label file has this name, or None."""
     for info in SCENES.values():
         if filename in (info.cube_file, info.gt_file):

@@ -1,12 +1,15 @@
 """What a scene model trains and is evaluated on: the whole reduced scene with one label map, or random crops."""
+from __future__ import annotations
+
 import math
+from collections.abc import Iterator
 from functools import cached_property
 
 import numpy as np
 import torch
 
 from ..checks import is_whole
-from ..distributed import ALONE
+from ..distributed import ALONE, World
 from ..errors import ConfigError
 from .augment import Augmentation
 
@@ -22,7 +25,8 @@ class SceneSamples:
     whole scene, else as many crops as cover the scene's area once.
     """
 
-    def __init__(self, reduced, label_map, *, crop=None, augmentation: Augmentation | None = None):
+    def __init__(self, reduced: np.ndarray, label_map: np.ndarray, *, crop: int | None = None,
+                 augmentation: Augmentation | None = None) -> None:
         rows, cols = label_map.shape
         if crop is not None and not is_whole(crop, 1):
             raise ConfigError(f"crop must be a positive number of pixels, got {crop!r}")
@@ -36,16 +40,16 @@ class SceneSamples:
         self.steps = 1 if self.crop is None else math.ceil(rows * cols / self.crop ** 2)
 
     @property
-    def labels(self):
+    def labels(self) -> np.ndarray:
         """Classes of the labelled pixels (for class weights)."""
         return self.y[self.y >= 0].numpy()
 
     @cached_property
-    def band_std(self):
+    def band_std(self) -> torch.Tensor:
         """Each band's standard deviation over the labelled pixels (float32, computed once)."""
         return self.x[:, self.y >= 0].to(torch.float64).std(1, unbiased=False).to(torch.float32)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.labelled)
 
     def draw(self, generator):
@@ -73,15 +77,16 @@ class SceneLoader:
     ``here.size``-th one. With ``every_step`` (training) the draws are rounded up to a multiple of the process
     count, so every process takes part in every step; otherwise (evaluation) a process may get fewer."""
 
-    def __init__(self, samples, generator, here=ALONE, every_step=False):
+    def __init__(self, samples: SceneSamples, generator: torch.Generator, here: World = ALONE,
+                 every_step: bool = False) -> None:
         self.samples, self.generator, self.world = samples, generator, here
         size = self.world.size
         self.draws = -(-samples.steps // size) * size if every_step else samples.steps
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.world.mine(range(self.draws)))
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for draw in range(self.draws):
             batch = self.samples.draw(self.generator)
             if draw % self.world.size == self.world.rank:
