@@ -1,5 +1,16 @@
-"""Train / validation / test splits of the labelled pixels, as label maps (-1 outside the subset)."""
+"""Train / validation / test splits of the labelled pixels, as label maps (-1 outside the subset).
+
+A split is a function ``maker(labels, settings, rng) -> Split`` registered with ``@register_split("name")``:
+``labels`` holds classes 0..K-1 (-1 unlabelled), ``settings`` a :class:`SplitSettings` (train ratio or count,
+validation ratio, patch size, folds...) and ``rng`` the seed's ``numpy.random.Generator``. A split that runs in
+folds (``register_split(name, folded=True)``, like ``blocks``) needs ``settings.folds`` and is trained once per
+fold. Installed packages add splits through the ``hsi.splits`` entry-point group (name = split name, value = the
+maker; give it a ``folded = True`` attribute to run it in folds), read at first use.
+"""
+from __future__ import annotations
+
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -7,8 +18,9 @@ from scipy.ndimage import maximum_filter
 
 from ..checks import is_whole
 from ..errors import SplitError
+from ..plugins import load_plugins
 
-SPLIT_MODES = ("random", "fixed", "disjoint", "blocks")
+ENTRY_POINT_GROUP = "hsi.splits"
 
 
 @dataclass
@@ -45,39 +57,126 @@ class Split:
             return cls(data["train"], data["val"], data["test"], str(data["mode"]))
 
 
-def make_split(labels, mode="random", *, train_ratio=None, train_per_class=None, val_ratio=0.1,
-               patch_size=25, min_per_class=1, max_fraction=0.5, seed=0, class_names=None, folds=None, fold=0):
-    """Split ``labels`` (classes 0..K-1, -1 unlabelled) by ``mode``; deterministic for a seed.
+@dataclass(frozen=True)
+class SplitSettings:
+    """What a split maker may use; ``class_names`` only serve error and warning messages."""
 
-    ``folds`` and ``fold`` choose the held-out block of the ``blocks`` mode. ``class_names`` only serve the error
-    and warning messages.
+    train_ratio: float | None = None
+    train_per_class: int | None = None
+    val_ratio: float = 0.1
+    patch_size: int = 25
+    min_per_class: int = 1
+    max_fraction: float = 0.5
+    class_names: Sequence[str] | None = None
+    folds: int | None = None
+    fold: int = 0
+
+
+SplitMaker = Callable[[np.ndarray, SplitSettings, np.random.Generator], Split]
+_registered: dict[str, SplitMaker] = {}         # name -> maker registered in code (built-ins first)
+_entry_points: dict[str, SplitMaker] | None = None  # from installed packages; None until first use
+
+
+def register_split(name: str, *, folded: bool = False) -> Callable[[SplitMaker], SplitMaker]:
+    """Decorator registering ``maker(labels, settings, rng) -> Split`` as the split ``name``; ``folded``: it
+    runs in folds (needs ``settings.folds``, tests on fold ``settings.fold``)."""
+    if not isinstance(name, str) or not name.strip() or name != name.strip():
+        raise SplitError(f"a split name must be a non-empty string without surrounding spaces, got {name!r}")
+
+    def decorator(maker: SplitMaker) -> SplitMaker:
+        if name in _registered and _registered[name] is not maker:
+            raise SplitError(f"split {name!r} is already registered as {_registered[name]!r}")
+        maker.folded = folded  # type: ignore[attr-defined]
+        _registered[name] = maker
+        return maker
+
+    return decorator
+
+
+def _load_entry_points() -> dict[str, SplitMaker]:
+    """Splits offered by installed packages, read once; broken ones are skipped."""
+    global _entry_points
+    if _entry_points is None:
+        _entry_points = load_plugins(ENTRY_POINT_GROUP, "split", "split", _registered)
+    return _entry_points
+
+
+def list_splits() -> list[str]:
+    """Names of every known split, built-in first."""
+    return list(dict.fromkeys([*_registered, *_load_entry_points()]))
+
+
+def split_maker(name: str) -> SplitMaker:
+    """The maker registered as ``name``; an unknown name is a :class:`SplitError` listing the known ones."""
+    maker = _registered.get(name) if isinstance(name, str) else None
+    maker = maker or (_load_entry_points().get(name) if isinstance(name, str) else None)
+    if maker is None:
+        raise SplitError(f"unknown split {name!r}; known splits: {', '.join(list_splits())}")
+    return maker
+
+
+def is_folded(name: str) -> bool:
+    """Whether the split ``name`` runs in folds (one training per fold, ``--folds K``)."""
+    return bool(getattr(split_maker(name), "folded", False))
+
+
+def folded_splits() -> list[str]:
+    """Names of the known splits that run in folds."""
+    return [name for name in list_splits() if is_folded(name)]
+
+
+def make_split(labels: np.ndarray, mode: str = "random", *, train_ratio: float | None = None,
+               train_per_class: int | None = None, val_ratio: float = 0.1, patch_size: int = 25,
+               min_per_class: int = 1, max_fraction: float = 0.5, seed: int = 0,
+               class_names: Sequence[str] | None = None, folds: int | None = None, fold: int = 0) -> Split:
+    """Split ``labels`` (classes 0..K-1, -1 unlabelled) by the registered split ``mode``; deterministic for a
+    seed. Without a train ratio or count the ratio is 0.1.
+
+    ``folds`` and ``fold`` choose the held-out fold of a split that runs in folds (``blocks``). ``class_names``
+    only serve the error and warning messages.
     """
-    if mode not in SPLIT_MODES:
-        raise SplitError(f"split mode must be one of {SPLIT_MODES}, got {mode!r}")
+    maker = split_maker(mode)
     if not 0 <= val_ratio < 1:
         raise SplitError(f"validation ratio must be in [0, 1), got {val_ratio}")
     if not is_whole(seed, 0):
         raise SplitError(f"seed must be a non-negative integer, got {seed!r}")
     if train_per_class is not None and not is_whole(train_per_class, 1):
         raise SplitError(f"train pixels per class must be an integer >= 1, got {train_per_class!r}")
-    rng = np.random.default_rng(seed)
-    if mode == "blocks":
-        return block_split(labels, folds, fold, patch_size=patch_size, val_ratio=val_ratio, rng=rng,
-                           class_names=class_names)
-    if mode == "fixed":
-        if train_per_class is None:
-            raise SplitError("the fixed split needs a number of training pixels per class")
-        return fixed_split(labels, train_per_class, val_ratio=val_ratio, max_fraction=max_fraction, rng=rng,
-                           class_names=class_names)
     if train_ratio is None and train_per_class is None:
         train_ratio = 0.1
-    if mode == "disjoint":
-        if train_ratio is None:
-            raise SplitError("the disjoint split takes a train ratio, not a count per class")
-        return disjoint_split(labels, train_ratio, patch_size=patch_size, val_ratio=val_ratio, rng=rng,
-                              class_names=class_names)
-    return random_split(labels, train_ratio=train_ratio, train_per_class=train_per_class, val_ratio=val_ratio,
-                        min_per_class=min_per_class, rng=rng, class_names=class_names)
+    settings = SplitSettings(train_ratio=train_ratio, train_per_class=train_per_class, val_ratio=val_ratio,
+                             patch_size=patch_size, min_per_class=min_per_class, max_fraction=max_fraction,
+                             class_names=class_names, folds=folds, fold=fold)
+    return maker(labels, settings, np.random.default_rng(seed))
+
+
+@register_split("random")
+def _random(labels: np.ndarray, settings: SplitSettings, rng: np.random.Generator) -> Split:
+    return random_split(labels, train_ratio=settings.train_ratio, train_per_class=settings.train_per_class,
+                        val_ratio=settings.val_ratio, min_per_class=settings.min_per_class, rng=rng,
+                        class_names=settings.class_names)
+
+
+@register_split("fixed")
+def _fixed(labels: np.ndarray, settings: SplitSettings, rng: np.random.Generator) -> Split:
+    if settings.train_per_class is None:
+        raise SplitError("the fixed split needs a number of training pixels per class")
+    return fixed_split(labels, settings.train_per_class, val_ratio=settings.val_ratio,
+                       max_fraction=settings.max_fraction, rng=rng, class_names=settings.class_names)
+
+
+@register_split("disjoint")
+def _disjoint(labels: np.ndarray, settings: SplitSettings, rng: np.random.Generator) -> Split:
+    if settings.train_ratio is None:
+        raise SplitError("the disjoint split takes a train ratio, not a count per class")
+    return disjoint_split(labels, settings.train_ratio, patch_size=settings.patch_size,
+                          val_ratio=settings.val_ratio, rng=rng, class_names=settings.class_names)
+
+
+@register_split("blocks", folded=True)
+def _blocks(labels: np.ndarray, settings: SplitSettings, rng: np.random.Generator) -> Split:
+    return block_split(labels, settings.folds, settings.fold, patch_size=settings.patch_size,
+                       val_ratio=settings.val_ratio, rng=rng, class_names=settings.class_names)
 
 
 def random_split(labels, *, train_ratio=None, train_per_class=None, val_ratio=0.1, min_per_class=1, rng=None,

@@ -113,3 +113,37 @@ def test_block_split_names_bad_folds(indian_pines):
         make_split(indian_pines.labels, "blocks", folds=3, fold=3)
     with pytest.raises(hsi.SplitError, match="fold must be in 0..2 for 3 folds, got True"):
         make_split(indian_pines.labels, "blocks", folds=3, fold=True)
+
+
+def test_an_unknown_split_is_refused_with_the_known_names(indian_pines):
+    with pytest.raises(hsi.SplitError, match="unknown split 'stripes'; known splits: random, fixed, disjoint, blocks"):
+        make_split(indian_pines.labels, "stripes")
+    assert hsi.list_splits()[:4] == ["random", "fixed", "disjoint", "blocks"]
+
+
+def test_a_registered_folded_split_runs_in_folds_everywhere(indian_pines, monkeypatch):
+    from hsi.config import RunConfig
+    from hsi.data import splits
+    from hsi.data.splits import SplitSettings, is_folded
+    from hsi.experiments import grid_parts
+
+    monkeypatch.setattr(splits, "_registered", dict(splits._registered))   # the new split leaves with the test
+
+    @hsi.register_split("column_folds", folded=True)
+    def column_folds(labels, settings: SplitSettings, rng):
+        """Fold f tests on the f-th of ``folds`` column bands and trains on the others."""
+        band = np.arange(labels.shape[1]) * settings.folds // labels.shape[1]
+        test = np.where(band == settings.fold, labels, -1)
+        return Split(np.where(band != settings.fold, labels, -1), np.full(labels.shape, -1), test, "column_folds")
+
+    assert is_folded("column_folds") and not is_folded("disjoint")
+    with pytest.raises(hsi.ConfigError, match="the column_folds split needs a number of folds"):
+        RunConfig(split="column_folds").check()
+    with pytest.raises(hsi.ConfigError, match=r"--folds applies to the blocks or column_folds split \(--split blocks "
+                                              r"or column_folds\), not to the random split"):
+        RunConfig(folds=3).check()
+    assert grid_parts(RunConfig(split="column_folds", folds=3), 2) == [(s, f) for s in (0, 1) for f in range(3)]
+    split = make_split(indian_pines.labels, "column_folds", folds=3, fold=2)
+    assert (split.test[:, :97] < 0).all() and (split.test[:, 97:] >= 0).any()
+    with pytest.raises(hsi.SplitError, match="split 'column_folds' is already registered"):
+        hsi.register_split("column_folds")(lambda labels, settings, rng: None)
