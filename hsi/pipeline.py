@@ -3,6 +3,7 @@
 :func:`train` writes a run folder (see :mod:`hsi.runfolder` for its files), :func:`resume` continues one from
 its ``last.pt``, :func:`evaluate_run` recomputes a finished run's test metrics.
 """
+import math
 import time
 import warnings
 from dataclasses import dataclass
@@ -240,10 +241,14 @@ def evaluate_run(run_dir, **where):
 
 
 def _with_run_facts(metrics, run_dir, best, trained):
-    """Test metrics with what the run folder says about them: the epoch ``best.pt`` holds, the leakage, the
-    learned parameters, and a block fold's block and the classes it could not train on or test."""
+    """Test metrics with what the run folder says about them: the epoch ``best.pt`` holds and its validation OA
+    (None without one), the leakage, the learned parameters, and a block fold's block and the classes it could
+    not train on or test."""
     record = read_config(run_dir)
-    facts = {"best_epoch": int(best["epoch"]), "leakage": record["leakage"],
+    epoch = int(best["epoch"])
+    rows = [row for row in read_history(Path(run_dir) / "history.csv") if row["epoch"] == epoch]
+    val_oa = rows[0]["val_oa"] if rows and math.isfinite(rows[0]["val_oa"]) else None
+    facts = {"best_epoch": epoch, "val_oa": val_oa, "leakage": record["leakage"],
              "parameters": count_parameters(trained.model),
              "split": {key: record["split"][key] for key in ("block", "classes_without_training",
                                                              "classes_without_test") if key in record["split"]}}
