@@ -98,7 +98,7 @@ def format_report(metrics, title=None):
     if metrics.get("best_epoch") is not None:
         extra += f"  best epoch: {metrics['best_epoch']}"
     if metrics.get("val_oa") is not None:
-        extra += f" (validation OA {100 * metrics['val_oa']:.2f}%)"
+        extra += f" (validation accuracy {100 * metrics['val_oa']:.2f}%)"
     lines.append(extra)
     if metrics.get("leakage"):
         from .leakage import format_leakage
