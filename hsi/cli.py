@@ -8,6 +8,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from .config import FitOptions, RunConfig, choices_of, field_default, value_types
+from .data.splits import is_folded
 from .errors import ConfigError, HSIError
 
 EXIT_USAGE = 2
@@ -253,9 +254,9 @@ def _train(args):
             metrics = pipeline.resume(args.resume, progress=progress, **_scene_elsewhere(args))
             return _print_metrics(metrics, args.resume)
         config = _config_from_args(args)
-        if args.split == "blocks" and args.fold is None:
+        if is_folded(args.split) and args.fold is None:
             if args.runs > 1:
-                raise ConfigError("--split blocks runs one training per fold; give --runs 1 (or leave it out)")
+                raise ConfigError(f"--split {args.split} runs one training per fold; give --runs 1 (or leave it out)")
             from .metrics import format_summary
 
             summary = experiments.train_folds(config, args.out, progress=progress)

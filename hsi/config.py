@@ -16,7 +16,7 @@ from typing import Any
 from .checks import is_whole
 from .data.augment import augmentation_names, list_augmentations
 from .data.patches import PADDING_MODES, check_patch_size
-from .data.splits import SPLIT_MODES
+from .data.splits import folded_splits, is_folded, list_splits
 from .errors import ConfigError
 from .metrics import CHECKPOINT_RULES
 
@@ -123,7 +123,7 @@ class RunConfig:
                                    "--train-per-class pixels per class (at most half a small class); disjoint: "
                                    "spatially separate parcels, no training pixel inside a test window; blocks: "
                                    "spatial block cross-validation over --folds blocks",
-                         choices=lambda: SPLIT_MODES, group="split and preprocessing")
+                         choices=lambda: tuple(list_splits()), group="split and preprocessing")
     folds: int | None = setting(None, "blocks split: number of spatial blocks; every fold tests on one and trains "
                                       "on the rest beyond a patch//2 buffer", group="split and preprocessing")
     fold: int = setting(0, "blocks split: train only this fold (the held-out block); without it hsi train runs "
@@ -181,10 +181,13 @@ class RunConfig:
                 raise ConfigError(f"--{name} must be an integer >= {least}, got {value!r}")
             if value is not None:
                 setattr(self, name, int(value))      # a numpy integer from a notebook loop, made JSON-writable
-        if self.split == "blocks" and self.folds is None:
-            raise ConfigError("the blocks split needs a number of folds (--folds K)")
-        if self.split != "blocks" and self.folds is not None:
-            raise ConfigError(f"--folds applies to the blocks split (--split blocks), not to the {self.split} split")
+        folded = is_folded(self.split)
+        if folded and self.folds is None:
+            raise ConfigError(f"the {self.split} split needs a number of folds (--folds K)")
+        if not folded and self.folds is not None:
+            names = " or ".join(folded_splits())
+            raise ConfigError(f"--folds applies to the {names} split (--split {names}), not to the {self.split} "
+                              f"split")
         self.fit.check()
 
 

@@ -46,7 +46,7 @@ from .atomic import write_json_atomic, write_text_atomic
 from .checks import is_whole
 from .config import RunConfig
 from .data.augment import augmentation_names
-from .data.splits import Split, make_split
+from .data.splits import Split, folded_splits, is_folded, make_split
 from .distributed import world
 from .errors import ConfigError
 from .metrics import format_folds, summarize_runs
@@ -185,7 +185,7 @@ def grid_parts(base, runs):
     """The ``(seed, fold)`` parts of a grid: seeds ``base.seed .. base.seed + runs - 1``, each with every fold of
     the ``blocks`` split (fold None for the other splits)."""
     seeds = range(base.seed, base.seed + runs)
-    folds = range(base.folds) if base.split == "blocks" and base.folds else [None]     # no folds: check() says so
+    folds = range(base.folds) if is_folded(base.split) and base.folds else [None]     # no folds: check() says so
     return [(seed, fold) for seed in seeds for fold in folds]
 
 
@@ -281,7 +281,7 @@ def _run(config, run_dir, scene, split, progress):
 def _row(label, config, metrics, run_dir, out):
     timing = json.loads((run_dir / "timing.json").read_text())
     leakage = metrics["leakage"]
-    fold = config.fold if config.split == "blocks" else None
+    fold = config.fold if is_folded(config.split) else None
     return {"model": label, "seed": config.seed, "fold": fold, "split": metrics.get("split", {}),
             "oa": metrics["oa"], "aa": metrics["aa"], "kappa": metrics["kappa"],
             "leakage": leakage["fraction"], "pca_saw_test": leakage["pca_saw_test"],
@@ -402,8 +402,9 @@ def train_many(config, runs, out=None, *, progress=True):
 def train_folds(config, out=None, *, progress=True):
     """Spatial block cross-validation: train every fold of the ``blocks`` split (``config.folds`` of them) into
     ``out/fold-N``; write a mean ± std summary that names the classes each fold could not train on or test."""
-    if config.split != "blocks" or not config.folds:
-        raise ConfigError("cross-validation needs the blocks split and a number of folds (--split blocks --folds K)")
+    if not is_folded(config.split) or not config.folds:
+        names = " or ".join(folded_splits())
+        raise ConfigError(f"cross-validation needs the {names} split and a number of folds (--split {names} --folds K)")
     return _repeat(config, 1, out, progress)
 
 
@@ -422,12 +423,12 @@ def _repeat(config, runs, out, progress):
     if results[0] is None:          # not rank 0 of a torchrun job
         return None
     summary = summarize_runs(results)
-    if config.split == "blocks":
+    if is_folded(config.split):
         summary["folds"] = [{"fold": fold, **r["split"]} for fold, r in enumerate(results)]  # see _with_run_facts
     rows = [_row(spec.label, run_config, metrics, run_dir, out)
             for (run_config, run_dir, _), metrics in zip(grid, results)]
     text = format_results(rows, list(scene.class_names), scene.label_ids, [spec.label])
-    if config.split == "blocks":
+    if is_folded(config.split):
         text = (f"Spatial block cross-validation: {config.folds} folds, each tested on one block and trained on "
                 f"the others beyond a {config.patch // 2}-pixel buffer (a run per fold below).\n\n{text}")
     write_json_atomic(out / "summary.json", summary)

@@ -102,6 +102,8 @@ def format_report(metrics: dict[str, Any], title: str | None = None) -> str:
     extra = f"test pixels: {metrics['n_test']}  classes: {k}"
     if metrics.get("best_epoch") is not None:
         extra += f"  best epoch: {metrics['best_epoch']}"
+    if metrics.get("val_oa") is not None:
+        extra += f" (validation accuracy {100 * metrics['val_oa']:.2f}%)"
     lines.append(extra)
     if metrics.get("leakage"):
         from .leakage import format_leakage

@@ -3,6 +3,7 @@
 :func:`train` writes a run folder (see :mod:`hsi.runfolder` for its files), :func:`resume` continues one from
 its ``last.pt``, :func:`evaluate_run` recomputes a finished run's test metrics.
 """
+import math
 import time
 import warnings
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from .config import RunConfig
 from .data.patches import check_patch_size
 from .data.preprocess import Reducer, fit_pca
 from .data.registry import palette_for
-from .data.splits import Split, make_split
+from .data.splits import Split, is_folded, make_split
 from .distributed import ALONE, resolve_device, world
 from .engine import Trainer, labelled_pixels, log, predict_logits
 from .errors import ConfigError, SplitError
@@ -68,7 +69,7 @@ def prepare(scene, config, kind=None, split=None):
                                folds=config.folds, fold=config.fold)
     counts = split.counts(scene.n_classes)["train"]
     empty = [scene.class_names[k] for k, c in enumerate(counts) if c == 0 and scene.class_counts()[k] > 0]
-    if empty and split.mode != "blocks":        # a block fold names its untrainable classes in the report
+    if empty and not is_folded(config.split):   # a fold names its untrainable classes in the report
         raise SplitError(f"the {config.split} split leaves no training pixel for class(es) {', '.join(empty)}; "
                          f"raise the train ratio or choose another split")
     for warning in caught:
@@ -240,10 +241,14 @@ def evaluate_run(run_dir, **where):
 
 
 def _with_run_facts(metrics, run_dir, best, trained):
-    """Test metrics with what the run folder says about them: the epoch ``best.pt`` holds, the leakage, the
-    learned parameters, and a block fold's block and the classes it could not train on or test."""
+    """Test metrics with what the run folder says about them: the epoch ``best.pt`` holds and its validation OA
+    (None without one), the leakage, the learned parameters, and a block fold's block and the classes it could
+    not train on or test."""
     record = read_config(run_dir)
-    facts = {"best_epoch": int(best["epoch"]), "leakage": record["leakage"],
+    epoch = int(best["epoch"])
+    rows = [row for row in read_history(Path(run_dir) / "history.csv") if row["epoch"] == epoch]
+    val_oa = rows[0]["val_oa"] if rows and math.isfinite(rows[0]["val_oa"]) else None
+    facts = {"best_epoch": epoch, "val_oa": val_oa, "leakage": record["leakage"],
              "parameters": count_parameters(trained.model),
              "split": {key: record["split"][key] for key in ("block", "classes_without_training",
                                                              "classes_without_test") if key in record["split"]}}

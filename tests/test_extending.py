@@ -26,7 +26,7 @@ def test_the_page_has_one_file_and_one_decorator_per_extension_point():
     files, usages = doc_blocks()
     decorators = {name: re.findall(r"^@(register_\w+)\(", source, re.M) for name, source in files.items()}
     assert sorted(d for found in decorators.values() for d in found) == sorted(
-        ["register_model", "register_attention", "register_augmentation", "register_reader",
+        ["register_model", "register_attention", "register_split", "register_augmentation", "register_reader",
          "register_format"])
     assert all(len(found) == 1 for found in decorators.values()), decorators
     assert len(usages) == len(files)

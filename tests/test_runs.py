@@ -58,6 +58,9 @@ def test_best_checkpoint_has_the_highest_validation_oa(trained_run):
     best_epoch, _ = best_by_validation(out)
     assert torch.load(out / "best.pt", weights_only=True)["epoch"] == best_epoch == metrics["best_epoch"]
     assert torch.load(out / "last.pt", weights_only=True)["epoch"] == len(history_without_time(out)) == 3
+    assert metrics["val_oa"] == float(history_without_time(out)[best_epoch - 1]["val_oa"])   # beside the test OA
+    report = (out / "report.txt").read_text()
+    assert f"best epoch: {best_epoch} (validation accuracy {100 * metrics['val_oa']:.2f}%)" in report
 
 
 def test_validation_oa_ties_go_to_the_lower_validation_loss(trained_run):

@@ -1,14 +1,27 @@
-"""Train / validation / test splits of the labelled pixels, as label maps (-1 outside the subset)."""
+"""Train / validation / test splits of the labelled pixels, as label maps (-1 outside the subset).
+
+A split is a function ``maker(labels, settings, rng) -> Split`` registered with ``@register_split("name")``:
+``labels`` holds classes 0..K-1 (-1 unlabelled), ``settings`` a :class:`SplitSettings` (train ratio or count,
+validation ratio, patch size, folds...) and ``rng`` the seed's ``numpy.random.Generator``. A split that runs in
+folds (``register_split(name, folded=True)``, like ``blocks``) needs ``settings.folds`` and is trained once per
+fold. Installed packages add splits through the ``hsi.splits`` entry-point group (name = split name, value = the
+maker; give it a ``folded = True`` attribute to run it in folds), read at first use.
+"""
+from __future__ import annotations
+
+import json
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.ndimage import maximum_filter
+from scipy.ndimage import distance_transform_cdt, maximum_filter
 
 from ..checks import is_whole
 from ..errors import SplitError
+from ..plugins import load_plugins
 
-SPLIT_MODES = ("random", "fixed", "disjoint", "blocks")
+ENTRY_POINT_GROUP = "hsi.splits"
 
 
 @dataclass
@@ -33,51 +46,141 @@ class Split:
                 for name in ("train", "val", "test")}
 
     def save(self, path):
+        """The three maps, the mode and (when there is one) ``info`` as JSON, in one ``.npz`` file."""
         from ..atomic import atomic_path
 
+        info = {"info": json.dumps(self.info)} if self.info else {}
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
-                np.savez_compressed(f, train=self.train, val=self.val, test=self.test, mode=self.mode)
+                np.savez_compressed(f, train=self.train, val=self.val, test=self.test, mode=self.mode, **info)
 
     @classmethod
     def load(cls, path):
         with np.load(path, allow_pickle=False) as data:
-            return cls(data["train"], data["val"], data["test"], str(data["mode"]))
+            info = json.loads(str(data["info"])) if "info" in data.files else {}
+            return cls(data["train"], data["val"], data["test"], str(data["mode"]), info)
 
 
-def make_split(labels, mode="random", *, train_ratio=None, train_per_class=None, val_ratio=0.1,
-               patch_size=25, min_per_class=1, max_fraction=0.5, seed=0, class_names=None, folds=None, fold=0):
-    """Split ``labels`` (classes 0..K-1, -1 unlabelled) by ``mode``; deterministic for a seed.
+@dataclass(frozen=True)
+class SplitSettings:
+    """What a split maker may use; ``class_names`` only serve error and warning messages."""
 
-    ``folds`` and ``fold`` choose the held-out block of the ``blocks`` mode. ``class_names`` only serve the error
-    and warning messages.
+    train_ratio: float | None = None
+    train_per_class: int | None = None
+    val_ratio: float = 0.1
+    patch_size: int = 25
+    min_per_class: int = 1
+    max_fraction: float = 0.5
+    class_names: Sequence[str] | None = None
+    folds: int | None = None
+    fold: int = 0
+
+
+SplitMaker = Callable[[np.ndarray, SplitSettings, np.random.Generator], Split]
+_registered: dict[str, SplitMaker] = {}         # name -> maker registered in code (built-ins first)
+_entry_points: dict[str, SplitMaker] | None = None  # from installed packages; None until first use
+
+
+def register_split(name: str, *, folded: bool = False) -> Callable[[SplitMaker], SplitMaker]:
+    """Decorator registering ``maker(labels, settings, rng) -> Split`` as the split ``name``; ``folded``: it
+    runs in folds (needs ``settings.folds``, tests on fold ``settings.fold``)."""
+    if not isinstance(name, str) or not name.strip() or name != name.strip():
+        raise SplitError(f"a split name must be a non-empty string without surrounding spaces, got {name!r}")
+
+    def decorator(maker: SplitMaker) -> SplitMaker:
+        if name in _registered and _registered[name] is not maker:
+            raise SplitError(f"split {name!r} is already registered as {_registered[name]!r}")
+        maker.folded = folded  # type: ignore[attr-defined]
+        _registered[name] = maker
+        return maker
+
+    return decorator
+
+
+def _load_entry_points() -> dict[str, SplitMaker]:
+    """Splits offered by installed packages, read once; broken ones are skipped."""
+    global _entry_points
+    if _entry_points is None:
+        _entry_points = load_plugins(ENTRY_POINT_GROUP, "split", "split", _registered)
+    return _entry_points
+
+
+def list_splits() -> list[str]:
+    """Names of every known split, built-in first."""
+    return list(dict.fromkeys([*_registered, *_load_entry_points()]))
+
+
+def split_maker(name: str) -> SplitMaker:
+    """The maker registered as ``name``; an unknown name is a :class:`SplitError` listing the known ones."""
+    maker = _registered.get(name) if isinstance(name, str) else None
+    maker = maker or (_load_entry_points().get(name) if isinstance(name, str) else None)
+    if maker is None:
+        raise SplitError(f"unknown split {name!r}; known splits: {', '.join(list_splits())}")
+    return maker
+
+
+def is_folded(name: str) -> bool:
+    """Whether the split ``name`` runs in folds (one training per fold, ``--folds K``)."""
+    return bool(getattr(split_maker(name), "folded", False))
+
+
+def folded_splits() -> list[str]:
+    """Names of the known splits that run in folds."""
+    return [name for name in list_splits() if is_folded(name)]
+
+
+def make_split(labels: np.ndarray, mode: str = "random", *, train_ratio: float | None = None,
+               train_per_class: int | None = None, val_ratio: float = 0.1, patch_size: int = 25,
+               min_per_class: int = 1, max_fraction: float = 0.5, seed: int = 0,
+               class_names: Sequence[str] | None = None, folds: int | None = None, fold: int = 0) -> Split:
+    """Split ``labels`` (classes 0..K-1, -1 unlabelled) by the registered split ``mode``; deterministic for a
+    seed. Without a train ratio or count the ratio is 0.1.
+
+    ``folds`` and ``fold`` choose the held-out fold of a split that runs in folds (``blocks``). ``class_names``
+    only serve the error and warning messages.
     """
-    if mode not in SPLIT_MODES:
-        raise SplitError(f"split mode must be one of {SPLIT_MODES}, got {mode!r}")
+    maker = split_maker(mode)
     if not 0 <= val_ratio < 1:
         raise SplitError(f"validation ratio must be in [0, 1), got {val_ratio}")
     if not is_whole(seed, 0):
         raise SplitError(f"seed must be a non-negative integer, got {seed!r}")
     if train_per_class is not None and not is_whole(train_per_class, 1):
         raise SplitError(f"train pixels per class must be an integer >= 1, got {train_per_class!r}")
-    rng = np.random.default_rng(seed)
-    if mode == "blocks":
-        return block_split(labels, folds, fold, patch_size=patch_size, val_ratio=val_ratio, rng=rng,
-                           class_names=class_names)
-    if mode == "fixed":
-        if train_per_class is None:
-            raise SplitError("the fixed split needs a number of training pixels per class")
-        return fixed_split(labels, train_per_class, val_ratio=val_ratio, max_fraction=max_fraction, rng=rng,
-                           class_names=class_names)
     if train_ratio is None and train_per_class is None:
         train_ratio = 0.1
-    if mode == "disjoint":
-        if train_ratio is None:
-            raise SplitError("the disjoint split takes a train ratio, not a count per class")
-        return disjoint_split(labels, train_ratio, patch_size=patch_size, val_ratio=val_ratio, rng=rng,
-                              class_names=class_names)
-    return random_split(labels, train_ratio=train_ratio, train_per_class=train_per_class, val_ratio=val_ratio,
-                        min_per_class=min_per_class, rng=rng, class_names=class_names)
+    settings = SplitSettings(train_ratio=train_ratio, train_per_class=train_per_class, val_ratio=val_ratio,
+                             patch_size=patch_size, min_per_class=min_per_class, max_fraction=max_fraction,
+                             class_names=class_names, folds=folds, fold=fold)
+    return maker(labels, settings, np.random.default_rng(seed))
+
+
+@register_split("random")
+def _random(labels: np.ndarray, settings: SplitSettings, rng: np.random.Generator) -> Split:
+    return random_split(labels, train_ratio=settings.train_ratio, train_per_class=settings.train_per_class,
+                        val_ratio=settings.val_ratio, min_per_class=settings.min_per_class, rng=rng,
+                        class_names=settings.class_names)
+
+
+@register_split("fixed")
+def _fixed(labels: np.ndarray, settings: SplitSettings, rng: np.random.Generator) -> Split:
+    if settings.train_per_class is None:
+        raise SplitError("the fixed split needs a number of training pixels per class")
+    return fixed_split(labels, settings.train_per_class, val_ratio=settings.val_ratio,
+                       max_fraction=settings.max_fraction, rng=rng, class_names=settings.class_names)
+
+
+@register_split("disjoint")
+def _disjoint(labels: np.ndarray, settings: SplitSettings, rng: np.random.Generator) -> Split:
+    if settings.train_ratio is None:
+        raise SplitError("the disjoint split takes a train ratio, not a count per class")
+    return disjoint_split(labels, settings.train_ratio, patch_size=settings.patch_size,
+                          val_ratio=settings.val_ratio, rng=rng, class_names=settings.class_names)
+
+
+@register_split("blocks", folded=True)
+def _blocks(labels: np.ndarray, settings: SplitSettings, rng: np.random.Generator) -> Split:
+    return block_split(labels, settings.folds, settings.fold, patch_size=settings.patch_size,
+                       val_ratio=settings.val_ratio, rng=rng, class_names=settings.class_names)
 
 
 def random_split(labels, *, train_ratio=None, train_per_class=None, val_ratio=0.1, min_per_class=1, rng=None,
@@ -125,66 +228,122 @@ def fixed_split(labels, per_class, *, val_ratio=0.1, max_fraction=0.5, rng=None,
     return Split(train, val, test, "fixed")
 
 
-def disjoint_split(labels, train_ratio, *, patch_size=25, val_ratio=0.1, rng=None, tries=32, class_names=None):
-    """Spatially disjoint split: no test window (``patch_size`` wide) holds a training or validation pixel.
+TRIES = 32          # random parcel unions (and half as many random stripe directions) per class
+SLACK = 0.2         # candidates within this score of the best one are equally likely: the seed's choice
+WIPE = 1.0          # score added for each class whose last free pool pixel a region takes or buffers
+DRAWING = (f"per class, fewest pixels first: a region drawn at random among the candidates within {SLACK} of the "
+           "best score; candidates are unions of whole parcels (8-connected regions of the class) and the first "
+           "pixels of each parcel and of the whole class from 8 sides, from random directions and nearest to the "
+           "regions drawn before; score = size off the target (a fraction of it) + each class's share of the pool "
+           f"pixels put within the buffer + {WIPE} for each class left without any")
+VALIDATION = "regions of their own, drawn the same way, beyond the buffer of every training and test pixel"
+DIRECTIONS = ((1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (1, -1), (-1, 1), (-1, -1))
 
-    Per class, training takes whole parcels (8-connected regions) or, when that misses the ratio, a
-    stripe from the top, bottom, left or right: whichever candidate is closest to the ratio while losing
-    the fewest test pixels. Validation is the part of each class's training region farthest along the
-    same order (a separate region, not a buffered one). Labelled pixels within ``patch_size // 2`` of
-    training or validation pixels belong to no subset (the buffer).
+
+def disjoint_split(labels, train_ratio, *, patch_size=25, val_ratio=0.1, rng=None, tries=TRIES, class_names=None):
+    """Spatially disjoint split: no test window (``patch_size`` wide) holds a training or validation pixel, and
+    no validation pixel lies within ``patch_size // 2`` pixels (rows and columns) of a training or test pixel.
+
+    Per class (smallest first, while there is room) training takes about ``train_ratio * (1 - val_ratio)`` of its
+    pixels and validation about ``train_ratio * val_ratio``, each as a region drawn with ``rng`` among whole
+    parcels (8-connected regions) and stripes from 8 sides (see :data:`DRAWING`), so that each seed draws
+    another split. Labelled pixels within ``patch_size // 2`` of training or validation pixels belong to no
+    subset (the buffer). ``info`` records how the split was drawn, each class's share against the target and how
+    many candidate regions the seed chose among; a warning says so when no class had a choice, so every seed
+    gives the same split.
     """
     if not 0 < train_ratio < 1:
         raise SplitError(f"train ratio must be between 0 and 1, got {train_ratio}")
     rng = rng or np.random.default_rng(0)
     labelled = labels >= 0
-    size = 2 * (patch_size // 2) + 1
+    buffer = patch_size // 2
     n_classes = int(labels.max(initial=-1)) + 1
-    held = np.zeros(labels.shape, dtype=bool)         # pixels given to training or validation so far
-    train = np.full(labels.shape, -1, dtype=np.int64)
-    val = train.copy()
     totals = np.bincount(labels[labelled], minlength=n_classes)
-    for k in np.argsort(totals, kind="stable"):      # small classes choose first, while there is room
-        pixels = np.argwhere(labels == k)
-        if len(pixels) < 2:
-            continue
-        target = max(1, int(round(train_ratio * len(pixels))))
-        best = None
-        for chosen in _region_candidates(labels == k, pixels, target, rng, tries):
-            trial = held.copy()
-            trial[chosen[:, 0], chosen[:, 1]] = True
-            lost = labelled & ~trial & maximum_filter(trial, size=size)
-            # each class's lost test pixels count as a fraction of that class, so small classes survive
-            score = abs(len(chosen) - target) / target + (np.bincount(labels[lost], minlength=n_classes)
-                                                          / np.maximum(totals, 1)).sum()
-            if best is None or score < best[0]:
-                best = (score, chosen)
-        chosen = best[1]
-        n_val = min(int(round(val_ratio * len(chosen))), len(chosen) - 1)
-        _put(train, chosen[:len(chosen) - n_val], k)
-        _put(val, chosen[len(chosen) - n_val:], k)
-        held[chosen[:, 0], chosen[:, 1]] = True
-    test = np.where(labelled & ~maximum_filter(held, size=size), labels, -1)
+    wanted = np.where(totals >= 2, np.maximum(1, np.round(train_ratio * totals)), 0).astype(int)
+    val_wanted = np.minimum(np.round(val_ratio * wanted), np.maximum(wanted - 1, 0)).astype(int)
+    train, train_choices = _claim_regions(labels, labelled, wanted - val_wanted, buffer, rng, tries)
+    near_train = _dilate(train >= 0, buffer)
+    val, val_choices = _claim_regions(labels, labelled & ~near_train, val_wanted, buffer, rng, tries, train >= 0,
+                                      optional=True, slack=0)
+    held = (train >= 0) | (val >= 0)
+    test = np.where(labelled & ~_dilate(held, buffer), labels, -1)
     split = Split(train, val, test, "disjoint")
     counts = split.counts(n_classes)
-    split.info = {"buffer": patch_size // 2, "buffer_pixels": int((labelled & ~held & (test < 0)).sum()),
-                  "achieved_train_ratio": [round(float((a + b) / t), 4) if t else 0.0
-                                           for a, b, t in zip(counts["train"], counts["val"], totals)]}
+    shares = [round(float((a + b) / t), 4) if t else 0.0 for a, b, t in zip(counts["train"], counts["val"], totals)]
+    split.info = {"buffer": buffer, "buffer_pixels": int((labelled & ~held & (test < 0)).sum()),
+                  "drawn": DRAWING, "validation": VALIDATION,
+                  "achieved_train_ratio": shares,
+                  "off_target": [round(share - train_ratio, 4) if t else 0.0 for share, t in zip(shares, totals)],
+                  "train_choices": train_choices, "val_choices": val_choices,
+                  "classes_without_validation": [_name(k, class_names) for k in range(n_classes)
+                                                 if val_wanted[k] and counts["val"][k] == 0]}
     missing = [k for k in range(n_classes) if totals[k] and (counts["train"][k] == 0 or counts["test"][k] == 0)]
     if missing:
         named = ", ".join(_describe(k, class_names) for k in missing)
-        warnings.warn(f"disjoint split: no training or no test pixels left after the {patch_size // 2}-pixel "
+        warnings.warn(f"disjoint split: no training or no test pixels left after the {buffer}-pixel "
                       f"buffer for {named} (too few or too compact pixels)", stacklevel=2)
+    if max(train_choices + val_choices, default=0) <= 1:
+        warnings.warn("disjoint split: the scene's parcels leave every class one best region, so every seed gives "
+                      "this same split", stacklevel=2)
     return split
 
 
-def block_split(labels, folds, fold, *, patch_size=25, val_ratio=0.1, rng=None, class_names=None):
+def _dilate(mask, buffer):
+    """Pixels within ``buffer`` rows and columns of ``mask``."""
+    return maximum_filter(mask, size=2 * buffer + 1, mode="constant", cval=False)
+
+
+def _claim_regions(labels, pool, wanted, buffer, rng, tries, anchor=None, optional=False, slack=SLACK):
+    """Per class (fewest wanted pixels first), a region of about ``wanted[k]`` of its pixels in ``pool``, drawn
+    with ``rng`` among the candidates within :data:`SLACK` of the best score (size off target + each class's
+    share of the still free pool pixels it puts within ``buffer``). Returns the (rows, cols) map of the claimed
+    classes (-1 elsewhere) and, per class, the number of candidates it was drawn among (0: none wanted)."""
+    n_classes = len(wanted)
+    totals = np.maximum(np.bincount(labels[pool], minlength=n_classes), 1)
+    claimed = np.full(labels.shape, -1, dtype=np.int64)
+    free = pool.copy()                   # pool pixels neither claimed nor within the buffer of a claim
+    choices = [0] * n_classes
+    anchor = np.zeros(labels.shape, dtype=bool) if anchor is None else anchor
+    pixels_none = np.zeros((0, 2), dtype=np.int64)
+    for k in np.argsort(wanted, kind="stable"):
+        mask = pool & (labels == k) & (claimed < 0)
+        if wanted[k] == 0 or not mask.any():
+            continue
+        scored = [(1.0, pixels_none)] if optional else []      # an optional claim may take nothing
+        distance = distance_transform_cdt(~anchor, metric="chessboard") if anchor.any() else None
+        free_counts = np.bincount(labels[free], minlength=n_classes)
+        for region in _region_candidates(mask, int(wanted[k]), rng, tries, distance):
+            rows, cols = region[:, 0], region[:, 1]
+            r0, c0 = max(rows.min() - buffer, 0), max(cols.min() - buffer, 0)
+            r1, c1 = rows.max() + buffer + 1, cols.max() + buffer + 1
+            box = np.zeros((min(r1, labels.shape[0]) - r0, min(c1, labels.shape[1]) - c0), dtype=bool)
+            box[rows - r0, cols - c0] = True
+            ring = free[r0:r1, c0:c1] & _dilate(box, buffer)          # free pixels it takes or buffers
+            lost = np.bincount(labels[r0:r1, c0:c1][ring & ~box], minlength=n_classes)
+            gone = (free_counts > 0) & (free_counts == np.bincount(labels[r0:r1, c0:c1][ring], minlength=n_classes))
+            score = abs(len(region) - wanted[k]) / wanted[k] + (lost / totals).sum() + WIPE * gone.sum()
+            scored.append((score, region))
+        best = min(score for score, _ in scored)
+        near = [region for score, region in scored if score <= best + slack]
+        region = near[rng.integers(len(near))]
+        choices[k] = len(near)
+        if not len(region):
+            continue
+        _put(claimed, region, k)
+        free &= ~_dilate(claimed == k, buffer)
+        anchor = anchor | (claimed == k)
+    return claimed, choices
+
+
+def block_split(labels, folds, fold, *, patch_size=25, val_ratio=0.1, rng=None, tries=TRIES, class_names=None):
     """Spatial block cross-validation: the scene is cut into a grid of ``folds`` blocks and fold ``fold`` tests on
-    the labelled pixels of block ``fold``. Training (and validation, drawn at random from it) takes the labelled
-    pixels of the other blocks farther than ``patch_size // 2`` from the held-out block, so no test window holds
-    a training or validation pixel. The grid has the factorisation of ``folds`` whose blocks are closest to
-    square, with cuts at quantiles of the labelled rows and columns so blocks hold similar numbers of pixels.
-    ``info`` names the classes a fold cannot train on or test.
+    the labelled pixels of block ``fold``. Training and validation take the labelled pixels of the other blocks
+    farther than ``patch_size // 2`` from the held-out block, so no test window holds a training or validation
+    pixel; validation is about ``val_ratio`` of each class's pixels there, as regions of their own drawn like the
+    disjoint split's (see :data:`DRAWING`; the score counts the training pixels lost to their buffer), and the
+    training pixels within ``patch_size // 2`` of them belong to no subset. The grid has the factorisation of
+    ``folds`` whose blocks are closest to square, with cuts at quantiles of the labelled rows and columns so blocks
+    hold similar numbers of pixels. ``info`` names the classes a fold cannot train on or test.
     """
     if not is_whole(folds, 2):
         raise SplitError(f"the blocks split needs folds >= 2, got {folds!r}")
@@ -206,9 +365,14 @@ def block_split(labels, folds, fold, *, patch_size=25, val_ratio=0.1, rng=None, 
     buffer = patch_size // 2
     near_block = maximum_filter(block, size=2 * buffer + 1, mode="constant", cval=False)
     test = np.where(block & labelled, labels, -1)
-    train, val = _carve_val(np.where(labelled & ~near_block, labels, -1), val_ratio, rng)
-    split = Split(train, val, test, "blocks")
+    pool = labelled & ~near_block
     n_classes = int(labels.max(initial=-1)) + 1
+    available = np.bincount(labels[pool], minlength=n_classes)
+    val_wanted = np.minimum(np.round(val_ratio * available), np.maximum(available - 1, 0)).astype(int)
+    val, val_choices = _claim_regions(labels, pool, val_wanted, buffer, rng, tries, near_block, optional=True,
+                                      slack=0)
+    train = np.where(pool & ~_dilate(val >= 0, buffer), labels, -1)
+    split = Split(train, val, test, "blocks")
     counts = split.counts(n_classes)
     present = np.bincount(labels[labelled], minlength=n_classes) > 0
 
@@ -219,7 +383,8 @@ def block_split(labels, folds, fold, *, patch_size=25, val_ratio=0.1, rng=None, 
     no_test = [k for k in range(n_classes) if present[k] and counts["test"][k] == 0]
     split.info = {"folds": int(folds), "fold": int(fold), "buffer": buffer,
                   "block": [int(row_cuts[r]), int(row_cuts[r + 1]), int(col_cuts[c]), int(col_cuts[c + 1])],
-                  "buffer_pixels": int((labelled & near_block & ~block).sum()),
+                  "buffer_pixels": int((labelled & (train < 0) & (val < 0) & (test < 0)).sum()),
+                  "validation": VALIDATION, "val_choices": val_choices,
                   "classes_without_training": names(no_train), "classes_without_test": names(no_test)}
     return split
 
@@ -230,29 +395,53 @@ def _quantile_cuts(positions, parts, size):
     return np.concatenate([[0], np.maximum.accumulate(np.clip(inner, 1, size - 1)), [size]]).astype(int)
 
 
-def _region_candidates(mask, pixels, target, rng, tries):
-    """Candidate training regions of one class, each as (n, 2) coordinates ordered so that the tail is the
-    part to give to validation: unions of whole parcels, and stripes from each side."""
+def _region_candidates(mask, target, rng, tries, distance=None):
+    """Distinct candidate regions of one class's pixels ``mask``, each as (n, 2) coordinates: unions of whole
+    parcels (greedy over ``tries`` random orders, each parcel taken when it brings the total nearer ``target``),
+    and the first ``target`` pixels of every parcel and of the whole mask from 8 sides, from ``tries // 2``
+    random directions and, given a ``distance`` map, nearest first."""
     from scipy.ndimage import label as connected
 
+    pixels = np.argwhere(mask)
     parcels, n_parcels = connected(mask, structure=np.ones((3, 3)))
     ids = parcels[pixels[:, 0], pixels[:, 1]]
     sizes = np.bincount(ids, minlength=n_parcels + 1)
+    seen = set()
+
+    def new(region):
+        key = np.sort(region[:, 0] * mask.shape[1] + region[:, 1]).tobytes()
+        if key in seen:
+            return False
+        seen.add(key)
+        return True
+
     if n_parcels > 1:
-        seen = set()
         for _ in range(tries):
             picked, total = [], 0
             for p in rng.permutation(np.arange(1, n_parcels + 1)):
                 if abs(total + sizes[p] - target) < abs(total - target):
                     picked.append(int(p))
                     total += sizes[p]
-            if picked and tuple(sorted(picked)) not in seen:
-                seen.add(tuple(sorted(picked)))
-                yield np.concatenate([pixels[ids == p] for p in picked])
-    for axis in (0, 1):
-        for sign in (1, -1):
-            order = np.lexsort((pixels[:, 1 - axis], sign * pixels[:, axis]))
-            yield pixels[order[:target]]
+            region = np.concatenate([pixels[ids == p] for p in picked]) if picked else pixels[:0]
+            if len(region) and new(region):
+                yield region
+    angles = rng.uniform(0, 2 * np.pi, tries // 2)
+    directions = [*DIRECTIONS, *zip(np.cos(angles), np.sin(angles))]
+    groups = [pixels] + ([pixels[ids == p] for p in range(1, n_parcels + 1)] if n_parcels > 1 else [])
+    for group in groups:
+        if len(group) < target and group is not pixels:
+            continue
+        keys = [dr * group[:, 0] + dc * group[:, 1] for dr, dc in directions]
+        if distance is not None:
+            keys.append(distance[group[:, 0], group[:, 1]])
+        for key in keys:
+            region = group[np.lexsort((group[:, 1], group[:, 0], key))[:target]]
+            if new(region):
+                yield region
+
+
+def _name(k, class_names):
+    return class_names[k] if class_names is not None else f"class {k}"
 
 
 def _describe(k, class_names):
