@@ -38,7 +38,9 @@ def test_the_examples_run(tmp_path):
         (tmp_path / name).write_text(source)
     script = tmp_path / "examples.py"
     script.write_text("\n".join(usages))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
+    repository = Path(__file__).resolve().parents[1]          # this checkout's hsi, whatever pip installed
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(repository),
+                                                        os.environ.get("PYTHONPATH", "")]),
            "OMP_NUM_THREADS": "1"}
     result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
                             timeout=600)
