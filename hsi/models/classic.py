@@ -189,7 +189,9 @@ class RandomForest(FittedPixelClassifier):
     def forward(self, x):
         spectra = self.spectra(x).float()            # scikit-learn's trees compare float32 features
         n, bands, trees = len(spectra), spectra.shape[1], self.left.shape[0]
-        node = torch.arange(trees, dtype=torch.int32, device=x.device).repeat(n)            # (pixel, tree) pairs
+        # the roots (flat ids 0 .. trees - 1) are the same for every pixel: their step is one column gather
+        right = spectra.index_select(1, self.flat_feature[:trees]) > self.flat_threshold[:trees]
+        node = (self.flat_child[:trees] + right).flatten()                   # (pixel, tree) pairs, one level down
         offset = (torch.arange(n, dtype=torch.int32, device=x.device) * bands).repeat_interleave(trees)
         pair = torch.arange(n * trees, device=x.device)
         reached = torch.empty_like(node)
