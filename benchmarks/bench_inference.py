@@ -1,7 +1,7 @@
 """Full-scene inference: dense (fully-convolutional, tiled) against batched patch mode, same weights.
 
     python benchmarks/bench_inference.py                 # both cases
-    python benchmarks/bench_inference.py --case indian_pines | synthetic
+    python benchmarks/bench_inference.py --case indian_pines | synthetic | pixel
 
 ``indian_pines``: HybridSN (30 PCA bands, 25x25, random weights with non-trivial batch-norm statistics, or
 ``--checkpoint best.pt``) over all 21,025 pixels in dense and in patch mode: both times, their ratio, the
@@ -10,7 +10,12 @@ max |logit difference|, label agreement and peak RSS; then the scene model FCN-8
 (target: at most 1/20). Dense and FCN maps are timed cold (the first call in the process, which includes
 oneDNN's kernel set-up) and warm (the median of ``--repeats`` further calls); the ratio is taken on both.
 ``synthetic``: a 2000x2000x30 scene (the reduced Indian Pines cube tiled and mirrored) in tiled dense mode
-only: time and peak RSS. Each case runs in its own process so its peak RSS is its own.
+only: time and peak RSS. ``pixel``: the pixel models ``rf``, ``svm`` (fitted on a 10 % random split of Indian Pines,
+30 whitened PCA bands) and ``spectral_cnn`` (random weights) map all 21,025 pixels through hsi (``scene_logits``:
+reduction of the cube included) against the plain pass over the same, already reduced spectra in the same run
+(scikit-learn's ``predict_proba`` / ``decision_function`` of the same fitted estimator, the bare module called on
+``--batch`` spectra at a time): both medians of ``--repeats`` calls, their ratio (target <= 2) and the agreement of
+the labels. Each case runs in its own process so its peak RSS is its own.
 """
 import argparse
 import resource
@@ -105,20 +110,71 @@ def synthetic(size=2000, bands=30):
           f"(before prediction {base:.0f} MB)   classes used {len(np.unique(labels))}")
 
 
+def pixel_models(spectra, labels, batch_size):
+    """``(name, hsi model, plain pass: () -> scores of the classes present)`` for each pixel model; the plain pass
+    is scikit-learn's own estimator fitted the same way (the torch module itself for ``spectral_cnn``)."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.svm import SVC
+
+    pixels = np.flatnonzero(labels >= 0)
+    x, y = spectra[pixels], labels[pixels]
+    torch.manual_seed(0)
+    rf = hsi.build_model("rf", bands=30, n_classes=16, patch_size=1)
+    rf.fit(x, y)
+    forest = RandomForestClassifier(rf.trees, random_state=rf.seed, n_jobs=1).fit(x, y)
+    yield "rf", rf, lambda: forest.predict_proba(spectra)
+    svm = hsi.build_model("svm", bands=30, n_classes=16, patch_size=1)
+    chosen = svm.fit(x, y)
+    svc = SVC(C=chosen["C"], gamma=chosen["gamma"]).fit(x, y)
+    yield "svm", svm, lambda: svc.decision_function(spectra)
+    cnn = hsi.build_model("spectral_cnn", bands=30, n_classes=16, patch_size=1).eval()
+    windows = torch.from_numpy(spectra).reshape(-1, 1, 30, 1, 1)
+
+    def bare():
+        with torch.inference_mode():
+            return torch.cat([cnn(chunk) for chunk in windows.split(batch_size)]).numpy()[:, np.unique(y)]
+    yield "spectral_cnn", cnn, bare
+
+
+def pixel(repeats, batch_size):
+    from hsi.data.splits import random_split
+
+    scene = hsi.load_scene("indian_pines")
+    reducer = fit_pca(scene.cube, 30, whiten=True)
+    spectra = reducer.transform(scene.cube).reshape(-1, 30).astype(np.float32)
+    labels = random_split(scene.labels, train_ratio=0.1, val_ratio=0.0).train.ravel()
+    present = np.unique(labels[labels >= 0])
+    print(f"Indian Pines 145x145 (21,025 pixels), 30 PCA bands, {(labels >= 0).sum()} training pixels (10 % random), "
+          f"batch {batch_size}, {torch.get_num_threads()} thread(s); medians of {repeats} calls after a first one\n")
+    print("| model | hsi map (s) | plain pass (s) | ratio | label agreement |")
+    print("|---|---:|---:|---:|---:|")
+    for name, model, plain in pixel_models(spectra, labels, batch_size):
+        trained = TrainedModel(model, reducer, 1, "zero", scene.class_names, scene.label_ids, scene.palette,
+                               scene.bands, name)
+        ours, _, ours_s = timed(lambda: scene_logits(trained, scene, batch_size=batch_size), repeats)  # noqa: B023
+        theirs, _, theirs_s = timed(plain, repeats)
+        agree = (ours.reshape(-1, ours.shape[-1]).argmax(1) == present[theirs.argmax(1)]).mean()
+        print(f"| `{name}` | {ours_s:.3f} | {theirs_s:.3f} | {ours_s / theirs_s:.2f} | {100 * agree:.2f} % |",
+              flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--case", choices=("indian_pines", "synthetic"))
+    parser.add_argument("--case", choices=("indian_pines", "synthetic", "pixel"))
     parser.add_argument("--checkpoint", help="use a trained best.pt instead of random weights")
     parser.add_argument("--fcn-checkpoint", help="use a trained fcn8s best.pt instead of random weights")
     parser.add_argument("--size", type=int, default=2000, help="side of the synthetic scene")
     parser.add_argument("--repeats", type=int, default=5, help="warm calls timed after the first (median)")
+    parser.add_argument("--batch", type=int, default=256, help="pixels per batch of the pixel case (hsi's default)")
     args = parser.parse_args()
     if args.case == "indian_pines":
         indian_pines(args.checkpoint, args.fcn_checkpoint, args.repeats)
     elif args.case == "synthetic":
         synthetic(args.size)
+    elif args.case == "pixel":
+        pixel(args.repeats, args.batch)
     else:
-        for case in ("indian_pines", "synthetic"):
+        for case in ("indian_pines", "synthetic", "pixel"):
             extra = ["--checkpoint", args.checkpoint] if args.checkpoint and case == "indian_pines" else []
             extra += ["--fcn-checkpoint", args.fcn_checkpoint] if args.fcn_checkpoint and case == "indian_pines" \
                 else []

@@ -1,8 +1,8 @@
 """Training throughput against the machine's own limit: for each model at its usual setting, the GFLOP one
 training sample costs (forward + backward, counted by ``torch.utils.flop_counter.FlopCounterMode``: the
 matrix products and convolutions, not the element-wise work), the median time of an Adam training step on
-random windows, and the achieved GFLOP/s as a share of a float32 ``torch.mm`` of 2048x2048 timed in the same
-run with the same threads.
+random windows, and the achieved GFLOP/s as a share of a float32 ``torch.mm`` of 4096x4096 timed in the same
+run with the same threads (before and after the models: the machine may be shared).
 
     python benchmarks/bench_train.py                                  # every model below
     python benchmarks/bench_train.py --models hybridsn ssftt --steps 5 --threads 2
@@ -31,7 +31,7 @@ DEFAULT_SETTING = (30, 25, 256, {})
 N_CLASSES = 16
 
 
-def matmul_gflops(size=2048, repeats=10):
+def matmul_gflops(size=4096, repeats=3):
     """Median GFLOP/s of a float32 ``torch.mm`` of two ``size`` x ``size`` matrices."""
     a, b = torch.randn(size, size), torch.randn(size, size)
     torch.mm(a, b)
@@ -94,7 +94,7 @@ def main(argv=None):
     rows = [measure(name, args.steps) for name in args.models]
     rate_after = matmul_gflops()                         # the machine is shared: the rate at both ends
     print(f"`python {' '.join(['benchmarks/bench_train.py', *(argv if argv is not None else sys.argv[1:])])}`, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); float32 torch.mm 2048^3: "
+          f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); float32 torch.mm 4096^3: "
           f"{rate:.1f} GFLOP/s before the models, {rate_after:.1f} after (the share uses their mean)\n")
     mean_rate = (rate + rate_after) / 2
     print("| model | bands | window | batch | parameters | GFLOP / sample (fwd + bwd) | step (s) | GFLOP/s "

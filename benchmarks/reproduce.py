@@ -2,13 +2,15 @@
 
     python benchmarks/reproduce.py ip-paper-30 ip-paper-10 ip-disjoint salinas-a   # run (or resume) them
     python benchmarks/reproduce.py ip-paper-10 --models resnet18,densenet_bc       # other registered models
+    python benchmarks/reproduce.py ip-disjoint --models spectral_cnn,spectralformer_pixel   # a label of MODELS
     python benchmarks/reproduce.py --table                                         # only rebuild the tables
 
 Each run trains in ``runs/reproduce/<protocol>/seed-<N>`` (HybridSN) or ``runs/reproduce/<protocol>/<model>/
 seed-<N>`` (resumed from its ``last.pt`` if it was stopped) and writes ``benchmarks/results/<protocol>-seed-<N>
 .json`` or ``<protocol>-<model>-seed-<N>.json``: config, per-class accuracy, OA, AA, kappa, training time (wall
 clock summed over the epochs, pauses included, and the median epoch), epochs and host. Every model gets the
-protocol's preprocessing, optimiser settings and, seed for seed, the same split. ``benchmarks/results/results.md``
+protocol's preprocessing, optimiser settings and, seed for seed, the same split, at its own window where
+:data:`MODELS` gives one (its authors'). ``benchmarks/results/results.md``
 tabulates them beside the paper, one row per protocol and model (``ip-paper-10/resnet18``);
 ``benchmarks/results/zoo.md`` puts every patch network's seed-0 scores on ``ip-paper-10`` and ``ip-disjoint`` (the
 same two splits for all) beside its parameter count and median epoch time.
@@ -62,6 +64,19 @@ PROTOCOLS = {
 }
 
 
+# label -> settings over the protocol's for that model: the model's own window (its authors') and builder options;
+# ``model`` names the registered model when the label is not one. The disjoint split's buffer, so its test set,
+# follows the window (see the test-pixel column); the pixel models keep the protocol's, of which they read the centre
+MODELS = {"cnn3d": dict(patch=5), "a2s2k_resnet": dict(patch=9), "ssftt": dict(patch=13),
+          "spectralformer": dict(patch=7),
+          "spectralformer_pixel": dict(model="spectralformer", model_kwargs={"pixelwise": True})}
+
+
+def model_settings(label):
+    """The RunConfig settings of model ``label``: ``model`` and any of MODELS' overrides."""
+    return {"model": label, **MODELS.get(label, {})}
+
+
 def run_label(protocol, model):
     """``protocol`` for HybridSN (the paper's own rows), ``protocol-model`` for any other model."""
     return protocol if model == "hybridsn" else f"{protocol}-{model}"
@@ -73,7 +88,8 @@ def run_protocol(name, seeds, runs_dir, data_dir, epochs, model="hybridsn", resu
         out = runs_dir / name / f"seed-{seed}" if model == "hybridsn" else runs_dir / name / model / f"seed-{seed}"
         settings = dict(settings)
         fit = {**PAPER_FIT, **settings.pop("fit", {}), **({"epochs": epochs} if epochs else {})}
-        config = RunConfig(**settings, model=model, seed=seed, data_dir=data_dir, fit=FitOptions(**fit))
+        config = RunConfig(**{**settings, **model_settings(model)}, seed=seed, data_dir=data_dir,
+                           fit=FitOptions(**fit))
         if (out / "metrics.json").is_file():
             metrics = json.loads((out / "metrics.json").read_text())
         elif (out / "last.pt").is_file():
@@ -81,7 +97,7 @@ def run_protocol(name, seeds, runs_dir, data_dir, epochs, model="hybridsn", resu
         else:
             metrics = train(config, out, progress=False)
         history = read_history(out / "history.csv")
-        record = {"protocol": name, "description": description, "seed": seed, "config": asdict(config),
+        record = {"protocol": name, "description": description, "seed": seed, "model": model, "config": asdict(config),
                   "oa": metrics["oa"], "aa": metrics["aa"], "kappa": metrics["kappa"],
                   "per_class_accuracy": dict(zip(metrics["class_names"], metrics["per_class_accuracy"])),
                   "n_test": metrics["n_test"], "best_epoch": metrics["best_epoch"], "epochs": len(history),
@@ -97,7 +113,7 @@ def run_protocol(name, seeds, runs_dir, data_dir, epochs, model="hybridsn", resu
 
 
 ZOO = ("hybridsn", "resnet18", "resnet34", "resnet50", "preact_resnet18", "se_resnet18", "se_resnet50", "densenet_bc",
-       "sknet", "resnest")
+       "sknet", "resnest", "spectral_cnn", "cnn3d", "a2s2k_resnet", "ssftt", "spectralformer", "spectralformer_pixel")
 ZOO_PROTOCOLS = ("ip-paper-10", "ip-disjoint")
 
 
@@ -109,15 +125,20 @@ def host():
             "torch": torch.__version__, "hsi": hsi.__version__}
 
 
+def label_of(record):
+    """The model label of a result record (older records name only the registered model)."""
+    return record.get("model", record["config"]["model"])
+
+
 def table(results=RESULTS):
     """Markdown table of every result JSON, mean ± std over seeds, beside the paper's figures (HybridSN rows)."""
     rows = ["| protocol | seeds | OA (%) | kappa (×100) | AA (%) | leakage (%) | paper OA / kappa / AA "
             "| test pixels (classes) | epochs | epoch time | training time |",
             "|---|---|---|---|---|---|---|---|---|---|---|"]
     found = [json.loads(p.read_text()) for p in sorted(results.glob("*-seed-*.json"))]
-    models = ["hybridsn", *sorted({r["config"]["model"] for r in found} - {"hybridsn"})]
+    models = ["hybridsn", *sorted({label_of(r) for r in found} - {"hybridsn"})]
     for (name, (description, _, _, paper)), model in ((p, m) for p in PROTOCOLS.items() for m in models):
-        records = [r for r in found if r["protocol"] == name and r["config"]["model"] == model]
+        records = [r for r in found if r["protocol"] == name and label_of(r) == model]
         if not records:
             continue
         if model != "hybridsn":
@@ -143,20 +164,24 @@ def table(results=RESULTS):
 
 
 def zoo_table(results=RESULTS):
-    """Markdown table of the patch networks of :data:`ZOO`: parameters (30 bands, 25×25, 16 classes), median
+    """Markdown table of the networks of :data:`ZOO`: window, parameters (30 bands, that window, 16 classes), median
     epoch time and OA / AA / kappa of seed 0 on each of :data:`ZOO_PROTOCOLS` ("—" where not run yet)."""
     head = " | ".join(f"`{name}` OA / AA / κ" for name in ZOO_PROTOCOLS)
-    rows = [f"| model | parameters | epoch time (`{ZOO_PROTOCOLS[0]}`) | {head} |",
-            "|---|---|---|" + "---|" * len(ZOO_PROTOCOLS)]
+    rows = [f"| model | window | parameters | epoch time (`{ZOO_PROTOCOLS[0]}`) | {head} |",
+            "|---|---|---|---|" + "---|" * len(ZOO_PROTOCOLS)]
     for model in ZOO:
-        parameters = sum(p.numel() for p in hsi.build_model(model, bands=30, n_classes=16, patch_size=25).parameters())
+        settings = model_settings(model)
+        window = settings.get("patch", PAPER_PREP["patch"])
+        built = hsi.build_model(settings["model"], bands=30, n_classes=16, patch_size=window,
+                                **settings.get("model_kwargs", {}))
+        parameters = sum(p.numel() for p in built.parameters())
         records = {name: results / f"{run_label(name, model)}-seed-0.json" for name in ZOO_PROTOCOLS}
         records = {name: json.loads(path.read_text()) if path.is_file() else None for name, path in records.items()}
         first = records[ZOO_PROTOCOLS[0]]
         epoch = f"{first['median_epoch_seconds']:.1f} s" if first else "—"
         scores = [" / ".join(f"{100 * r[key]:.2f}" for key in ("oa", "aa", "kappa")) if r else "—"
                   for r in records.values()]
-        rows.append(f"| `{model}` | {parameters:,} | {epoch} | {' | '.join(scores)} |")
+        rows.append(f"| `{model}` | {window}×{window} | {parameters:,} | {epoch} | {' | '.join(scores)} |")
     text = "\n".join(rows) + "\n"
     (results / "zoo.md").write_text(text)
     return text
@@ -166,7 +191,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("protocols", nargs="*", metavar="PROTOCOL", help=f"any of: {', '.join(PROTOCOLS)}")
     parser.add_argument("--models", default="hybridsn",
-                        help=f"comma-separated registered models (default hybridsn): {', '.join(hsi.list_models())}")
+                        help=f"comma-separated registered models or labels of MODELS (default hybridsn): "
+                             f"{', '.join(sorted({*hsi.list_models(), *MODELS}))}")
     parser.add_argument("--seeds", type=int, nargs="+", help="override the protocol's seeds")
     parser.add_argument("--epochs", type=int, help="override the paper's 100 epochs (for a quick check)")
     parser.add_argument("--runs-dir", default="runs/reproduce", type=Path)
@@ -180,9 +206,10 @@ def main(argv=None):
     if unknown:
         parser.error(f"unknown protocol(s) {unknown}; known: {', '.join(PROTOCOLS)}")
     models = [model.strip() for model in args.models.split(",") if model.strip()]
-    unknown = [model for model in models if model not in hsi.list_models()]
+    unknown = [model for model in models if model_settings(model)["model"] not in hsi.list_models()]
     if unknown or not models:
-        parser.error(f"unknown model(s) {unknown or args.models!r}; known: {', '.join(hsi.list_models())}")
+        parser.error(f"unknown model(s) {unknown or args.models!r}; known: "
+                     f"{', '.join(sorted({*hsi.list_models(), *MODELS}))}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -121,13 +121,24 @@ class RBFSVM(FittedPixelClassifier):
 
 
 class RandomForest(FittedPixelClassifier):
-    """scikit-learn's ``RandomForestClassifier``; ``forward`` gives the log of its ``predict_proba``."""
+    """scikit-learn's ``RandomForestClassifier``; ``forward`` gives the log of its ``predict_proba``.
+
+    The stored buffers are the trees' node arrays, ``(trees, nodes)``. From them ``flatten`` derives one flat node
+    table for all trees (not saved: rebuilt after fitting and after loading), numbered so that a node's two children
+    are neighbours and a leaf is its own child; ``forward`` then walks every (pixel, tree) pair down one level per
+    step with four gathers, setting aside the pairs that reached a leaf whenever a quarter of those left have.
+    """
 
     def __init__(self, bands: int, n_classes: int, patch_size: int = 1, trees: int = 200, seed: int = 0) -> None:
         long, f64 = torch.zeros(0, 0, dtype=torch.long), torch.zeros(0, 0, dtype=torch.float64)
         super().__init__(bands, n_classes, patch_size, {"left": long, "right": long, "feature": long, "threshold": f64,
                                             "leaf_proba": torch.zeros(0, 0, 0, dtype=torch.float64),
                                             "classes": torch.zeros(0, dtype=torch.long)})
+        for name, dtype in (("flat_feature", torch.int32), ("flat_threshold", torch.float32),
+                            ("flat_child", torch.int32)):
+            self.register_buffer(name, torch.zeros(0, dtype=dtype), persistent=False)
+        self.register_buffer("flat_proba", torch.zeros(0, 0), persistent=False)
+        self.register_load_state_dict_post_hook(_flatten_after_loading)
         self.trees, self.seed = trees, seed
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
@@ -151,24 +162,65 @@ class RandomForest(FittedPixelClassifier):
             proba[t, :len(values)] = values / values.sum(axis=1, keepdims=True)
         self.leaf_proba = torch.from_numpy(proba)
         self.classes = torch.tensor(forest.classes_, dtype=torch.long)
+        self.flatten()
         return {"trees": self.trees, "nodes": int(nodes)}
 
+    def flatten(self) -> None:
+        """Derive the flat node table from the stored ``(trees, nodes)`` arrays: the trees' roots first, then level
+        by level each inner node's children side by side, so the walk's next node is ``flat_child + (x > t)``."""
+        (trees, nodes), device = self.left.shape, self.left.device
+        first = torch.arange(trees, device=device)[:, None] * nodes                  # each tree's first flat id
+        left, right = (self.left + first).flatten(), (self.right + first).flatten()
+        inner = self.left.flatten() >= 0
+        levels, frontier = [], first[:, 0]                           # old flat ids, in the new numbering's order
+        while len(frontier):
+            levels.append(frontier)
+            frontier = frontier[inner[frontier]]
+            frontier = torch.stack([left[frontier], right[frontier]], 1).flatten()
+        order = torch.cat(levels)
+        new = torch.full((trees * nodes,), -1, dtype=torch.long, device=device)
+        new[order] = torch.arange(len(order), device=device)
+        leaf = ~inner[order]
+        child = torch.where(leaf, new[order], new[left[order].clamp(min=0)])
+        # scikit-learn compares float32 features with float64 thresholds: x <= t exactly when x <= the largest
+        # float32 not above t; a leaf's threshold +inf keeps its pairs on it
+        threshold64 = self.threshold.flatten()[order]
+        threshold = threshold64.float()
+        below = torch.nextafter(threshold, torch.full_like(threshold, -np.inf))
+        self.flat_threshold = torch.where(threshold.double() > threshold64, below, threshold).masked_fill(leaf, np.inf)
+        self.flat_feature = self.feature.flatten()[order].int()
+        self.flat_child = child.int()
+        self.flat_proba = self.leaf_proba.reshape(trees * nodes, -1)[order].float()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        spectra = self.spectra(x).float().double()      # scikit-learn compares float32 features with thresholds
-        n, trees = len(spectra), torch.arange(self.left.shape[0], device=x.device)
-        node = torch.zeros(n, len(trees), dtype=torch.long, device=x.device)
-        while True:
-            left = self.left[trees, node]
-            inner = left >= 0
-            if not inner.any():
-                break
-            value = spectra.gather(1, self.feature[trees, node])
-            step = torch.where(value <= self.threshold[trees, node], left, self.right[trees, node])
-            node = torch.where(inner, step, node)
-        proba = self.leaf_proba[trees, node].mean(1)                       # (N, classes present)
+        spectra = self.spectra(x).float()            # scikit-learn's trees compare float32 features
+        n, bands, trees = len(spectra), spectra.shape[1], self.left.shape[0]
+        # the roots (flat ids 0 .. trees - 1) are the same for every pixel: their step is one column gather
+        right = spectra.index_select(1, self.flat_feature[:trees]) > self.flat_threshold[:trees]
+        node = (self.flat_child[:trees] + right).flatten()                   # (pixel, tree) pairs, one level down
+        offset = (torch.arange(n, dtype=torch.int32, device=x.device) * bands).repeat_interleave(trees)
+        pair = torch.arange(n * trees, device=x.device)
+        reached = torch.empty_like(node)
+        values = spectra.flatten()
+        while len(node):
+            child = self.flat_child.index_select(0, node)
+            done = child == node                                        # a leaf is its own child
+            finished = int(done.count_nonzero())
+            if finished and 4 * finished >= len(node):                  # a quarter are at their leaf: set them aside
+                reached.index_copy_(0, pair, node)                      # (those not at a leaf are written again later)
+                rest = (~done).nonzero().squeeze(1)
+                node, child, offset, pair = (t.index_select(0, rest) for t in (node, child, offset, pair))
+            feature = self.flat_feature.index_select(0, node).add_(offset)
+            node = child.add_(values.index_select(0, feature) > self.flat_threshold.index_select(0, node))
+        proba = self.flat_proba.index_select(0, reached).view(n, trees, -1).mean(1)     # (N, classes present)
         # a class the forest never predicts here gets 1e-12, not log(0), so losses stay finite; classes absent from
         # training get -inf (probability exactly 0)
         return _spread(proba.clamp_min(1e-12).log(), self.classes, self.n_classes, floor=-torch.inf).float()
+
+
+def _flatten_after_loading(module: RandomForest, incompatible_keys: object) -> None:
+    if module.left.numel():
+        module.flatten()
 
 
 def _spread(scores: torch.Tensor, classes: torch.Tensor, n_classes: int, floor: float) -> torch.Tensor:

@@ -53,6 +53,7 @@ def test_random_forest_equals_scikit_learn_probabilities(pixels):
     proba = torch.softmax(log_proba, 1).double().numpy()
     np.testing.assert_allclose(proba[:, reference.classes_], reference.predict_proba(spectra[test]), atol=1e-6)
     assert (proba[:, 8] == 0).all()
+    assert not [key for key in model.state_dict() if key.startswith("flat_")]   # derived on loading, not saved
     np.testing.assert_array_equal(log_proba.argmax(1).numpy(), reference.predict(spectra[test]))
 
 
