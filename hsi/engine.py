@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from .activations import ActivationStore
 from .distributed import ALONE, sync_batch_norm
 from .errors import ConfigError
 from .kinds import kind_of
@@ -49,6 +50,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         weights = inverse_frequency_weights(train_set.labels, n_classes) if options.class_weights else None
         self.loss = PixelLoss(weights).to(self.device)
+        self.activations = ActivationStore(options.memory_mb * 2**20 // 8)
         self.shuffle = torch.Generator().manual_seed(seed)
         self.train_loader = self._loader(train_set, shuffle=True)
         self.val_loader = self._loader(val_set) if len(val_set) else None
@@ -124,7 +126,7 @@ class Trainer:
             x, y = to_device(x, self.device), y.to(self.device, non_blocking=True)
             labelled = y >= 0
             self.optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(self.device.type, enabled=self.amp):
+            with self.activations, torch.autocast(self.device.type, enabled=self.amp):
                 logits = self.network(x)
                 loss, weight = self.loss(logits.float(), y)             # summed over this process's pixels
             hits = (logits.argmax(1) == y)[labelled].sum()
