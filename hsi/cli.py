@@ -7,6 +7,7 @@ import warnings
 from dataclasses import fields
 from pathlib import Path
 
+from .activations import return_freed_memory
 from .config import FitOptions, RunConfig, choices_of, field_default, value_types
 from .data.splits import is_folded
 from .errors import ConfigError, HSIError
@@ -51,6 +52,7 @@ def main(argv=None):
 
 
 def _main(argv):
+    return_freed_memory()           # a finished batch's tensors leave the process at once
     parser = build_parser()
     args = parser.parse_args(argv)
     rank = int(os.environ.get("RANK", "0"))         # set by torchrun: rank 0 alone logs and prints results

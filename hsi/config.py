@@ -53,6 +53,9 @@ class FitOptions:
     epochs: int = setting(100, "training epochs (passes over the training set)", group="optimisation")
     batch_size: int = setting(256, "patches per step; HybridSN at 25x25x30 keeps about 6 MB per patch for the "
                                    "backward pass, so lower it to save memory", group="optimisation")
+    memory_mb: int = setting(1024, "memory budget of a training step in MB: the saved activations of a batch "
+                                   "beyond an eighth of it are kept in temporary files until the backward pass "
+                                   "(the same numbers, a little slower)", group="optimisation")
     lr: float = setting(1e-3, "Adam learning rate", group="optimisation")
     weight_decay: float = setting(0.0, "Adam weight decay (L2)", group="optimisation")
     scheduler: str | None = setting(None, "learning-rate schedule: plateau halves it after 5 epochs without a "
@@ -76,7 +79,7 @@ class FitOptions:
         return cls(**checked_values(cls, values, source))
 
     def check(self) -> None:
-        for name in ("epochs", "batch_size"):
+        for name in ("epochs", "batch_size", "memory_mb"):
             if not is_whole(getattr(self, name), 1):
                 raise ConfigError(f"{name.replace('_', '-')} must be an integer >= 1, got {getattr(self, name)!r}")
         if not self.lr > 0:

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from .activations import ActivationStore
 from .config import FitOptions
 from .data.patches import PatchDataset
 from .data.scene_samples import SceneSamples
@@ -70,6 +71,7 @@ class Trainer:
             assert train_set.labels is not None       # a training set is labelled
             weights = inverse_frequency_weights(train_set.labels, n_classes)
         self.loss = PixelLoss(weights).to(self.device)
+        self.activations = ActivationStore(options.memory_mb * 2**20 // 8)
         self.shuffle = torch.Generator().manual_seed(seed)
         self.train_loader = self._loader(train_set, shuffle=True)
         self.val_loader = self._loader(val_set) if len(val_set) else None
@@ -145,7 +147,7 @@ class Trainer:
             x, y = to_device(x, self.device), y.to(self.device, non_blocking=True)
             labelled = y >= 0
             self.optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(self.device.type, enabled=self.amp):
+            with self.activations, torch.autocast(self.device.type, enabled=self.amp):
                 logits = self.network(x)
                 loss, weight = self.loss(logits.float(), y)             # summed over this process's pixels
             hits = (logits.argmax(1) == y)[labelled].sum()

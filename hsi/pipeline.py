@@ -177,7 +177,7 @@ def _finish(out, config, scene, prepared, device):
     timing = {"train_seconds": round(sum(row["seconds"] for row in history), 3), "map_seconds": None}
     if config.write_map:
         start = time.perf_counter()
-        write_map(trained, scene, out / "map", device=device,
+        write_map(trained, scene, out / "map", device=device, memory_mb=config.fit.memory_mb,
                   title=f"{scene.name} / {config.model}: test OA {100 * metrics['oa']:.2f} %")
         timing["map_seconds"] = round(time.perf_counter() - start, 3)
     write_json_atomic(out / "timing.json", timing)
