@@ -57,6 +57,7 @@ class Trainer:
         self.best_score = (-math.inf,)
         self.best_epoch = 0
         self.stale_epochs = 0
+        self._fitted = ""           # what the one fit of a fitted-at-once classifier did, for its log line
 
     def _make_scheduler(self):
         if self.options.scheduler == "plateau":
@@ -106,8 +107,12 @@ class Trainer:
             self.stale_epochs += 1
         self.history.append(row)
         validation = f"val loss {val_loss:.4f}  OA {val_oa:.4f}" if self.val_loader else "no validation pixels"
-        log.info("epoch %d/%d  train loss %.4f  OA %.4f  |  %s%s  (%.1fs)", self.epoch, self.options.epochs,
-                 train_loss, train_oa, validation, "  *best*" if improved else "", row["seconds"])
+        if self.fitted_at_once:         # one fit, no epochs: the line says what happened
+            log.info("%s  train loss %.4f  OA %.4f  |  %s  (%.1fs)", self._fitted, train_loss, train_oa,
+                     validation, row["seconds"])
+        else:
+            log.info("epoch %d/%d  train loss %.4f  OA %.4f  |  %s%s  (%.1fs)", self.epoch, self.options.epochs,
+                     train_loss, train_oa, validation, "  *best*" if improved else "", row["seconds"])
         return row, improved
 
     def _train_one_epoch(self, progress):
@@ -152,8 +157,10 @@ class Trainer:
         for x, y in self.train_loader:
             spectra.append(self.model.spectra(x).numpy())
             labels.append(y.numpy())
-        fitted = self.model.fit(np.concatenate(spectra), np.concatenate(labels))
-        log.info("%s fitted by %s: %s", type(self.model).__name__, self.model.fitted_by, fitted)
+        spectra, labels = np.concatenate(spectra), np.concatenate(labels)
+        fitted = self.model.fit(spectra, labels)
+        self._fitted = (f"{type(self.model).__name__} fitted by {self.model.fitted_by} on {len(labels)} training "
+                        f"pixels in one pass: {fitted}")
         return self.score(self.train_loader)
 
     def validate(self):

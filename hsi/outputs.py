@@ -53,6 +53,13 @@ class MapJob:
         return np.asarray(self.values).astype(np.int64) - 1
 
     @property
+    def id_names(self) -> list[str]:
+        """Each class's name led by its id in the ground truth file (``1 Alfalfa``), as the PNG legend shows it;
+        a name that is only its id (``class 2``) stays as it is."""
+        return [str(n) if str(n) == f"class {i}" else f"{i} {n}"
+                for i, n in zip(np.asarray(self.label_ids).tolist(), self.class_names)]
+
+    @property
     def header(self) -> dict:
         return getattr(self.scene, "header", None) or {}
 
@@ -194,8 +201,8 @@ def write_npy(job: MapJob, prefix: Path, rows_per_block: int = 512) -> dict[str,
 
 @register_format("envi")
 def write_envi(job: MapJob, prefix: Path) -> dict[str, tuple[Path, str]]:
-    """``.img`` + ``.hdr``: an ENVI classification image, 0 = "Unclassified", k + 1 = class k, with class names,
-    colours and the input's map information."""
+    """``.img`` + ``.hdr``: an ENVI classification image, 0 = "Unclassified", k + 1 = class k, with class names
+    led by the ground truth file's ids (``1 Alfalfa``), colours and the input's map information."""
     img, hdr = _file(prefix, ".img"), _file(prefix, ".hdr")
     values = job.values
     if isinstance(values, np.memmap) and values.filename is not None \
@@ -203,7 +210,7 @@ def write_envi(job: MapJob, prefix: Path) -> dict[str, tuple[Path, str]]:
         values.flush()                  # the streamed map is this file already
     else:
         np.asarray(values).tofile(img)
-    hdr.write_text(classification_header(values.shape, values.dtype, job.class_names, job.palette,
+    hdr.write_text(classification_header(values.shape, values.dtype, job.id_names, job.palette,
                                          carried_entries(job.header)))
     return {"_envi image": (img, ".img"), "envi": (hdr, ".hdr")}
 
@@ -237,7 +244,7 @@ def write_tif(job: MapJob, prefix: Path, rows_per_block: int = 512) -> dict[str,
     if source is not None:
         with rasterio.open(source) as src:
             transform, crs = src.transform, src.crs
-    names = ["Unclassified", *map(str, job.class_names)]
+    names = ["Unclassified", *job.id_names]
     tif = rasterio.open(path, "w", driver="GTiff", width=cols, height=rows, count=1,
                         dtype=np.dtype(values.dtype).name, transform=transform, crs=crs, nodata=0,
                         compress="deflate", tiled=True)

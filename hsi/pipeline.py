@@ -17,7 +17,7 @@ from .config import RunConfig
 from .data.patches import check_patch_size
 from .data.preprocess import Reducer, fit_pca
 from .data.registry import palette_for
-from .data.splits import Split, make_split
+from .data.splits import Split, describe_class, make_split
 from .distributed import ALONE, resolve_device, world
 from .engine import Trainer, labelled_pixels, log, predict_logits
 from .errors import ConfigError, SplitError
@@ -65,9 +65,10 @@ def prepare(scene, config, kind=None, split=None):
             split = make_split(scene.labels, config.split, train_ratio=config.train_ratio,
                                train_per_class=config.train_per_class, val_ratio=config.val_ratio,
                                patch_size=config.patch, seed=config.seed, class_names=scene.class_names,
-                               folds=config.folds, fold=config.fold)
+                               folds=config.folds, fold=config.fold, label_ids=scene.label_ids)
     counts = split.counts(scene.n_classes)["train"]
-    empty = [scene.class_names[k] for k, c in enumerate(counts) if c == 0 and scene.class_counts()[k] > 0]
+    empty = [describe_class(k, scene.class_names, scene.label_ids) for k, c in enumerate(counts)
+             if c == 0 and scene.class_counts()[k] > 0]
     if empty and split.mode != "blocks":        # a block fold names its untrainable classes in the report
         raise SplitError(f"the {config.split} split leaves no training pixel for class(es) {', '.join(empty)}; "
                          f"raise the train ratio or choose another split")

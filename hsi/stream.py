@@ -102,7 +102,7 @@ def _open_outputs(tmpdir, shape, k, values_dtype, probs, mode):
 
 def _probs_header(tmpdir, job):
     """The header of the streamed probability cube; returns the staged files for :func:`write_outputs`."""
-    names = envi_class_names(job.class_names)
+    names = envi_class_names(job.id_names)
     rows, cols = job.values.shape
     (tmpdir / "probs.hdr").write_text(format_header({
         "description": "hsi class probabilities; last band: confidence (max probability)",

@@ -46,11 +46,13 @@ class Split:
 
 
 def make_split(labels, mode="random", *, train_ratio=None, train_per_class=None, val_ratio=0.1,
-               patch_size=25, min_per_class=1, max_fraction=0.5, seed=0, class_names=None, folds=None, fold=0):
+               patch_size=25, min_per_class=1, max_fraction=0.5, seed=0, class_names=None, folds=None, fold=0,
+               label_ids=None):
     """Split ``labels`` (classes 0..K-1, -1 unlabelled) by ``mode``; deterministic for a seed.
 
-    ``folds`` and ``fold`` choose the held-out block of the ``blocks`` mode. ``class_names`` only serve the error
-    and warning messages.
+    ``folds`` and ``fold`` choose the held-out block of the ``blocks`` mode. ``class_names`` and ``label_ids`` (the
+    ground truth file's id of each class) only serve the error and warning messages, which name a class by its
+    file id.
     """
     if mode not in SPLIT_MODES:
         raise SplitError(f"split mode must be one of {SPLIT_MODES}, got {mode!r}")
@@ -63,25 +65,25 @@ def make_split(labels, mode="random", *, train_ratio=None, train_per_class=None,
     rng = np.random.default_rng(seed)
     if mode == "blocks":
         return block_split(labels, folds, fold, patch_size=patch_size, val_ratio=val_ratio, rng=rng,
-                           class_names=class_names)
+                           class_names=class_names, label_ids=label_ids)
     if mode == "fixed":
         if train_per_class is None:
             raise SplitError("the fixed split needs a number of training pixels per class")
         return fixed_split(labels, train_per_class, val_ratio=val_ratio, max_fraction=max_fraction, rng=rng,
-                           class_names=class_names)
+                           class_names=class_names, label_ids=label_ids)
     if train_ratio is None and train_per_class is None:
         train_ratio = 0.1
     if mode == "disjoint":
         if train_ratio is None:
             raise SplitError("the disjoint split takes a train ratio, not a count per class")
         return disjoint_split(labels, train_ratio, patch_size=patch_size, val_ratio=val_ratio, rng=rng,
-                              class_names=class_names)
+                              class_names=class_names, label_ids=label_ids)
     return random_split(labels, train_ratio=train_ratio, train_per_class=train_per_class, val_ratio=val_ratio,
-                        min_per_class=min_per_class, rng=rng, class_names=class_names)
+                        min_per_class=min_per_class, rng=rng, class_names=class_names, label_ids=label_ids)
 
 
 def random_split(labels, *, train_ratio=None, train_per_class=None, val_ratio=0.1, min_per_class=1, rng=None,
-                 class_names=None):
+                 class_names=None, label_ids=None):
     """Stratified random split: per class a ratio (or count) of pixels for training, the rest for testing."""
     if train_ratio is not None and not 0 < train_ratio < 1:
         raise SplitError(f"train ratio must be between 0 and 1, got {train_ratio}")
@@ -93,16 +95,16 @@ def random_split(labels, *, train_ratio=None, train_per_class=None, val_ratio=0.
         wanted = train_per_class if train_per_class is not None else int(round(train_ratio * n))
         n_train = max(wanted, min_per_class)
         if n_train >= n:
-            raise SplitError(f"{_describe(k, class_names)} has {n} labelled pixels, too few for {n_train} training "
-                             f"pixels and at "
-                             f"least one test pixel; lower the train ratio or count")
+            raise SplitError(f"{describe_class(k, class_names, label_ids)} has {n} labelled pixels, too few for "
+                             f"{n_train} training pixels and at least one test pixel; lower the train ratio or count")
         _put(train, pixels[:n_train], k)
         _put(test, pixels[n_train:], k)
     train, val = _carve_val(train, val_ratio, rng)
     return Split(train, val, test, "random")
 
 
-def fixed_split(labels, per_class, *, val_ratio=0.1, max_fraction=0.5, rng=None, class_names=None):
+def fixed_split(labels, per_class, *, val_ratio=0.1, max_fraction=0.5, rng=None, class_names=None,
+                label_ids=None):
     """``per_class`` training pixels per class; a small class gives at most ``max_fraction`` of its pixels."""
     if per_class < 1:
         raise SplitError(f"training pixels per class must be at least 1, got {per_class}")
@@ -113,9 +115,10 @@ def fixed_split(labels, per_class, *, val_ratio=0.1, max_fraction=0.5, rng=None,
     for k, pixels in _class_pixels(labels, rng):
         n_train = min(per_class, int(max_fraction * len(pixels)))
         if n_train < 1:
-            raise SplitError(f"{_describe(k, class_names)} has only {len(pixels)} labelled pixels, too few to split")
+            raise SplitError(f"{describe_class(k, class_names, label_ids)} has only {len(pixels)} labelled pixels, too "
+                             f"few to split")
         if n_train < per_class:
-            capped.append(f"{_describe(k, class_names)}: {n_train} of {len(pixels)}")
+            capped.append(f"{describe_class(k, class_names, label_ids)}: {n_train} of {len(pixels)}")
         _put(train, pixels[:n_train], k)
         _put(test, pixels[n_train:], k)
     if capped:
@@ -125,7 +128,8 @@ def fixed_split(labels, per_class, *, val_ratio=0.1, max_fraction=0.5, rng=None,
     return Split(train, val, test, "fixed")
 
 
-def disjoint_split(labels, train_ratio, *, patch_size=25, val_ratio=0.1, rng=None, tries=32, class_names=None):
+def disjoint_split(labels, train_ratio, *, patch_size=25, val_ratio=0.1, rng=None, tries=32, class_names=None,
+                   label_ids=None):
     """Spatially disjoint split: no test window (``patch_size`` wide) holds a training or validation pixel.
 
     Per class, training takes whole parcels (8-connected regions) or, when that misses the ratio, a
@@ -172,13 +176,14 @@ def disjoint_split(labels, train_ratio, *, patch_size=25, val_ratio=0.1, rng=Non
                                            for a, b, t in zip(counts["train"], counts["val"], totals)]}
     missing = [k for k in range(n_classes) if totals[k] and (counts["train"][k] == 0 or counts["test"][k] == 0)]
     if missing:
-        named = ", ".join(_describe(k, class_names) for k in missing)
+        named = ", ".join(describe_class(k, class_names, label_ids) for k in missing)
         warnings.warn(f"disjoint split: no training or no test pixels left after the {patch_size // 2}-pixel "
                       f"buffer for {named} (too few or too compact pixels)", stacklevel=2)
     return split
 
 
-def block_split(labels, folds, fold, *, patch_size=25, val_ratio=0.1, rng=None, class_names=None):
+def block_split(labels, folds, fold, *, patch_size=25, val_ratio=0.1, rng=None, class_names=None,
+                label_ids=None):
     """Spatial block cross-validation: the scene is cut into a grid of ``folds`` blocks and fold ``fold`` tests on
     the labelled pixels of block ``fold``. Training (and validation, drawn at random from it) takes the labelled
     pixels of the other blocks farther than ``patch_size // 2`` from the held-out block, so no test window holds
@@ -255,8 +260,13 @@ def _region_candidates(mask, pixels, target, rng, tries):
             yield pixels[order[:target]]
 
 
-def _describe(k, class_names):
-    return f"class {k}" if class_names is None else f"class {k} ({class_names[k]})"
+def describe_class(k, class_names=None, label_ids=None):
+    """Class index ``k`` as messages name it: by its id in the ground truth file (``label_ids``; the index
+    without), with its name unless the name is only that id (``class 1 (Alfalfa)``, ``class 7``)."""
+    number = k if label_ids is None else int(label_ids[k])
+    if class_names is None or str(class_names[k]) == f"class {number}":
+        return f"class {number}"
+    return f"class {number} ({class_names[k]})"
 
 
 def _class_pixels(labels, rng):
