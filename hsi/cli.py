@@ -273,9 +273,11 @@ def _train(args):
         metrics = pipeline.train(config, out, progress=progress)
         return _print_metrics(metrics, out)
     except pipeline.Interrupted as stop:
-        run_dir = stop.args[0]
-        print(f"interrupted: the last completed epoch is saved in {run_dir}/last.pt; "
-              f"resume with: hsi train --resume {run_dir}", file=sys.stderr)
+        run_dir, epoch = stop.args
+        saved = f"epoch {epoch}, the last completed, is saved" if epoch else \
+            "no epoch had completed; the initial state is saved"
+        print(f"interrupted: {saved} in {run_dir}/last.pt; resume with: hsi train --resume {run_dir}",
+              file=sys.stderr)
         return EXIT_INTERRUPTED
 
 

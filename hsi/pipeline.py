@@ -40,7 +40,8 @@ from .viz import confusion_matrix_figure, curves_figure, save_figure
 
 
 class Interrupted(Exception):
-    """Training stopped by Ctrl-C after ``last.pt`` was made safe; carries the run folder."""
+    """Training stopped by Ctrl-C after ``last.pt`` was made safe; carries the run folder and the last completed
+    epoch that ``last.pt`` holds (0: none had completed)."""
 
 
 @dataclass
@@ -149,18 +150,20 @@ def resume(run_dir, *, progress=True, on_epoch=None, **where):
 
 def _fit_and_finish(trainer, prepared, config, scene, out, progress, on_epoch):
     main = trainer.world.is_main
+    saved = trainer.epoch           # the epoch last.pt holds
     try:
         while not trainer.done:
             row, improved = trainer.run_epoch(progress)
             if improved:
                 save_run_checkpoint(out / "best.pt", trainer, prepared, config, scene)
             save_run_checkpoint(out / "last.pt", trainer, prepared, config, scene)
+            saved = trainer.epoch
             if main:
                 write_history(out / "history.csv", trainer.history)
             if on_epoch is not None and main:
                 on_epoch(row)
     except KeyboardInterrupt:
-        raise Interrupted(out) from None
+        raise Interrupted(out, saved) from None
     if trainer.world.share(not (out / "best.pt").is_file()):        # zero epochs asked for
         save_run_checkpoint(out / "best.pt", trainer, prepared, config, scene)
     if not main:

@@ -25,3 +25,24 @@ def test_split_messages_name_classes_by_the_files_ids(indian_pines):
                    label_ids=indian_pines.label_ids)
     message = str(caught[0].message)
     assert "class 1 (Alfalfa): 23 of 46" in message and "class 0 " not in message, message
+
+
+@pytest.mark.parametrize("stop_in, says", [(1, "no epoch had completed; the initial state is saved in"),
+                                           (2, "epoch 1, the last completed, is saved in")])
+def test_the_interrupt_message_says_which_epoch_last_pt_holds(stop_in, says, field, tmp_path, capsys, monkeypatch):
+    from hsi import cli
+    from hsi.engine import Trainer
+
+    train_one_epoch = Trainer._train_one_epoch
+
+    def ctrl_c_in_epoch(trainer, progress):         # Ctrl-C pressed during epoch ``stop_in``
+        if trainer.epoch == stop_in:
+            raise KeyboardInterrupt
+        return train_one_epoch(trainer, progress)
+
+    monkeypatch.setattr(Trainer, "_train_one_epoch", ctrl_c_in_epoch)
+    code = cli.main(["train", "--cube", str(field.cube), "--gt", str(field.gt), "--pca", "15", "--patch", "9",
+                     "--epochs", "3", "--device", "cpu", "--no-map", "-q", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_INTERRUPTED and says in err and "resume with: hsi train --resume" in err, err
+    assert ("last completed epoch" not in err) and str(tmp_path / "run") in err
