@@ -13,6 +13,7 @@ from .distributed import ALONE, sync_batch_norm
 from .errors import ConfigError
 from .kinds import kind_of
 from .metrics import epoch_score
+from .progress import progress_mode
 
 log = logging.getLogger("hsi")
 
@@ -86,8 +87,9 @@ class Trainer:
     def run_epoch(self, progress=True):
         """One pass over the training set in train mode, then validation in eval mode; returns the history row.
 
-        ``progress``: True draws a tqdm bar over the epoch's batches, ``"log"`` logs a plain line at every tenth
-        of them (for logs and pipes), False shows nothing inside the epoch."""
+        ``progress``: True draws a tqdm bar over the epoch's batches (plain lines when stderr is no terminal,
+        :mod:`hsi.progress`), ``"log"`` logs a plain line at every tenth of them (for logs and pipes), False shows
+        nothing inside the epoch."""
         start = time.perf_counter()
         self.epoch += 1
         train_loss, train_oa = self._train_one_epoch(progress)
@@ -121,6 +123,7 @@ class Trainer:
         self.network.train()
         loss_sum, weight_sum, correct, seen = 0.0, 0.0, 0, 0
         desc = f"epoch {self.epoch}/{self.options.epochs}"
+        progress = progress_mode(progress)
         show = progress is True and self.world.is_main
         bar = tqdm(self.train_loader, desc=desc, leave=False, disable=not show, unit="batch")
         n_batches = len(self.train_loader)

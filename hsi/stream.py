@@ -29,6 +29,7 @@ from .data.mapped import MappedCube, release_pages
 from .distributed import World, world
 from .inference import as_trained, logit_tiles
 from .outputs import MapJob, output_prefix, parse_formats, write_outputs
+from .progress import shows_bar
 
 
 def stream_map(trained, scene, prefix, *, formats=("envi", "npy", "png"), probs=False, mode="auto", tile=None,
@@ -56,7 +57,7 @@ def stream_map(trained, scene, prefix, *, formats=("envi", "npy", "png"), probs=
         here.barrier()                          # rank 0 has created the output files
         values, prob_cube = outputs or _open_outputs(tmpdir, (rows, cols), k, values_dtype, probs, "r+")
         with tqdm(total=rows * cols, desc="map", unit="px", unit_scale=True,
-                  disable=not (progress and here.is_main)) as bar:
+                  disable=not (shows_bar(progress) and here.is_main)) as bar:
             for (r0, r1, c0, c1), logits in logit_tiles(trained, scene, mode=mode, tile=tile,
                                                         batch_size=batch_size, device=device,
                                                         memory_mb=memory_mb, here=here):

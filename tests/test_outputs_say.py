@@ -2,7 +2,6 @@
 expects to read in them."""
 import logging
 
-import numpy as np
 import pytest
 
 from hsi.data.splits import make_split
@@ -46,3 +45,12 @@ def test_the_interrupt_message_says_which_epoch_last_pt_holds(stop_in, says, fie
     err = capsys.readouterr().err
     assert code == cli.EXIT_INTERRUPTED and says in err and "resume with: hsi train --resume" in err, err
     assert ("last completed epoch" not in err) and str(tmp_path / "run") in err
+
+
+def test_the_api_writes_plain_lines_not_tqdm_bars_into_a_redirected_stderr(field, field_config, tmp_path, capsys,
+                                                                            caplog):
+    with caplog.at_level(logging.INFO, logger="hsi"):
+        train(field_config(epochs=1, write_map=False), tmp_path / "run", scene=field.scene, progress=True)
+    err = capsys.readouterr().err                   # stderr is captured here: no terminal
+    assert "\r" not in err and "batch/s" not in err and "epoch 1/1:" not in err, err
+    assert any("epoch 1/1  batch" in r.getMessage() for r in caplog.records)      # the CLI's plain lines
