@@ -336,10 +336,19 @@ def _check_map(label_map, what, k):
     return arr.astype(np.int64, copy=False)
 
 
-def comparison_maps_figure(maps, ground_truth, class_names, palette, label_ids=None):
+def faded(rgb, mask, keep=0.35):
+    """``rgb`` (rows, cols, 3 uint8) with the pixels of ``mask`` blended towards white (``keep`` of the colour)."""
+    out = rgb.copy()
+    out[mask] = np.round(keep * rgb[mask] + (1 - keep) * 255).astype(np.uint8)
+    return out
+
+
+def comparison_maps_figure(maps, ground_truth, class_names, palette, label_ids=None, *, trained=None, title=None):
     """The ground truth and one class map per model side by side, with one legend.
 
-    ``maps`` is ``{title: (rows, cols) classes 0..K-1}``; ``ground_truth`` holds classes 0..K-1 and -1."""
+    ``maps`` is ``{title: (rows, cols) classes 0..K-1}``; ``ground_truth`` holds classes 0..K-1 and -1.
+    ``trained`` (bool, rows x cols) marks the training and validation pixels, drawn faded in every panel;
+    ``title`` goes above (e.g. the seed)."""
     names = [str(n) for n in class_names]
     palette = _check_palette(palette)
     panels = [("ground truth", _check_map(ground_truth, "ground_truth", len(names)))]
@@ -351,19 +360,25 @@ def comparison_maps_figure(maps, ground_truth, class_names, palette, label_ids=N
     panel_h = min(panel_w * rows / cols, 6.0)
     fig = _figure((columns * panel_w + 2.2, grid_rows * (panel_h + 0.4)))
     axes = np.atleast_1d(fig.subplots(grid_rows, columns, squeeze=False)).ravel()
-    for ax, (title, classes) in zip(axes, panels):
-        ax.imshow(label_map_rgb(classes, palette), interpolation="nearest")
-        ax.set_title(title, fontsize=9)
+    for ax, (name, classes) in zip(axes, panels):
+        rgb = label_map_rgb(classes, palette)
+        ax.imshow(rgb if trained is None else faded(rgb, trained), interpolation="nearest")
+        ax.set_title(name, fontsize=9)
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
     for ax in axes[len(panels):]:
         ax.set_axis_off()
+    if title:
+        fig.suptitle(title, fontsize=10)
     from matplotlib.patches import Patch
 
     ids = label_ids if label_ids is not None else range(len(names))
     handles = [Patch(facecolor=palette[k] / 255.0, edgecolor="0.3", label=f"{i} {names[k]}")
                for k, i in enumerate(ids)]
+    if trained is not None:
+        handles.append(Patch(facecolor=faded(np.array([[[90, 90, 90]]], np.uint8), np.ones((1, 1), bool))[0, 0]
+                             / 255.0, edgecolor="0.3", label="faded: training and\nvalidation pixels"))
     fig.legend(handles=handles, loc="outside right center", fontsize=7, frameon=False, title="classes",
                title_fontsize=8, handlelength=1.2)
     return fig
@@ -371,8 +386,8 @@ def comparison_maps_figure(maps, ground_truth, class_names, palette, label_ids=N
 
 def per_class_figure(stats, class_names, label_ids=None):
     """Grouped bars of per-class accuracy (%): ``stats`` is ``{model: [(mean, std) or (None, None) per class]}``.
-    The accuracy axis starts at 0 so differences are not exaggerated; error bars show the std over seeds; the
-    legend sits above the axes, clear of the bars."""
+    The accuracy axis starts at 0 so differences are not exaggerated; error bars show the std over seeds,
+    clipped to the possible 0..100 %; the legend sits above the axes, clear of the bars."""
     names = [str(n) for n in class_names]
     ids = list(label_ids) if label_ids is not None else list(range(len(names)))
     models = list(stats)
@@ -383,7 +398,9 @@ def per_class_figure(stats, class_names, label_ids=None):
     for i, model in enumerate(models):
         means = np.array([np.nan if m is None else 100 * m for m, _ in stats[model]])
         stds = np.array([0.0 if s is None else 100 * s for _, s in stats[model]])
-        ax.bar(x + (i - (len(models) - 1) / 2) * width, means, width, yerr=stds, label=model, capsize=1.5,
+        below, above = np.minimum(stds, np.nan_to_num(means)), np.minimum(stds, 100 - np.nan_to_num(means))
+        ax.bar(x + (i - (len(models) - 1) / 2) * width, means, width, yerr=np.vstack([below, above]), label=model,
+               capsize=1.5,
                error_kw={"linewidth": 0.6})
     ax.set_xticks(x, [f"{i} {n}" for i, n in zip(ids, names)], rotation=45, ha="right", rotation_mode="anchor",
                   fontsize=_tick_size(len(names)))

@@ -2,6 +2,7 @@
 expects to read in them."""
 import logging
 
+import numpy as np
 import pytest
 
 from hsi.data.splits import make_split
@@ -54,3 +55,31 @@ def test_the_api_writes_plain_lines_not_tqdm_bars_into_a_redirected_stderr(field
     err = capsys.readouterr().err                   # stderr is captured here: no terminal
     assert "\r" not in err and "batch/s" not in err and "epoch 1/1:" not in err, err
     assert any("epoch 1/1  batch" in r.getMessage() for r in caplog.records)      # the CLI's plain lines
+
+
+def test_per_class_error_bars_stay_within_0_and_100_percent():
+    from hsi.viz import per_class_figure
+
+    fig = per_class_figure({"a": [(0.98, 0.05), (0.02, 0.1), (0.5, 0.1)], "b": [(1.0, 0.0), (None, None), (0.9, 0.3)]},
+                           ["x", "y", "z"], label_ids=[1, 2, 3])
+    bars = [c.errorbar for c in fig.axes[0].containers if getattr(c, "errorbar", None) is not None]
+    ends = np.concatenate([np.asarray(seg)[:, 1] for bar in bars for seg in bar.lines[2][0].get_segments() if len(seg)])
+    assert ends.max() <= 100 + 1e-9 and ends.min() >= -1e-9 and np.isclose(ends.max(), 100)
+
+
+def test_comparison_maps_fade_the_training_pixels_and_carry_the_titles_given(indian_pines):
+    from hsi.viz import comparison_maps_figure, label_map_rgb
+
+    split = make_split(indian_pines.labels, "random", train_ratio=0.1, seed=0)
+    trained = (split.train >= 0) | (split.val >= 0)
+    fig = comparison_maps_figure({"svm: test OA 71.39 %": indian_pines.labels.clip(0)}, indian_pines.labels,
+                                 indian_pines.class_names, indian_pines.palette, indian_pines.label_ids,
+                                 trained=trained, title="seed 0")
+    panels = [ax for ax in fig.axes if ax.images]
+    assert [ax.get_title() for ax in panels] == ["ground truth", "svm: test OA 71.39 %"]
+    assert fig._suptitle.get_text() == "seed 0"
+    shown, plain = np.asarray(panels[1].images[0].get_array()), label_map_rgb(indian_pines.labels.clip(0),
+                                                                               indian_pines.palette)
+    np.testing.assert_array_equal(shown[~trained], plain[~trained])
+    assert (shown[trained].astype(int) > plain[trained]).any(axis=-1).all()        # faded towards white
+    assert fig.legends[0].get_texts()[-1].get_text().startswith("faded: training")
