@@ -47,6 +47,7 @@ class MapJob:
     ground_truth: np.ndarray | None = None  # classes 0..K-1 (-1 unlabelled), drawn beside the PNG
     mask_unlabelled: bool | str = False
     title: str | None = None
+    trained: np.ndarray | None = None        # training and validation pixels (bool), faded in the PNG
 
     @property
     def classes(self) -> np.ndarray:
@@ -181,7 +182,7 @@ def write_png(job: MapJob, prefix: Path) -> dict[str, tuple[Path, str]]:
 
     fig = class_map_figure(job.classes, [str(n) for n in job.class_names], job.palette,
                            ground_truth=job.ground_truth, mask_unlabelled=job.mask_unlabelled, title=job.title,
-                           label_ids=np.asarray(job.label_ids))
+                           label_ids=np.asarray(job.label_ids), trained=job.trained)
     return {"png": (save_figure(fig, _file(prefix, ".png")), ".png")}
 
 

@@ -181,7 +181,8 @@ def _finish(out, config, scene, prepared, device):
     if config.write_map:
         start = time.perf_counter()
         write_map(trained, scene, out / "map", device=device,
-                  title=f"{scene.name} / {config.model}: test OA {100 * metrics['oa']:.2f} %")
+                  title=f"{scene.name} / {config.model}, seed {config.seed}",
+                  trained_pixels=(prepared.split.train >= 0) | (prepared.split.val >= 0))
         timing["map_seconds"] = round(time.perf_counter() - start, 3)
     write_json_atomic(out / "timing.json", timing)
     write_json_atomic(out / "metrics.json", metrics)
@@ -203,7 +204,7 @@ def evaluate_test(trained, prepared, device):
 
 
 def write_map(trained, scene, prefix, *, device=None, formats=("png", "npy"), probs=False, mode="auto", tile=None,
-              memory_mb=1024, palette=None, title=None, progress=False, here=ALONE):
+              memory_mb=1024, palette=None, title=None, progress=False, here=ALONE, trained_pixels=None):
     """Predict every pixel of ``scene`` and write the map in ``formats`` (see :mod:`hsi.outputs`: ``png`` the
     whole map, the map on labelled pixels and the ground truth, with a legend of ids and names, ``title`` above;
     ``npy`` original label ids; ``envi``; ``tif``; ``rgb`` a false-colour composite, ``<prefix>_rgb.png``), tile
@@ -212,7 +213,7 @@ def write_map(trained, scene, prefix, *, device=None, formats=("png", "npy"), pr
     return stream_map(trained, scene, prefix, formats=formats, probs=probs, mode=mode, tile=tile, device=device,
                       memory_mb=memory_mb, ground_truth=model_classes(scene, trained), title=title,
                       palette=None if palette is None else palette_for(trained.label_ids, palette),
-                      progress=progress, here=here)
+                      progress=progress, here=here, trained_pixels=trained_pixels)
 
 
 def model_classes(scene, trained):

@@ -34,12 +34,13 @@ from .progress import shows_bar
 
 def stream_map(trained, scene, prefix, *, formats=("envi", "npy", "png"), probs=False, mode="auto", tile=None,
                device=None, memory_mb=1024, batch_size=256, ground_truth=None, palette=None, title=None,
-               progress=False, here: World | None = None):
+               progress=False, here: World | None = None, trained_pixels=None):
     """Predict every pixel of ``scene`` tile by tile and write the map in ``formats``; return
     ``{format: path}`` (``probs`` under the key ``"probs"``). No-data pixels of a mapped cube get no class
     (0 in every file, probabilities 0). ``ground_truth`` (classes, -1 unlabelled) is drawn beside the PNG, with
     the map on labelled pixels only; ``palette`` (K x 3) replaces the model's colours in the PNG; ``title`` is
-    the PNG's. ``here``: the processes sharing the tiles (default: those of this ``torchrun`` job)."""
+    the PNG's; ``trained_pixels`` (bool) the training pixels it fades. ``here``: the processes sharing the tiles
+    (default: those of this ``torchrun`` job)."""
     formats = parse_formats(formats, required=not probs)
     here = here or world(device or "auto")
     trained = as_trained(trained)
@@ -84,7 +85,7 @@ def stream_map(trained, scene, prefix, *, formats=("envi", "npy", "png"), probs=
         if here.is_main:
             job = MapJob(values, list(trained.class_names), np.asarray(trained.label_ids),
                          np.asarray(trained.palette if palette is None else palette), scene, ground_truth,
-                         "both" if ground_truth is not None else False, title)
+                         "both" if ground_truth is not None else False, title, trained_pixels)
             staged = _probs_header(tmpdir, job) if probs else {}
             written = write_outputs(job, formats, prefix, staged=staged, tmpdir=tmpdir)
     finally:

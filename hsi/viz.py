@@ -163,11 +163,13 @@ def label_map_rgb(label_map, palette):
 
 
 def class_map_figure(label_map, class_names, palette, *, ground_truth=None, mask_unlabelled=False, title=None,
-                     map_title="predicted classes", label_ids=None):
+                     map_title="predicted classes", label_ids=None, trained=None):
     """The class map in the palette's colours with a legend of class names outside the image.
 
     ``label_map`` holds classes 0..K-1 (-1 = unlabelled, black) and is titled ``map_title`` (pass
-    ``"ground truth"`` to draw a label map alone). ``ground_truth`` (same shape, -1 = unlabelled, black) is
+    ``"ground truth"`` to draw a label map alone). ``trained`` (bool, rows x cols) marks the training and
+    validation pixels: faded in the labelled-pixels panel, whose title gives the OA on the other (test) labelled
+    pixels. ``ground_truth`` (same shape, -1 = unlabelled, black) is
     drawn side by side. With ``mask_unlabelled=True`` the map is only shown where the ground truth is labelled;
     with ``"both"`` the whole map and the masked map are drawn side by side, as papers show them (both need
     ``ground_truth``). With ``label_ids`` the legend gives each class's id in the ground truth file.
@@ -194,7 +196,11 @@ def class_map_figure(label_map, class_names, palette, *, ground_truth=None, mask
     if mask_unlabelled in (False, "both"):
         panels.append((map_title, shown))
     if mask_unlabelled in (True, "both"):
-        panels.append((f"{map_title} (labelled pixels)", np.where(gt >= 0, shown, -1)))
+        scored = (gt >= 0) if trained is None else (gt >= 0) & ~np.asarray(trained, dtype=bool)
+        what = "labelled" if trained is None else "test"
+        oa = f"\nOA {100 * float((shown[scored] == gt[scored]).mean()):.2f} % on {int(scored.sum()):,} {what} " \
+             f"pixels" + ("" if trained is None else "; training/validation faded") if scored.any() else ""
+        panels.append((f"{map_title} (labelled pixels){oa}", np.where(gt >= 0, shown, -1)))
     if gt is not None:
         panels.append(("ground truth", gt))
 
@@ -209,7 +215,10 @@ def class_map_figure(label_map, class_names, palette, *, ground_truth=None, mask
     fig = _figure((len(panels) * panel_w + legend_w, height))
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (name, classes) in zip(axes, panels):
-        ax.imshow(label_map_rgb(classes, palette), interpolation="nearest")
+        rgb = label_map_rgb(classes, palette)
+        if trained is not None and "(labelled pixels)" in name:
+            rgb = faded(rgb, np.asarray(trained, dtype=bool))
+        ax.imshow(rgb, interpolation="nearest")
         ax.set_title(name, fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])

@@ -83,3 +83,22 @@ def test_comparison_maps_fade_the_training_pixels_and_carry_the_titles_given(ind
     np.testing.assert_array_equal(shown[~trained], plain[~trained])
     assert (shown[trained].astype(int) > plain[trained]).any(axis=-1).all()        # faded towards white
     assert fig.legends[0].get_texts()[-1].get_text().startswith("faded: training")
+
+
+def test_the_labelled_pixels_panel_fades_training_pixels_and_scores_only_test_pixels(indian_pines):
+    from hsi.viz import class_map_figure, label_map_rgb
+
+    gt = indian_pines.labels
+    split = make_split(gt, "random", train_ratio=0.1, seed=0)
+    trained = (split.train >= 0) | (split.val >= 0)
+    predicted = np.where(trained, (gt + 1) % 16, gt).clip(0)     # wrong on every training pixel, right on the rest
+    fig = class_map_figure(predicted, indian_pines.class_names, indian_pines.palette, ground_truth=gt,
+                           mask_unlabelled="both", trained=trained)
+    panel = [ax for ax in fig.axes if ax.images][1]
+    n_test = int(((gt >= 0) & ~trained).sum())
+    assert panel.get_title().endswith(f"OA 100.00 % on {n_test:,} test pixels; training/validation faded")
+    shown, plain = np.asarray(panel.images[0].get_array()), label_map_rgb(np.where(gt >= 0, predicted, -1),
+                                                                           indian_pines.palette)
+    test = (gt >= 0) & ~trained
+    np.testing.assert_array_equal(shown[test], plain[test])
+    assert (shown[trained].astype(int) > plain[trained]).any(axis=-1).all()
