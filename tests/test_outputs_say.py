@@ -102,3 +102,26 @@ def test_the_labelled_pixels_panel_fades_training_pixels_and_scores_only_test_pi
     test = (gt >= 0) & ~trained
     np.testing.assert_array_equal(shown[test], plain[test])
     assert (shown[trained].astype(int) > plain[trained]).any(axis=-1).all()
+
+
+def test_predict_png_names_the_model_and_the_test_oa(trained_run, tmp_path, monkeypatch):
+    import hsi.outputs
+    from hsi import cli
+
+    seen = {}
+
+    def record(job, prefix):
+        seen["job"] = job
+        return original(job, prefix)
+
+    original = hsi.outputs._registered["png"]
+    monkeypatch.setitem(hsi.outputs._registered, "png", record)
+    assert cli.main(["predict", str(trained_run[0]), "--format", "png", "--out", str(tmp_path / "m"), "-q"]) == 0
+    job = seen["job"]
+    assert job.title.endswith(f"({trained_run[0].name}/best.pt)") and "hybridsn" in job.title.lower()
+    assert job.trained is not None and job.trained.sum() > 0
+    from hsi.viz import class_map_figure
+
+    fig = class_map_figure(job.classes, job.class_names, job.palette, ground_truth=job.ground_truth,
+                           mask_unlabelled="both", trained=job.trained)
+    assert "test pixels" in [ax for ax in fig.axes if ax.images][1].get_title()
