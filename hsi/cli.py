@@ -276,9 +276,11 @@ def _train(args):
         metrics = pipeline.train(config, out, progress=progress)
         return _print_metrics(metrics, out)
     except pipeline.Interrupted as stop:
-        run_dir = stop.args[0]
-        print(f"interrupted: the last completed epoch is saved in {run_dir}/last.pt; "
-              f"resume with: hsi train --resume {run_dir}", file=sys.stderr)
+        run_dir, epoch = stop.args
+        saved = f"epoch {epoch}, the last completed, is saved" if epoch else \
+            "no epoch had completed; the initial state is saved"
+        print(f"interrupted: {saved} in {run_dir}/last.pt; resume with: hsi train --resume {run_dir}",
+              file=sys.stderr)
         return EXIT_INTERRUPTED
 
 
@@ -362,6 +364,7 @@ def _scene_elsewhere(args):
 
 def _predict(args):
     from .checkpoint import TrainedModel
+    from .data.splits import Split
     from .distributed import resolve_device
     from .outputs import parse_formats
     from .pipeline import write_map
@@ -377,10 +380,14 @@ def _predict(args):
     trained = TrainedModel.from_checkpoint(checkpoint)
     scene = run_scene(run_dir, **_scene_elsewhere(args), verify=args.cube is None)   # any cube may be classified
     trained.check_scene(scene)
+    own_split = args.cube is None and (run_dir / "split.npz").is_file()     # the run's scene: score test pixels
+    split = Split.load(run_dir / "split.npz") if own_split else None
     written = write_map(trained, scene, Path(args.out) if args.out else run_dir / "map", formats=formats,
                         probs=args.probs, mode=args.mode, tile=args.tile, device=resolve_device(args.device),
                         memory_mb=args.memory_mb, palette=args.palette,
-                        progress=not args.quiet and sys.stderr.isatty(), here=None)
+                        progress=not args.quiet and sys.stderr.isatty(), here=None,
+                        title=f"{scene.name} / {trained.name} ({run_dir.name}/{checkpoint.name})",
+                        trained_pixels=None if split is None else (split.train >= 0) | (split.val >= 0))
     if int(os.environ.get("RANK", "0")) == 0:
         for fmt, path in written.items():
             print(f"{fmt}: {path}")

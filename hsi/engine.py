@@ -20,6 +20,7 @@ from .distributed import ALONE, World, sync_batch_norm
 from .errors import ConfigError
 from .kinds import Batches, kind_of
 from .metrics import epoch_score
+from .progress import progress_mode
 
 log = logging.getLogger("hsi")
 
@@ -80,6 +81,7 @@ class Trainer:
         self.best_score: tuple[float, ...] = (-math.inf,)
         self.best_epoch = 0
         self.stale_epochs = 0
+        self._fitted = ""           # what the one fit of a fitted-at-once classifier did, for its log line
 
     def _make_scheduler(self) -> torch.optim.lr_scheduler.LRScheduler | None:
         if self.options.scheduler == "plateau":
@@ -108,8 +110,9 @@ class Trainer:
     def run_epoch(self, progress: bool | str = True) -> tuple[dict[str, Any], bool]:
         """One pass over the training set in train mode, then validation in eval mode; returns the history row.
 
-        ``progress``: True draws a tqdm bar over the epoch's batches, ``"log"`` logs a plain line at every tenth
-        of them (for logs and pipes), False shows nothing inside the epoch."""
+        ``progress``: True draws a tqdm bar over the epoch's batches (plain lines when stderr is no terminal,
+        :mod:`hsi.progress`), ``"log"`` logs a plain line at every tenth of them (for logs and pipes), False shows
+        nothing inside the epoch."""
         start = time.perf_counter()
         self.epoch += 1
         train_loss, train_oa = self._train_one_epoch(progress)
@@ -129,8 +132,12 @@ class Trainer:
             self.stale_epochs += 1
         self.history.append(row)
         validation = f"val loss {val_loss:.4f}  OA {val_oa:.4f}" if self.val_loader else "no validation pixels"
-        log.info("epoch %d/%d  train loss %.4f  OA %.4f  |  %s%s  (%.1fs)", self.epoch, self.options.epochs,
-                 train_loss, train_oa, validation, "  *best*" if improved else "", row["seconds"])
+        if self.fitted_at_once:         # one fit, no epochs: the line says what happened
+            log.info("%s  train loss %.4f  OA %.4f  |  %s  (%.1fs)", self._fitted, train_loss, train_oa,
+                     validation, row["seconds"])
+        else:
+            log.info("epoch %d/%d  train loss %.4f  OA %.4f  |  %s%s  (%.1fs)", self.epoch, self.options.epochs,
+                     train_loss, train_oa, validation, "  *best*" if improved else "", row["seconds"])
         return row, improved
 
     def _train_one_epoch(self, progress: bool | str) -> tuple[float, float]:
@@ -139,6 +146,7 @@ class Trainer:
         self.network.train()
         loss_sum, weight_sum, correct, seen = 0.0, 0.0, 0.0, 0.0   # sums over the processes (float64)
         desc = f"epoch {self.epoch}/{self.options.epochs}"
+        progress = progress_mode(progress)
         show = progress is True and self.world.is_main
         bar = tqdm(self.train_loader, desc=desc, leave=False, disable=not show, unit="batch")
         n_batches = len(self.train_loader)
@@ -176,8 +184,10 @@ class Trainer:
         for x, y in self.train_loader:
             spectra.append(model.spectra(x).numpy())
             labels.append(y.numpy())
-        fitted = model.fit(np.concatenate(spectra), np.concatenate(labels))
-        log.info("%s fitted by %s: %s", type(self.model).__name__, model.fitted_by, fitted)
+        spectra_all, labels_all = np.concatenate(spectra), np.concatenate(labels)
+        fitted = model.fit(spectra_all, labels_all)
+        self._fitted = (f"{type(self.model).__name__} fitted by {model.fitted_by} on {len(labels_all)} training "
+                        f"pixels in one pass: {fitted}")
         return self.score(self.train_loader)
 
     def validate(self) -> tuple[float, float]:

@@ -265,7 +265,7 @@ def _shared_split(base, scene, seed, fold, path):
         return Split.load(path)
     return make_split(scene.labels, base.split, train_ratio=base.train_ratio, train_per_class=base.train_per_class,
                       val_ratio=base.val_ratio, patch_size=base.patch, seed=seed, class_names=scene.class_names,
-                      folds=base.folds, fold=base.fold if fold is None else fold)
+                      folds=base.folds, fold=base.fold if fold is None else fold, label_ids=scene.label_ids)
 
 
 def _run(config, run_dir, scene, split, progress):
@@ -312,11 +312,15 @@ def _write_results(out, rows, scene, labels):
     write_text_atomic(out / "timing.csv", buffer.getvalue())
     write_text_atomic(out / "results.md", format_results(rows, names, scene.label_ids, labels))
     first = (rows[0]["seed"], rows[0]["fold"])
-    maps = {row["model"]: _class_map(out / row["run_dir"], scene) for row in rows
-            if (row["seed"], row["fold"]) == first}
+    shown = [row for row in rows if (row["seed"], row["fold"]) == first]
+    maps = {f"{row['model']}: test OA {100 * row['oa']:.2f} %": _class_map(out / row["run_dir"], scene)
+            for row in shown}
     if all(m is not None for m in maps.values()):
-        save_figure(comparison_maps_figure(maps, scene.labels, names, scene.palette, scene.label_ids),
-                    out / "maps.png")
+        split = Split.load(out / shown[0]["run_dir"] / "split.npz")       # the seed's split, shared by the models
+        fold = "" if first[1] is None else f", fold {first[1]}"
+        save_figure(comparison_maps_figure(maps, scene.labels, names, scene.palette, scene.label_ids,
+                                           trained=(split.train >= 0) | (split.val >= 0),
+                                           title=f"seed {first[0]}{fold}"), out / "maps.png")
     save_figure(per_class_figure({label: _mean_std([row["per_class_accuracy"] for row in rows
                                                     if row["model"] == label]) for label in labels},
                                  names, scene.label_ids), out / "per_class.png")

@@ -32,6 +32,7 @@ from .models.dense import SpectrumCache, activation_floats_per_pixel, dense_logi
 from .models.footprint import layer_output_shapes
 from .models.hybridsn import HybridSN
 from .models.receptive import receptive_field_radius
+from .progress import shows_bar
 
 log = logging.getLogger("hsi")
 
@@ -184,7 +185,7 @@ def _scene_tiles(trained: TrainedModel, cube: Cube, tile: int | None, device: to
         tile = max(side // stride * stride, stride)
     tile = _ceil_to(tile, stride)
     starts = here.mine([(r, c) for r in range(0, rows, tile) for c in range(0, cols, tile)])
-    for r0, c0 in tqdm(starts, desc="tiles", unit="tile", disable=not progress, leave=False):
+    for r0, c0 in tqdm(starts, desc="tiles", unit="tile", disable=not shows_bar(progress), leave=False):
         r1, c1 = min(r0 + tile, rows), min(c0 + tile, cols)
         w0, v0 = max(r0 - halo, 0), max(c0 - halo, 0)
         logits = _scene_pass(trained, cube[w0:min(r1 + halo, rows), v0:min(c1 + halo, cols)], device)
@@ -227,8 +228,8 @@ def _patch_tiles(trained: TrainedModel, cube: Cube, tile: int | None, batch_size
     margin = trained.patch_size // 2
     floats_per_row = (cols + 2 * margin) * (trained.reducer.n_components if trained.reducer else cube.shape[2])
     height = tile or max(1, int(memory_mb * 2**20 / (4 * 4 * floats_per_row)) - 2 * margin)
-    for r0 in tqdm(here.mine(range(0, rows, height)), desc="row bands", unit="band", disable=not progress,
-                   leave=False):
+    for r0 in tqdm(here.mine(range(0, rows, height)), desc="row bands", unit="band",
+                   disable=not shows_bar(progress), leave=False):
         r1 = min(r0 + height, rows)
         region = _padded_region(trained, cube, r0 - margin, r1 + margin, -margin, cols + margin)
         pixels = np.indices((r1 - r0, cols)).reshape(2, -1).T
@@ -247,8 +248,8 @@ def _pixel_tiles(trained: TrainedModel, cube: Cube, tile: int | None, batch_size
     bands = trained.reducer.n_components if trained.reducer else cube.shape[2]
     height = tile or max(1, int(memory_mb * 2**20 / (4 * 4 * cols * bands)))
     with torch.inference_mode():
-        for r0 in tqdm(here.mine(range(0, rows, height)), desc="row bands", unit="band", disable=not progress,
-                       leave=False):
+        for r0 in tqdm(here.mine(range(0, rows, height)), desc="row bands", unit="band",
+                       disable=not shows_bar(progress), leave=False):
             r1 = min(r0 + height, rows)
             spectra = torch.from_numpy(_padded_region(trained, cube, r0, r1, 0, cols)).reshape(-1, 1, bands, 1, 1)
             logits = torch.cat([trained.model(to_device(chunk, device)).float().cpu()
@@ -265,7 +266,7 @@ def _dense_tiles(trained: TrainedModel, model: HybridSN, cube: Cube, tile: int |
     starts = here.mine([(r, c) for r in range(0, rows, tile) for c in range(0, cols, tile)])
     cache: SpectrumCache = {}
     with torch.inference_mode():
-        for r0, c0 in tqdm(starts, desc="tiles", unit="tile", disable=not progress, leave=False):
+        for r0, c0 in tqdm(starts, desc="tiles", unit="tile", disable=not shows_bar(progress), leave=False):
             r1, c1 = min(r0 + tile, rows), min(c0 + tile, cols)
             window = _padded_region(trained, cube, r0 - margin, r1 + margin, c0 - margin, c1 + margin)
             x = to_device(torch.from_numpy(window).permute(2, 0, 1).contiguous()[None, None], device)

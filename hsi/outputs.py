@@ -47,10 +47,18 @@ class MapJob:
     ground_truth: np.ndarray | None = None  # classes 0..K-1 (-1 unlabelled), drawn beside the PNG
     mask_unlabelled: bool | str = False
     title: str | None = None
+    trained: np.ndarray | None = None        # training and validation pixels (bool), faded in the PNG
 
     @property
     def classes(self) -> np.ndarray:
         return np.asarray(self.values).astype(np.int64) - 1
+
+    @property
+    def id_names(self) -> list[str]:
+        """Each class's name led by its id in the ground truth file (``1 Alfalfa``), as the PNG legend shows it;
+        a name that is only its id (``class 2``) stays as it is."""
+        return [str(n) if str(n) == f"class {i}" else f"{i} {n}"
+                for i, n in zip(np.asarray(self.label_ids).tolist(), self.class_names)]
 
     @property
     def header(self) -> dict:
@@ -174,7 +182,7 @@ def write_png(job: MapJob, prefix: Path) -> dict[str, tuple[Path, str]]:
 
     fig = class_map_figure(job.classes, [str(n) for n in job.class_names], job.palette,
                            ground_truth=job.ground_truth, mask_unlabelled=job.mask_unlabelled, title=job.title,
-                           label_ids=np.asarray(job.label_ids))
+                           label_ids=np.asarray(job.label_ids), trained=job.trained)
     return {"png": (save_figure(fig, _file(prefix, ".png")), ".png")}
 
 
@@ -194,8 +202,8 @@ def write_npy(job: MapJob, prefix: Path, rows_per_block: int = 512) -> dict[str,
 
 @register_format("envi")
 def write_envi(job: MapJob, prefix: Path) -> dict[str, tuple[Path, str]]:
-    """``.img`` + ``.hdr``: an ENVI classification image, 0 = "Unclassified", k + 1 = class k, with class names,
-    colours and the input's map information."""
+    """``.img`` + ``.hdr``: an ENVI classification image, 0 = "Unclassified", k + 1 = class k, with class names
+    led by the ground truth file's ids (``1 Alfalfa``), colours and the input's map information."""
     img, hdr = _file(prefix, ".img"), _file(prefix, ".hdr")
     values = job.values
     if isinstance(values, np.memmap) and values.filename is not None \
@@ -203,7 +211,7 @@ def write_envi(job: MapJob, prefix: Path) -> dict[str, tuple[Path, str]]:
         values.flush()                  # the streamed map is this file already
     else:
         np.asarray(values).tofile(img)
-    hdr.write_text(classification_header(values.shape, values.dtype, job.class_names, job.palette,
+    hdr.write_text(classification_header(values.shape, values.dtype, job.id_names, job.palette,
                                          carried_entries(job.header)))
     return {"_envi image": (img, ".img"), "envi": (hdr, ".hdr")}
 
@@ -237,7 +245,7 @@ def write_tif(job: MapJob, prefix: Path, rows_per_block: int = 512) -> dict[str,
     if source is not None:
         with rasterio.open(source) as src:
             transform, crs = src.transform, src.crs
-    names = ["Unclassified", *map(str, job.class_names)]
+    names = ["Unclassified", *job.id_names]
     tif = rasterio.open(path, "w", driver="GTiff", width=cols, height=rows, count=1,
                         dtype=np.dtype(values.dtype).name, transform=transform, crs=crs, nodata=0,
                         compress="deflate", tiled=True)

@@ -18,7 +18,7 @@ from .config import RunConfig
 from .data.patches import check_patch_size
 from .data.preprocess import Reducer, fit_pca
 from .data.registry import palette_for
-from .data.splits import Split, is_folded, make_split
+from .data.splits import Split, describe_class, is_folded, make_split
 from .distributed import ALONE, resolve_device, world
 from .engine import Trainer, labelled_pixels, log, predict_logits
 from .errors import ConfigError, SplitError
@@ -41,7 +41,8 @@ from .viz import confusion_matrix_figure, curves_figure, save_figure
 
 
 class Interrupted(Exception):
-    """Training stopped by Ctrl-C after ``last.pt`` was made safe; carries the run folder."""
+    """Training stopped by Ctrl-C after ``last.pt`` was made safe; carries the run folder and the last completed
+    epoch that ``last.pt`` holds (0: none had completed)."""
 
 
 @dataclass
@@ -66,9 +67,10 @@ def prepare(scene, config, kind=None, split=None):
             split = make_split(scene.labels, config.split, train_ratio=config.train_ratio,
                                train_per_class=config.train_per_class, val_ratio=config.val_ratio,
                                patch_size=config.patch, seed=config.seed, class_names=scene.class_names,
-                               folds=config.folds, fold=config.fold)
+                               folds=config.folds, fold=config.fold, label_ids=scene.label_ids)
     counts = split.counts(scene.n_classes)["train"]
-    empty = [scene.class_names[k] for k, c in enumerate(counts) if c == 0 and scene.class_counts()[k] > 0]
+    empty = [describe_class(k, scene.class_names, scene.label_ids) for k, c in enumerate(counts)
+             if c == 0 and scene.class_counts()[k] > 0]
     if empty and not is_folded(config.split):   # a fold names its untrainable classes in the report
         raise SplitError(f"the {config.split} split leaves no training pixel for class(es) {', '.join(empty)}; "
                          f"raise the train ratio or choose another split")
@@ -149,18 +151,20 @@ def resume(run_dir, *, progress=True, on_epoch=None, **where):
 
 def _fit_and_finish(trainer, prepared, config, scene, out, progress, on_epoch):
     main = trainer.world.is_main
+    saved = trainer.epoch           # the epoch last.pt holds
     try:
         while not trainer.done:
             row, improved = trainer.run_epoch(progress)
             if improved:
                 save_run_checkpoint(out / "best.pt", trainer, prepared, config, scene)
             save_run_checkpoint(out / "last.pt", trainer, prepared, config, scene)
+            saved = trainer.epoch
             if main:
                 write_history(out / "history.csv", trainer.history)
             if on_epoch is not None and main:
                 on_epoch(row)
     except KeyboardInterrupt:
-        raise Interrupted(out) from None
+        raise Interrupted(out, saved) from None
     if trainer.world.share(not (out / "best.pt").is_file()):        # zero epochs asked for
         save_run_checkpoint(out / "best.pt", trainer, prepared, config, scene)
     if not main:
@@ -178,7 +182,8 @@ def _finish(out, config, scene, prepared, device):
     if config.write_map:
         start = time.perf_counter()
         write_map(trained, scene, out / "map", device=device, memory_mb=config.fit.memory_mb,
-                  title=f"{scene.name} / {config.model}: test OA {100 * metrics['oa']:.2f} %")
+                  title=f"{scene.name} / {config.model}, seed {config.seed}",
+                  trained_pixels=(prepared.split.train >= 0) | (prepared.split.val >= 0))
         timing["map_seconds"] = round(time.perf_counter() - start, 3)
     write_json_atomic(out / "timing.json", timing)
     write_json_atomic(out / "metrics.json", metrics)
@@ -200,7 +205,7 @@ def evaluate_test(trained, prepared, device):
 
 
 def write_map(trained, scene, prefix, *, device=None, formats=("png", "npy"), probs=False, mode="auto", tile=None,
-              memory_mb=1024, palette=None, title=None, progress=False, here=ALONE):
+              memory_mb=1024, palette=None, title=None, progress=False, here=ALONE, trained_pixels=None):
     """Predict every pixel of ``scene`` and write the map in ``formats`` (see :mod:`hsi.outputs`: ``png`` the
     whole map, the map on labelled pixels and the ground truth, with a legend of ids and names, ``title`` above;
     ``npy`` original label ids; ``envi``; ``tif``; ``rgb`` a false-colour composite, ``<prefix>_rgb.png``), tile
@@ -209,7 +214,7 @@ def write_map(trained, scene, prefix, *, device=None, formats=("png", "npy"), pr
     return stream_map(trained, scene, prefix, formats=formats, probs=probs, mode=mode, tile=tile, device=device,
                       memory_mb=memory_mb, ground_truth=model_classes(scene, trained), title=title,
                       palette=None if palette is None else palette_for(trained.label_ids, palette),
-                      progress=progress, here=here)
+                      progress=progress, here=here, trained_pixels=trained_pixels)
 
 
 def model_classes(scene, trained):

@@ -34,18 +34,21 @@ from .data.scenes import Scene
 from .distributed import World, world
 from .inference import Trained, as_trained, logit_tiles
 from .outputs import MapJob, output_prefix, parse_formats, write_outputs
+from .progress import shows_bar
 
 
 def stream_map(trained: Trained, scene: Scene | Cube, prefix: str | Path, *,
                formats: str | Iterable[str] = ("envi", "npy", "png"), probs: bool = False, mode: str = "auto",
                tile: int | None = None, device: str | torch.device | None = None, memory_mb: float = 1024,
                batch_size: int = 256, ground_truth: np.ndarray | None = None, palette: np.ndarray | None = None,
-               title: str | None = None, progress: bool = False, here: World | None = None) -> dict[str, Path]:
+               title: str | None = None, progress: bool = False, here: World | None = None,
+               trained_pixels: np.ndarray | None = None) -> dict[str, Path]:
     """Predict every pixel of ``scene`` tile by tile and write the map in ``formats``; return
     ``{format: path}`` (``probs`` under the key ``"probs"``). No-data pixels of a mapped cube get no class
     (0 in every file, probabilities 0). ``ground_truth`` (classes, -1 unlabelled) is drawn beside the PNG, with
     the map on labelled pixels only; ``palette`` (K x 3) replaces the model's colours in the PNG; ``title`` is
-    the PNG's. ``here``: the processes sharing the tiles (default: those of this ``torchrun`` job)."""
+    the PNG's; ``trained_pixels`` (bool) the training pixels it fades. ``here``: the processes sharing the tiles
+    (default: those of this ``torchrun`` job)."""
     formats = parse_formats(formats, required=not probs)
     here = here or world(device or "auto")
     trained = as_trained(trained)
@@ -63,7 +66,7 @@ def stream_map(trained: Trained, scene: Scene | Cube, prefix: str | Path, *,
         here.barrier()                          # rank 0 has created the output files
         values, prob_cube = outputs or _open_outputs(tmpdir, (rows, cols), k, values_dtype, probs, "r+")
         with tqdm(total=rows * cols, desc="map", unit="px", unit_scale=True,
-                  disable=not (progress and here.is_main)) as bar:
+                  disable=not (shows_bar(progress) and here.is_main)) as bar:
             for (r0, r1, c0, c1), logits in logit_tiles(trained, scene, mode=mode, tile=tile,
                                                         batch_size=batch_size, device=device,
                                                         memory_mb=memory_mb, here=here):
@@ -90,7 +93,7 @@ def stream_map(trained: Trained, scene: Scene | Cube, prefix: str | Path, *,
         if here.is_main:
             job = MapJob(values, list(trained.class_names), np.asarray(trained.label_ids),
                          np.asarray(trained.palette if palette is None else palette), scene, ground_truth,
-                         "both" if ground_truth is not None else False, title)
+                         "both" if ground_truth is not None else False, title, trained_pixels)
             staged = _probs_header(tmpdir, job) if probs else {}
             written = write_outputs(job, formats, prefix, staged=staged, tmpdir=tmpdir)
     finally:
@@ -110,7 +113,7 @@ def _open_outputs(tmpdir: Path, shape: tuple[int, int], k: int, values_dtype: ty
 
 def _probs_header(tmpdir: Path, job: MapJob) -> dict[str, tuple[Path, str]]:
     """The header of the streamed probability cube; returns the staged files for :func:`write_outputs`."""
-    names = envi_class_names(job.class_names)
+    names = envi_class_names(job.id_names)
     rows, cols = job.values.shape
     (tmpdir / "probs.hdr").write_text(format_header({
         "description": "hsi class probabilities; last band: confidence (max probability)",

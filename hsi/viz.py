@@ -173,11 +173,14 @@ def label_map_rgb(label_map: np.ndarray, palette: np.ndarray | Sequence[Sequence
 def class_map_figure(label_map: np.ndarray, class_names: Sequence[str], palette: np.ndarray | Sequence[Sequence[int]],
                      *, ground_truth: np.ndarray | None = None, mask_unlabelled: bool | str = False,
                      title: str | None = None, map_title: str = "predicted classes",
-                     label_ids: Sequence[int] | np.ndarray | None = None) -> Figure:
+                     label_ids: Sequence[int] | np.ndarray | None = None,
+                     trained: np.ndarray | None = None) -> Figure:
     """The class map in the palette's colours with a legend of class names outside the image.
 
     ``label_map`` holds classes 0..K-1 (-1 = unlabelled, black) and is titled ``map_title`` (pass
-    ``"ground truth"`` to draw a label map alone). ``ground_truth`` (same shape, -1 = unlabelled, black) is
+    ``"ground truth"`` to draw a label map alone). ``trained`` (bool, rows x cols) marks the training and
+    validation pixels: faded in the labelled-pixels panel, whose title gives the OA on the other (test) labelled
+    pixels. ``ground_truth`` (same shape, -1 = unlabelled, black) is
     drawn side by side. With ``mask_unlabelled=True`` the map is only shown where the ground truth is labelled;
     with ``"both"`` the whole map and the masked map are drawn side by side, as papers show them (both need
     ``ground_truth``). With ``label_ids`` the legend gives each class's id in the ground truth file.
@@ -204,7 +207,11 @@ def class_map_figure(label_map: np.ndarray, class_names: Sequence[str], palette:
     if mask_unlabelled in (False, "both"):
         panels.append((map_title, shown))
     if mask_unlabelled in (True, "both") and gt is not None:
-        panels.append((f"{map_title} (labelled pixels)", np.where(gt >= 0, shown, -1)))
+        scored = (gt >= 0) if trained is None else (gt >= 0) & ~np.asarray(trained, dtype=bool)
+        what = "labelled" if trained is None else "test"
+        oa = f"\nOA {100 * float((shown[scored] == gt[scored]).mean()):.2f} % on {int(scored.sum()):,} {what} " \
+             f"pixels" + ("" if trained is None else "; training/validation faded") if scored.any() else ""
+        panels.append((f"{map_title} (labelled pixels){oa}", np.where(gt >= 0, shown, -1)))
     if gt is not None:
         panels.append(("ground truth", gt))
 
@@ -219,7 +226,10 @@ def class_map_figure(label_map: np.ndarray, class_names: Sequence[str], palette:
     fig = _figure((len(panels) * panel_w + legend_w, height))
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (name, classes) in zip(axes, panels):
-        ax.imshow(label_map_rgb(classes, palette), interpolation="nearest")
+        rgb = label_map_rgb(classes, palette)
+        if trained is not None and "(labelled pixels)" in name:
+            rgb = faded(rgb, np.asarray(trained, dtype=bool))
+        ax.imshow(rgb, interpolation="nearest")
         ax.set_title(name, fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])
@@ -348,12 +358,22 @@ def _check_map(label_map: np.ndarray, what: str, k: int) -> np.ndarray:
     return arr.astype(np.int64, copy=False)
 
 
+def faded(rgb: np.ndarray, mask: np.ndarray, keep: float = 0.35) -> np.ndarray:
+    """``rgb`` (rows, cols, 3 uint8) with the pixels of ``mask`` blended towards white (``keep`` of the colour)."""
+    out = rgb.copy()
+    out[mask] = np.round(keep * rgb[mask] + (1 - keep) * 255).astype(np.uint8)
+    return out
+
+
 def comparison_maps_figure(maps: Mapping[str, np.ndarray], ground_truth: np.ndarray, class_names: Sequence[str],
                            palette: np.ndarray | Sequence[Sequence[int]],
-                           label_ids: Sequence[int] | np.ndarray | None = None) -> Figure:
+                           label_ids: Sequence[int] | np.ndarray | None = None, *,
+                           trained: np.ndarray | None = None, title: str | None = None) -> Figure:
     """The ground truth and one class map per model side by side, with one legend.
 
-    ``maps`` is ``{title: (rows, cols) classes 0..K-1}``; ``ground_truth`` holds classes 0..K-1 and -1."""
+    ``maps`` is ``{title: (rows, cols) classes 0..K-1}``; ``ground_truth`` holds classes 0..K-1 and -1.
+    ``trained`` (bool, rows x cols) marks the training and validation pixels, drawn faded in every panel;
+    ``title`` goes above (e.g. the seed)."""
     names = [str(n) for n in class_names]
     palette = _check_palette(palette)
     panels = [("ground truth", _check_map(ground_truth, "ground_truth", len(names)))]
@@ -365,19 +385,25 @@ def comparison_maps_figure(maps: Mapping[str, np.ndarray], ground_truth: np.ndar
     panel_h = min(panel_w * rows / cols, 6.0)
     fig = _figure((columns * panel_w + 2.2, grid_rows * (panel_h + 0.4)))
     axes = np.atleast_1d(fig.subplots(grid_rows, columns, squeeze=False)).ravel()
-    for ax, (title, classes) in zip(axes, panels):
-        ax.imshow(label_map_rgb(classes, palette), interpolation="nearest")
-        ax.set_title(title, fontsize=9)
+    for ax, (name, classes) in zip(axes, panels):
+        rgb = label_map_rgb(classes, palette)
+        ax.imshow(rgb if trained is None else faded(rgb, trained), interpolation="nearest")
+        ax.set_title(name, fontsize=9)
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
     for ax in axes[len(panels):]:
         ax.set_axis_off()
+    if title:
+        fig.suptitle(title, fontsize=10)
     from matplotlib.patches import Patch
 
     ids = label_ids if label_ids is not None else range(len(names))
     handles = [Patch(facecolor=palette[k] / 255.0, edgecolor="0.3", label=f"{i} {names[k]}")
                for k, i in enumerate(ids)]
+    if trained is not None:
+        handles.append(Patch(facecolor=faded(np.array([[[90, 90, 90]]], np.uint8), np.ones((1, 1), bool))[0, 0]
+                             / 255.0, edgecolor="0.3", label="faded: training and\nvalidation pixels"))
     fig.legend(handles=handles, loc="outside right center", fontsize=7, frameon=False, title="classes",
                title_fontsize=8, handlelength=1.2)
     return fig
@@ -386,8 +412,8 @@ def comparison_maps_figure(maps: Mapping[str, np.ndarray], ground_truth: np.ndar
 def per_class_figure(stats: Mapping[str, Sequence[tuple[float, float] | tuple[None, None]]],
                      class_names: Sequence[str], label_ids: Sequence[int] | np.ndarray | None = None) -> Figure:
     """Grouped bars of per-class accuracy (%): ``stats`` is ``{model: [(mean, std) or (None, None) per class]}``.
-    The accuracy axis starts at 0 so differences are not exaggerated; error bars show the std over seeds; the
-    legend sits above the axes, clear of the bars."""
+    The accuracy axis starts at 0 so differences are not exaggerated; error bars show the std over seeds,
+    clipped to the possible 0..100 %; the legend sits above the axes, clear of the bars."""
     names = [str(n) for n in class_names]
     ids = list(label_ids) if label_ids is not None else list(range(len(names)))
     models = list(stats)
@@ -398,7 +424,9 @@ def per_class_figure(stats: Mapping[str, Sequence[tuple[float, float] | tuple[No
     for i, model in enumerate(models):
         means = np.array([np.nan if m is None else 100 * m for m, _ in stats[model]])
         stds = np.array([0.0 if s is None else 100 * s for _, s in stats[model]])
-        ax.bar(x + (i - (len(models) - 1) / 2) * width, means, width, yerr=stds, label=model, capsize=1.5,
+        below, above = np.minimum(stds, np.nan_to_num(means)), np.minimum(stds, 100 - np.nan_to_num(means))
+        ax.bar(x + (i - (len(models) - 1) / 2) * width, means, width, yerr=np.vstack([below, above]), label=model,
+               capsize=1.5,
                error_kw={"linewidth": 0.6})
     ax.set_xticks(x, [f"{i} {n}" for i, n in zip(ids, names)], rotation=45, ha="right", rotation_mode="anchor",
                   fontsize=_tick_size(len(names)))

@@ -55,7 +55,8 @@ def test_predict_writes_png_npy_envi(cli_run, tmp_path, field):
     image = spectral.open_image(str(tmp_path / "scene.hdr"))
     classes = np.asarray(image.read_band(0))
     checkpoint = torch.load(cli_run / "best.pt", weights_only=True)
-    assert image.metadata["class names"] == ["Unclassified", *checkpoint["class_names"]]
+    assert image.metadata["class names"] == ["Unclassified", *(n if n == f"class {i}" else f"{i} {n}" for i, n in
+                                                               zip(checkpoint["label_ids"], checkpoint["class_names"]))]
     lookup = np.array(image.metadata["class lookup"], dtype=int).reshape(-1, 3)
     np.testing.assert_array_equal(lookup, [[0, 0, 0], *checkpoint["palette"]])
     label_ids = checkpoint["label_ids"]

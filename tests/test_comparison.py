@@ -172,7 +172,7 @@ BAD_COMPARE = {
     "negative seed": (["--models", "svm", "--seed", "-1"], "--seed must be an integer >= 0, got -1"),
     "no PCA components": (["--models", "svm", "--pca", "0"], "--pca must be an integer >= 1, got 0"),
     "split impossible on this scene": (["--models", "svm", "--train-per-class", "300"],
-                                       "class 0 (class 2) has 166 labelled pixels, too few for 300 training pixels"),
+                                       "class 2 has 166 labelled pixels, too few for 300 training pixels"),
 }
 
 

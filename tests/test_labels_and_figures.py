@@ -86,8 +86,9 @@ def test_map_figure_shows_the_whole_map_the_masked_map_and_the_title(indian_pine
                            mask_unlabelled="both", title="indian_pines / hybridsn: test OA 99.00 %",
                            label_ids=indian_pines.label_ids)
     panels = [ax for ax in fig.axes if ax.images]
-    assert [ax.get_title() for ax in panels] == ["predicted classes", "predicted classes (labelled pixels)",
-                                                 "ground truth"]
+    n = int((gt >= 0).sum())
+    assert [ax.get_title() for ax in panels] == ["predicted classes", "predicted classes (labelled pixels)\n"
+                                                 f"OA 100.00 % on {n:,} labelled pixels", "ground truth"]
     masked = panels[1].images[0].get_array()
     np.testing.assert_array_equal(masked, label_map_rgb(np.where(gt >= 0, predicted, -1), indian_pines.palette))
     assert fig._suptitle.get_text().endswith("test OA 99.00 %")

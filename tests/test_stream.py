@@ -83,7 +83,8 @@ def test_envi_headers_keep_the_georeferencing(streamed, flight_line):
             assert header[key] == source[key]
         assert header["source wavelength"] == source["wavelength"]
     image = spectral.open_image(str(written["envi"]))
-    assert image.metadata["class names"][1:] == list(hsi.load_scene("indian_pines").class_names)
+    ip = hsi.load_scene("indian_pines")
+    assert image.metadata["class names"][1:] == [f"{i} {n}" for i, n in zip(ip.label_ids, ip.class_names)]
     assert image.metadata["map info"][3:5] == ["501230.000", "4481560.000"]
     assert read_header(written["probs"])["band names"].endswith("confidence")
 
@@ -98,7 +99,7 @@ def test_geotiff_has_the_input_transform_crs_and_colours(streamed, flight_line, 
         values = np.fromfile(written["envi"].with_suffix(".img"), dtype=np.uint8).reshape(40, 52)
         np.testing.assert_array_equal(tif.read(1), values)
         assert tif.colormap(1)[1][:3] == tuple(int(v) for v in trained.palette[0])
-        assert tif.tags(1)["class_1"] == trained.class_names[0]
+        assert tif.tags(1)["class_1"] == f"{trained.label_ids[0]} {trained.class_names[0]}"
 
 
 def test_predict_scene_gives_nodata_pixels_no_class(streamed, trained):

@@ -75,7 +75,7 @@ def test_export_png_npy_envi_on_a_field_with_sparse_ids(scene, tmp_path):
     assert image.metadata["file type"] == "ENVI Classification"
     values = np.asarray(image.read_band(0))
     np.testing.assert_array_equal(values, label_map + 1)
-    assert image.metadata["class names"] == ["Unclassified", *scene.class_names]
+    assert image.metadata["class names"] == ["Unclassified", *scene.class_names]      # "class 2": the id already
     assert int(image.metadata["classes"]) == scene.n_classes + 1
     lookup = np.array(image.metadata["class lookup"], dtype=int).reshape(-1, 3)
     np.testing.assert_array_equal(lookup, np.vstack([[0, 0, 0], scene.palette]))
@@ -116,7 +116,7 @@ def test_envi_map_of_300_classes_with_commas_and_braces_in_their_names(indian_pi
     values = np.asarray(image.read_band(0))
     assert values.dtype == np.uint16
     np.testing.assert_array_equal(values, label_map + 1)
-    expected = [n.replace(",", ";").replace("{", "(").replace("}", ")") for n in names]
+    expected = [f"{i} {n}".replace(",", ";").replace("{", "(").replace("}", ")") for i, n in enumerate(names, 1)]
     assert image.metadata["class names"] == ["Unclassified", *expected]
     lookup = np.array(image.metadata["class lookup"], dtype=int).reshape(-1, 3)
     np.testing.assert_array_equal(lookup, np.vstack([[0, 0, 0], trained.palette]))

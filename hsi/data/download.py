@@ -8,6 +8,7 @@ import urllib.request
 from pathlib import Path
 
 from ..errors import DataError
+from ..progress import shows_bar
 
 
 def cache_dir() -> Path:
@@ -35,7 +36,8 @@ def download(url: str, dest: str | Path, sha256: str | None = None, *, progress:
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress) as bar:
+            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name,
+                      disable=not shows_bar(progress)) as bar:
                 for block in iter(lambda: response.read(1 << 16), b""):
                     out.write(block)
                     bar.update(len(block))

@@ -63,7 +63,8 @@ class Split:
 
 @dataclass(frozen=True)
 class SplitSettings:
-    """What a split maker may use; ``class_names`` only serve error and warning messages."""
+    """What a split maker may use; ``class_names`` and ``label_ids`` (the ground truth file's id of each class)
+    only serve error and warning messages, which name a class by its file id."""
 
     train_ratio: float | None = None
     train_per_class: int | None = None
@@ -74,6 +75,7 @@ class SplitSettings:
     class_names: Sequence[str] | None = None
     folds: int | None = None
     fold: int = 0
+    label_ids: Sequence[int] | np.ndarray | None = None
 
 
 SplitMaker = Callable[[np.ndarray, SplitSettings, np.random.Generator], Split]
@@ -132,12 +134,13 @@ def folded_splits() -> list[str]:
 def make_split(labels: np.ndarray, mode: str = "random", *, train_ratio: float | None = None,
                train_per_class: int | None = None, val_ratio: float = 0.1, patch_size: int = 25,
                min_per_class: int = 1, max_fraction: float = 0.5, seed: int = 0,
-               class_names: Sequence[str] | None = None, folds: int | None = None, fold: int = 0) -> Split:
+               class_names: Sequence[str] | None = None, folds: int | None = None, fold: int = 0,
+               label_ids: Sequence[int] | np.ndarray | None = None) -> Split:
     """Split ``labels`` (classes 0..K-1, -1 unlabelled) by the registered split ``mode``; deterministic for a
     seed. Without a train ratio or count the ratio is 0.1.
 
     ``folds`` and ``fold`` choose the held-out fold of a split that runs in folds (``blocks``). ``class_names``
-    only serve the error and warning messages.
+    and ``label_ids`` (the ground truth file's id of each class) only serve the error and warning messages.
     """
     maker = split_maker(mode)
     if not 0 <= val_ratio < 1:
@@ -150,7 +153,7 @@ def make_split(labels: np.ndarray, mode: str = "random", *, train_ratio: float |
         train_ratio = 0.1
     settings = SplitSettings(train_ratio=train_ratio, train_per_class=train_per_class, val_ratio=val_ratio,
                              patch_size=patch_size, min_per_class=min_per_class, max_fraction=max_fraction,
-                             class_names=class_names, folds=folds, fold=fold)
+                             class_names=class_names, folds=folds, fold=fold, label_ids=label_ids)
     return maker(labels, settings, np.random.default_rng(seed))
 
 
@@ -158,7 +161,8 @@ def make_split(labels: np.ndarray, mode: str = "random", *, train_ratio: float |
 def _random(labels: np.ndarray, settings: SplitSettings, rng: np.random.Generator) -> Split:
     return random_split(labels, train_ratio=settings.train_ratio, train_per_class=settings.train_per_class,
                         val_ratio=settings.val_ratio, min_per_class=settings.min_per_class, rng=rng,
-                        class_names=settings.class_names)
+                        class_names=settings.class_names,
+                        label_ids=settings.label_ids)
 
 
 @register_split("fixed")
@@ -166,7 +170,8 @@ def _fixed(labels: np.ndarray, settings: SplitSettings, rng: np.random.Generator
     if settings.train_per_class is None:
         raise SplitError("the fixed split needs a number of training pixels per class")
     return fixed_split(labels, settings.train_per_class, val_ratio=settings.val_ratio,
-                       max_fraction=settings.max_fraction, rng=rng, class_names=settings.class_names)
+                       max_fraction=settings.max_fraction, rng=rng, class_names=settings.class_names,
+                       label_ids=settings.label_ids)
 
 
 @register_split("disjoint")
@@ -174,17 +179,19 @@ def _disjoint(labels: np.ndarray, settings: SplitSettings, rng: np.random.Genera
     if settings.train_ratio is None:
         raise SplitError("the disjoint split takes a train ratio, not a count per class")
     return disjoint_split(labels, settings.train_ratio, patch_size=settings.patch_size,
-                          val_ratio=settings.val_ratio, rng=rng, class_names=settings.class_names)
+                          val_ratio=settings.val_ratio, rng=rng, class_names=settings.class_names,
+                          label_ids=settings.label_ids)
 
 
 @register_split("blocks", folded=True)
 def _blocks(labels: np.ndarray, settings: SplitSettings, rng: np.random.Generator) -> Split:
     return block_split(labels, settings.folds, settings.fold, patch_size=settings.patch_size,
-                       val_ratio=settings.val_ratio, rng=rng, class_names=settings.class_names)
+                       val_ratio=settings.val_ratio, rng=rng, class_names=settings.class_names,
+                       label_ids=settings.label_ids)
 
 
 def random_split(labels, *, train_ratio=None, train_per_class=None, val_ratio=0.1, min_per_class=1, rng=None,
-                 class_names=None):
+                 class_names=None, label_ids=None):
     """Stratified random split: per class a ratio (or count) of pixels for training, the rest for testing."""
     if train_ratio is not None and not 0 < train_ratio < 1:
         raise SplitError(f"train ratio must be between 0 and 1, got {train_ratio}")
@@ -196,16 +203,16 @@ def random_split(labels, *, train_ratio=None, train_per_class=None, val_ratio=0.
         wanted = train_per_class if train_per_class is not None else int(round(train_ratio * n))
         n_train = max(wanted, min_per_class)
         if n_train >= n:
-            raise SplitError(f"{_describe(k, class_names)} has {n} labelled pixels, too few for {n_train} training "
-                             f"pixels and at "
-                             f"least one test pixel; lower the train ratio or count")
+            raise SplitError(f"{describe_class(k, class_names, label_ids)} has {n} labelled pixels, too few for "
+                             f"{n_train} training pixels and at least one test pixel; lower the train ratio or count")
         _put(train, pixels[:n_train], k)
         _put(test, pixels[n_train:], k)
     train, val = _carve_val(train, val_ratio, rng)
     return Split(train, val, test, "random")
 
 
-def fixed_split(labels, per_class, *, val_ratio=0.1, max_fraction=0.5, rng=None, class_names=None):
+def fixed_split(labels, per_class, *, val_ratio=0.1, max_fraction=0.5, rng=None, class_names=None,
+                label_ids=None):
     """``per_class`` training pixels per class; a small class gives at most ``max_fraction`` of its pixels."""
     if per_class < 1:
         raise SplitError(f"training pixels per class must be at least 1, got {per_class}")
@@ -216,9 +223,10 @@ def fixed_split(labels, per_class, *, val_ratio=0.1, max_fraction=0.5, rng=None,
     for k, pixels in _class_pixels(labels, rng):
         n_train = min(per_class, int(max_fraction * len(pixels)))
         if n_train < 1:
-            raise SplitError(f"{_describe(k, class_names)} has only {len(pixels)} labelled pixels, too few to split")
+            raise SplitError(f"{describe_class(k, class_names, label_ids)} has only {len(pixels)} labelled pixels, too "
+                             f"few to split")
         if n_train < per_class:
-            capped.append(f"{_describe(k, class_names)}: {n_train} of {len(pixels)}")
+            capped.append(f"{describe_class(k, class_names, label_ids)}: {n_train} of {len(pixels)}")
         _put(train, pixels[:n_train], k)
         _put(test, pixels[n_train:], k)
     if capped:
@@ -240,7 +248,8 @@ VALIDATION = "regions of their own, drawn the same way, beyond the buffer of eve
 DIRECTIONS = ((1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (1, -1), (-1, 1), (-1, -1))
 
 
-def disjoint_split(labels, train_ratio, *, patch_size=25, val_ratio=0.1, rng=None, tries=TRIES, class_names=None):
+def disjoint_split(labels, train_ratio, *, patch_size=25, val_ratio=0.1, rng=None, tries=TRIES, class_names=None,
+                   label_ids=None):
     """Spatially disjoint split: no test window (``patch_size`` wide) holds a training or validation pixel, and
     no validation pixel lies within ``patch_size // 2`` pixels (rows and columns) of a training or test pixel.
 
@@ -279,7 +288,7 @@ def disjoint_split(labels, train_ratio, *, patch_size=25, val_ratio=0.1, rng=Non
                                                  if val_wanted[k] and counts["val"][k] == 0]}
     missing = [k for k in range(n_classes) if totals[k] and (counts["train"][k] == 0 or counts["test"][k] == 0)]
     if missing:
-        named = ", ".join(_describe(k, class_names) for k in missing)
+        named = ", ".join(describe_class(k, class_names, label_ids) for k in missing)
         warnings.warn(f"disjoint split: no training or no test pixels left after the {buffer}-pixel "
                       f"buffer for {named} (too few or too compact pixels)", stacklevel=2)
     if max(train_choices + val_choices, default=0) <= 1:
@@ -335,7 +344,8 @@ def _claim_regions(labels, pool, wanted, buffer, rng, tries, anchor=None, option
     return claimed, choices
 
 
-def block_split(labels, folds, fold, *, patch_size=25, val_ratio=0.1, rng=None, tries=TRIES, class_names=None):
+def block_split(labels, folds, fold, *, patch_size=25, val_ratio=0.1, rng=None, tries=TRIES, class_names=None,
+                label_ids=None):
     """Spatial block cross-validation: the scene is cut into a grid of ``folds`` blocks and fold ``fold`` tests on
     the labelled pixels of block ``fold``. Training and validation take the labelled pixels of the other blocks
     farther than ``patch_size // 2`` from the held-out block, so no test window holds a training or validation
@@ -444,8 +454,14 @@ def _name(k, class_names):
     return class_names[k] if class_names is not None else f"class {k}"
 
 
-def _describe(k, class_names):
-    return f"class {k}" if class_names is None else f"class {k} ({class_names[k]})"
+def describe_class(k: int, class_names: Sequence[str] | None = None,
+                   label_ids: Sequence[int] | np.ndarray | None = None) -> str:
+    """Class index ``k`` as messages name it: by its id in the ground truth file (``label_ids``; the index
+    without), with its name unless the name is only that id (``class 1 (Alfalfa)``, ``class 7``)."""
+    number = k if label_ids is None else int(label_ids[k])
+    if class_names is None or str(class_names[k]) == f"class {number}":
+        return f"class {number}"
+    return f"class {number} ({class_names[k]})"
 
 
 def _class_pixels(labels, rng):

@@ -45,13 +45,26 @@ def bilinear_kernel(channels: int, factor: int) -> torch.Tensor:
     return weight
 
 
-def upsampler(channels: int, factor: int) -> nn.ConvTranspose2d:
-    """A transposed convolution initialised to bilinear upsampling by ``factor``: ``n`` -> ``n * factor``,
-    output pixel centres aligned with input pixel centres."""
-    up = nn.ConvTranspose2d(channels, channels, 2 * factor, stride=factor, padding=factor // 2, bias=False)
-    with torch.no_grad():
-        up.weight.copy_(bilinear_kernel(channels, factor))
-    return up
+class BilinearUpsample(nn.Module):
+    """Fixed bilinear upsampling by ``factor`` as a transposed convolution (``n`` -> ``n * factor``, output pixel
+    centres aligned with input pixel centres). The kernel is a buffer, not learned, as in the FCN authors'
+    released nets (``param=[dict(lr_mult=0)]`` on every Deconvolution): learned, the kernels drifted about 18 %
+    from bilinear on Indian Pines and drew period-2 stripes and checkerboards off the labelled fields."""
+
+    weight: torch.Tensor
+
+    def __init__(self, channels: int, factor: int) -> None:
+        super().__init__()
+        self.factor = factor
+        self.register_buffer("weight", bilinear_kernel(channels, factor))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv_transpose2d(x, self.weight, stride=self.factor, padding=self.factor // 2)
+
+
+def upsampler(channels: int, factor: int) -> BilinearUpsample:
+    """Bilinear upsampling of ``channels`` maps by ``factor`` (:class:`BilinearUpsample`)."""
+    return BilinearUpsample(channels, factor)
 
 
 class Encoder(nn.Module):
@@ -113,8 +126,8 @@ class SceneModel(nn.Module):
 class FCN(SceneModel):
     """FCN with ``skips`` skip fusions: 0 (FCN-32s), 1 (FCN-16s: + pool4) or 2 (FCN-8s: + pool4 + pool3),
     pool4 and pool3 being the last-but-one and last-but-two pooled stages. 1x1 score layers, each
-    fusion after a 2x transposed convolution, then one transposed convolution to the input resolution;
-    every transposed convolution starts as bilinear upsampling and the skip score layers start at zero."""
+    fusion after a 2x bilinear upsampling, then one bilinear upsampling to the input resolution (fixed, not
+    learned, as in the authors' released nets); the skip score layers start at zero."""
 
     def __init__(self, *, bands: int, n_classes: int, skips: int, widths: tuple[int, ...], context_width: int,
                  attention: AttentionOption, dropout: float) -> None:
@@ -168,8 +181,8 @@ class JPU(nn.Module):
 
 
 class FCNJPU(SceneModel):
-    """The FCN encoder with a JPU head over (pool3, pool4, context), a 1x1 score layer and a bilinear-initialised
-    transposed convolution back to the input resolution."""
+    """The FCN encoder with a JPU head over (pool3, pool4, context), a 1x1 score layer and fixed bilinear
+    upsampling back to the input resolution."""
 
     def __init__(self, *, bands: int, n_classes: int, widths: tuple[int, ...], context_width: int,
                  attention: AttentionOption, dropout: float, jpu_width: int) -> None:

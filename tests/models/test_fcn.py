@@ -80,7 +80,7 @@ def test_build_model_with_danet_in_the_context_slot():
         hsi.build_model("fcn8s", bands=30, n_classes=16, attention={"after_3d": "se"})
 
 
-def test_transposed_convolutions_start_as_bilinear_upsampling():
+def test_upsampling_is_bilinear_and_fixed():
     x = torch.randn(1, 3, 8, 8)
     for factor in (2, 8):
         up = upsampler(3, factor)
@@ -88,6 +88,9 @@ def test_transposed_convolutions_start_as_bilinear_upsampling():
         inner = slice(factor, -factor)          # the borders differ: zero padding against edge clamping
         with torch.no_grad():
             assert torch.allclose(up(x)[..., inner, inner], reference[..., inner, inner], atol=1e-6)
+    model = hsi.build_model("fcn8s", bands=5, n_classes=3, **NARROW)
+    learned = {name for name, _ in model.named_parameters()}
+    assert "final_up.weight" in model.state_dict() and not {"final_up.weight", "skip_ups.0.weight"} & learned
 
 
 def dcm_transcription(block, x, scale=1.0):
