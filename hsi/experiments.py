@@ -46,6 +46,7 @@ from .atomic import write_json_atomic, write_text_atomic
 from .checks import is_whole
 from .config import RunConfig
 from .data.augment import augmentation_names
+from .data.scenes import class_indices
 from .data.splits import Split, make_split
 from .distributed import world
 from .errors import ConfigError
@@ -327,10 +328,7 @@ def _class_map(run_dir, scene):
     path = run_dir / "map.npy"
     if not path.is_file():
         return None
-    ids = np.load(path)
-    lookup = np.full(int(max(ids.max(), scene.label_ids.max())) + 1, -1, dtype=np.int64)
-    lookup[scene.label_ids] = np.arange(len(scene.label_ids))
-    return lookup[ids]
+    return class_indices(np.load(path), scene.label_ids)
 
 
 def _mean_std(per_class_runs):

@@ -17,6 +17,7 @@ from .config import RunConfig
 from .data.patches import check_patch_size
 from .data.preprocess import Reducer, fit_pca
 from .data.registry import palette_for
+from .data.scenes import class_indices
 from .data.splits import Split, make_split
 from .distributed import ALONE, resolve_device, world
 from .engine import Trainer, labelled_pixels, log, predict_logits
@@ -215,9 +216,8 @@ def model_classes(scene, trained):
     """The scene's labels as the model's class indices (a scene may hold a subset of its label ids)."""
     if not scene.n_classes:
         return None
-    lookup = np.full(int(max(trained.label_ids.max(), scene.label_ids.max())) + 1, -1, dtype=np.int64)
-    lookup[trained.label_ids] = np.arange(len(trained.label_ids))
-    return np.where(scene.labels >= 0, lookup[scene.label_ids[np.maximum(scene.labels, 0)]], -1)
+    return np.where(scene.labels >= 0, class_indices(scene.label_ids[np.maximum(scene.labels, 0)], trained.label_ids),
+                    -1)
 
 
 def evaluate_run(run_dir, **where):
