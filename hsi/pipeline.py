@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from .atomic import write_json_atomic, write_text_atomic
+from .checks import check_trainable_classes
 from .checkpoint import TrainedModel, load_checkpoint
 from .config import RunConfig
 from .data.patches import check_patch_size
@@ -72,6 +73,7 @@ def prepare(scene, config, kind=None, split=None):
     if empty and split.mode != "blocks":        # a block fold names its untrainable classes in the report
         raise SplitError(f"the {config.split} split leaves no training pixel for class(es) {', '.join(empty)}; "
                          f"raise the train ratio or choose another split")
+    check_trainable_classes(counts, scene.class_names, config.split)
     for warning in caught:
         warnings.warn(warning.message, stacklevel=2)
     mask = None if config.pca_fit == "scene" else split.train >= 0
