@@ -12,9 +12,8 @@ import numpy as np
 import torch
 
 from .atomic import write_json_atomic, write_text_atomic
-from .checks import check_trainable_classes
 from .checkpoint import TrainedModel, load_checkpoint
-from .config import RunConfig
+from .checks import check_trainable_classes
 from .data.patches import check_patch_size
 from .data.preprocess import Reducer, fit_pca
 from .data.registry import palette_for
@@ -32,6 +31,7 @@ from .runfolder import (
     default_out,
     read_config,
     read_history,
+    read_run_config,
     run_scene,
     save_run_checkpoint,
     scene_for,
@@ -133,7 +133,7 @@ def resume(run_dir, *, progress=True, on_epoch=None, **where):
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file() or not (run_dir / "last.pt").is_file():
         raise ConfigError(f"{run_dir} is not a resumable run folder (expected config.json and last.pt)")
-    config = RunConfig.from_dict(read_config(run_dir)["config"])
+    config = read_run_config(run_dir)
     here = world(config.fit.device)
     state = load_checkpoint(run_dir / "last.pt")
     scene = run_scene(run_dir, **where)
@@ -229,7 +229,7 @@ def evaluate_run(run_dir, **where):
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file() or not (run_dir / "best.pt").is_file():
         raise ConfigError(f"{run_dir} is not a finished run folder (expected config.json and best.pt)")
-    config = RunConfig.from_dict(read_config(run_dir)["config"])
+    config = read_run_config(run_dir)
     trained = TrainedModel.from_checkpoint(run_dir / "best.pt")
     scene = run_scene(run_dir, **where)
     trained.check_scene(scene)

@@ -1,0 +1,68 @@
+"""Damaged, edited and contended run folders (issue 28): one ``error:`` line and nothing changed, never a traceback
+or another run's results."""
+import contextlib
+import io
+import json
+import shutil
+
+import pytest
+
+from hsi.cli import main
+
+
+def run_cli(*args):
+    """``hsi ARGS`` in this process: (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    return code, out.getvalue(), err.getvalue()
+
+
+def assert_one_error(result, *expected):
+    code, printed, err = result
+    assert code == 2 and printed == "", (code, printed, err)
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("warning: ")]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for text in expected:
+        assert text in lines[0], lines[0]
+
+
+@pytest.fixture
+def run_copy(trained_run, tmp_path):
+    """A copy of the suite's finished run, to damage."""
+    copy = tmp_path / "run"
+    shutil.copytree(trained_run[0], copy)
+    return copy
+
+
+def edit_config(run_dir, change):
+    path = run_dir / "config.json"
+    record = json.loads(path.read_text())
+    change(record)
+    path.write_text(json.dumps(record))
+
+
+DAMAGED_CONFIG = {
+    "empty": (lambda text: "", "not valid JSON"),
+    "truncated": (lambda text: text[: len(text) // 2], "not valid JSON"),
+    "a list": (lambda text: "[1, 2]", "expected a JSON object of the run's settings, got list"),
+    "fit is text": (lambda text: text.replace('"fit": {', '"fit": "x", "was": {'), "setting 'fit' must be a table"),
+    "pca is text": (lambda text: text.replace('"pca": 15', '"pca": "ten"'), "setting 'pca' must be int, got str"),
+    "no leakage": (lambda text: json.dumps({k: v for k, v in json.loads(text).items() if k != "leakage"}),
+                   "field 'leakage' must be an object as hsi train writes it; it is missing"),
+    "scene is a list": (lambda text: json.dumps({**json.loads(text), "scene": []}), "field 'scene'", "got list"),
+    "pca is zero": (lambda text: text.replace('"pca": 15', '"pca": 0'), "--pca must be an integer >= 1, got 0"),
+}
+
+
+@pytest.mark.parametrize("case", DAMAGED_CONFIG)
+@pytest.mark.parametrize("command", ["evaluate", "resume"])
+def test_damaged_config_json_is_one_error_naming_file_and_field(run_copy, case, command):
+    """#28 (8): these were JSONDecodeError, TypeError, AttributeError and KeyError tracebacks."""
+    damage, *expected = DAMAGED_CONFIG[case]
+    path = run_copy / "config.json"
+    path.write_text(damage(path.read_text()))
+    before = {p.name: p.read_bytes() for p in run_copy.iterdir()}
+    args = ("evaluate", run_copy) if command == "evaluate" else ("train", "--resume", run_copy)
+    assert_one_error(run_cli(*args), str(path), *expected)
+    assert {p.name: p.read_bytes() for p in run_copy.iterdir()} == before
