@@ -362,9 +362,10 @@ def _predict(args):
     from .distributed import resolve_device
     from .outputs import parse_formats
     from .pipeline import write_map
-    from .runfolder import run_scene
+    from .runfolder import read_run_config, run_scene
 
     run_dir = Path(args.run_dir)
+    read_run_config(run_dir)            # an edited or damaged config.json stops here, before anything is read
     checkpoint = run_dir / f"{args.checkpoint}.pt"
     if not checkpoint.is_file():
         raise ConfigError(f"{run_dir} holds no {checkpoint.name}; expected a run folder written by hsi train")

@@ -134,6 +134,9 @@ def resume(run_dir, *, progress=True, on_epoch=None, **where):
     if not (run_dir / "config.json").is_file() or not (run_dir / "last.pt").is_file():
         raise ConfigError(f"{run_dir} is not a resumable run folder (expected config.json and last.pt)")
     config = read_run_config(run_dir)
+    if (run_dir / "metrics.json").is_file():
+        raise ConfigError(f"{run_dir} is a finished run (its metrics.json is written); nothing to resume, nothing "
+                          f"changed (hsi evaluate {run_dir} recomputes its test metrics)")
     here = world(config.fit.device)
     state = load_checkpoint(run_dir / "last.pt")
     scene = run_scene(run_dir, **where)

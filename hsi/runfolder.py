@@ -26,7 +26,7 @@ from ._version import __version__
 from .atomic import write_text_atomic
 from .checkpoint import save_checkpoint
 from .config import RunConfig
-from .data.scenes import load_recorded, load_scene, scene_record
+from .data.scenes import check_arrays, load_recorded, load_scene, scene_record
 from .errors import ConfigError
 from .kinds import kind_of
 from .leakage import leakage_record
@@ -46,16 +46,21 @@ def run_scene(run_dir, *, cube=None, gt=None, key=None, gt_key=None, data_dir=No
     """The scene a run folder was trained on, from the record in its ``config.json`` (any working directory,
     any environment; never downloaded). ``cube``/``gt`` or ``data_dir`` point elsewhere; see
     :func:`hsi.data.scenes.load_recorded`. A run without recorded files (written before they were recorded, or
-    trained on a scene built in memory) is loaded by its settings, as ``train`` did."""
+    trained on a scene built in memory) is loaded by its settings, as ``train`` did. With ``verify`` the scene,
+    wherever it came from, must have the arrays whose checksum ``config.json`` records."""
     record = read_config(run_dir)
-    origin = record["scene"].get("origin") or {}
+    origin = record["scene"]["origin"]
     if origin.get("cube") or origin.get("tensorly"):
         return load_recorded(origin, cube=cube, gt=gt, key=key, gt_key=gt_key, data_dir=data_dir, verify=verify)
     config = read_run_config(run_dir)
     if cube is not None:
-        return load_scene(cube, gt, key=key or config.key, gt_key=gt_key or config.gt_key)
-    config.data_dir = data_dir or config.data_dir
-    return scene_for(config)
+        scene, where = load_scene(cube, gt, key=key or config.key, gt_key=gt_key or config.gt_key), str(cube)
+    else:
+        config.data_dir = data_dir or config.data_dir
+        scene, where = scene_for(config), str(config.dataset or config.cube)
+    if verify:          # config.json's settings may have been edited: the recorded checksum decides
+        check_arrays(scene, origin, where)
+    return scene
 
 
 def read_config(run_dir):

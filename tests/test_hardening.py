@@ -6,6 +6,7 @@ import json
 import shutil
 
 import pytest
+import scipy.io
 
 from hsi.cli import main
 
@@ -66,3 +67,49 @@ def test_damaged_config_json_is_one_error_naming_file_and_field(run_copy, case, 
     args = ("evaluate", run_copy) if command == "evaluate" else ("train", "--resume", run_copy)
     assert_one_error(run_cli(*args), str(path), *expected)
     assert {p.name: p.read_bytes() for p in run_copy.iterdir()} == before
+
+
+@pytest.fixture
+def other_field(tmp_path, field):
+    """The suite's field with its ground truth turned upside down: the same bands and label ids, other data."""
+    gt = scipy.io.loadmat(field.gt)["gt"][::-1]
+    scipy.io.savemat(tmp_path / "other_gt.mat", {"gt": gt})
+    shutil.copy(field.cube, tmp_path / "other_cube.mat")
+    return tmp_path / "other_cube.mat", tmp_path / "other_gt.mat"
+
+
+def point_elsewhere(record, cube, gt):
+    """What the probe did: forget the recorded files, point the settings at other ones."""
+    for role in ("cube", "gt"):
+        record["scene"]["origin"].pop(role)
+    record["config"].update(cube=str(cube), gt=str(gt))
+
+
+def test_edited_scene_settings_meet_the_recorded_checksum(run_copy, other_field):
+    """#28 (4): with scene.origin's files deleted and the settings pointing at another scene, evaluate printed
+    that scene's metrics."""
+    edit_config(run_copy, lambda record: point_elsewhere(record, *other_field))
+    assert_one_error(run_cli("evaluate", run_copy), str(other_field[0]), "not the one this run was trained on")
+
+
+def test_deleted_scene_origin_is_refused(run_copy, other_field):
+    def forget(record):
+        point_elsewhere(record, *other_field)
+        del record["scene"]["origin"]
+
+    edit_config(run_copy, forget)
+    assert_one_error(run_cli("evaluate", run_copy), "scene.origin.arrays_sha256")
+
+
+def test_resuming_a_finished_run_changes_nothing(run_copy):
+    """#28 (4): --resume of a finished run evaluated it again and rewrote metrics.json, timing.json, the map..."""
+    before = {p.name: p.read_bytes() for p in run_copy.iterdir()}
+    assert_one_error(run_cli("train", "--resume", run_copy), "is a finished run", "nothing changed")
+    assert {p.name: p.read_bytes() for p in run_copy.iterdir()} == before
+
+
+def test_predict_checks_the_whole_config_first(run_copy, tmp_path):
+    """#28 (4): predict read no config.json setting, so an edited one went unnoticed."""
+    edit_config(run_copy, lambda record: record["config"].update(padding="mirror-ish"))
+    assert_one_error(run_cli("predict", run_copy, "--out", tmp_path / "m"), "setting 'padding' must be one of")
+    assert not list(tmp_path.glob("m*"))

@@ -229,11 +229,18 @@ def load_recorded(record, *, cube=None, gt=None, key=None, gt_key=None, data_dir
         scene = load_scene(record["cube"]["path"], record["gt"]["path"] if record.get("gt") else None,
                            key=record.get("key"), gt_key=record.get("gt_key"), download=False)
         where = record["cube"]["path"]
-    if verify and arrays_sha256(scene) != record["arrays_sha256"]:
+    if verify:
+        check_arrays(scene, record, where)
+    return scene
+
+
+def check_arrays(scene, record, where):
+    """Refuse a ``scene`` (read from ``where``) whose arrays are not the ones ``record`` (a :func:`scene_record`)
+    describes."""
+    if arrays_sha256(scene) != record["arrays_sha256"]:
         raise DataError(f"{where}: the scene read from there is not the one this run was trained on (sha256 of "
                         f"its arrays differs from the record in config.json); point to the original with "
                         f"{_POINT_ELSEWHERE}")
-    return scene
 
 
 def _check_recorded_file(entry):
