@@ -61,6 +61,7 @@ log = logging.getLogger("hsi")
 RESULT_FIELDS = ("model", "seed", "oa", "aa", "kappa", "leakage", "pca_saw_test", "transductive", "parameters",
                  "best_epoch", "run_dir")
 TIMING_FIELDS = ("model", "seed", "train_seconds", "map_seconds")
+MAX_LABEL = 100         # a label names a folder: well inside every file system's 255-byte name limit
 
 
 @dataclass
@@ -73,10 +74,19 @@ class ModelSpec:
     options: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        for what, value in (("model name", self.model), ("model label", self.label)):
+            if not isinstance(value, str):
+                raise ConfigError(f"{what} must be text, got {type(value).__name__} {value!r}")
         self.label = self.label or self.model
         if not self.label.replace("-", "").replace("_", "").replace(".", "").isalnum():
             raise ConfigError(f"model label {self.label!r} must be letters, digits, '-', '_' or '.' (it names a "
                               f"folder)")
+        if len(self.label) > MAX_LABEL:
+            raise ConfigError(f"model label {self.label[:20]!r}... is {len(self.label)} characters long; at most "
+                              f"{MAX_LABEL} (it names a folder)")
+        if not isinstance(self.options.get("fit", {}), dict):
+            raise ConfigError(f"model {self.label!r}: setting 'fit' must be a table of optimisation settings, got "
+                              f"{type(self.options['fit']).__name__} {self.options['fit']!r}")
 
     def config(self, base, seed, fold=None):
         """The run settings of this model for one seed (and block fold): the base settings with this model's on
@@ -125,13 +135,22 @@ def read_experiment(path):
     if unknown:
         raise ConfigError(f"{path}: unknown setting(s) {unknown}; expected runs, out, [[models]] or fields of "
                           f"hsi train's settings ({', '.join(sorted(fields_))})")
+    if not is_whole(runs, 1):
+        raise ConfigError(f"{path}: runs must be a whole number >= 1, got {runs!r}")
+    if out is not None and not isinstance(out, str):
+        raise ConfigError(f"{path}: out must be text (a folder), got {type(out).__name__} {out!r}")
     specs = []
-    for table in tables:
-        table = dict(table)
-        if "model" not in table:
-            raise ConfigError(f"{path}: a [[models]] table has no model name (model = \"hybridsn\")")
-        specs.append(ModelSpec(table.pop("model"), table.pop("label", ""), table))
-    return RunConfig.from_dict(data), specs, runs, out
+    try:
+        base = RunConfig.from_dict(data, str(path))
+        for table in tables:
+            table = dict(table) if isinstance(table, dict) else {}
+            if "model" not in table:
+                raise ConfigError("a [[models]] table has no model name (model = \"hybridsn\")")
+            specs.append(ModelSpec(table.pop("model"), table.pop("label", ""), table))
+            specs[-1].config(base, base.seed).check()       # every value of every run, before anything is written
+    except ConfigError as exc:
+        raise (exc if str(exc).startswith(str(path)) else ConfigError(f"{path}: {exc}")) from None
+    return base, specs, runs, out
 
 
 def compare(base, models, out, *, runs=3, scene=None, progress=False, jobs=1):

@@ -113,3 +113,24 @@ def test_predict_checks_the_whole_config_first(run_copy, tmp_path):
     edit_config(run_copy, lambda record: record["config"].update(padding="mirror-ish"))
     assert_one_error(run_cli("predict", run_copy, "--out", tmp_path / "m"), "setting 'padding' must be one of")
     assert not list(tmp_path.glob("m*"))
+
+
+BAD_EXPERIMENTS = {
+    "label is a number": ('model = "svm"\nlabel = 5', "model label must be text, got int 5"),
+    "model is a number": ("model = 5", "model name must be text, got int 5"),
+    "fit is text": ('model = "svm"\nfit = "x"', "model 'svm': setting 'fit' must be a table"),
+    "model_kwargs is text": ('model = "svm"\nmodel_kwargs = "x"', "setting 'model_kwargs' must be dict, got str"),
+    "a 300-character label": (f'model = "svm"\nlabel = "{"a" * 300}"', "is 300 characters long; at most 100"),
+    "a fit value is text": ('model = "svm"\nfit = {epochs = "two"}', "setting 'epochs' must be int, got str"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_EXPERIMENTS)
+def test_experiment_values_are_checked_before_anything_is_written(tmp_path, field, case):
+    """#28 (9): AttributeError / TypeError tracebacks, or ENAMETOOLONG after experiment.json and splits/."""
+    table, expected = BAD_EXPERIMENTS[case]
+    path = tmp_path / "experiment.toml"
+    path.write_text(f'cube = "{field.cube}"\ngt = "{field.gt}"\npca = 15\npatch = 9\nruns = 1\n\n'
+                    f'[[models]]\n{table}\n')
+    assert_one_error(run_cli("compare", "--config", path, "--out", tmp_path / "out"), str(path), expected)
+    assert not (tmp_path / "out").exists()
