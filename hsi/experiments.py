@@ -44,6 +44,7 @@ except ModuleNotFoundError:          # Python 3.10
 
 from .atomic import write_json_atomic, write_text_atomic
 from .checks import is_whole
+from .claim import LOCK_NAME, claim
 from .config import RunConfig
 from .data.augment import augmentation_names
 from .data.scenes import class_indices
@@ -181,24 +182,26 @@ def compare(base, models, out, *, runs=3, scene=None, progress=False, jobs=1):
     _check_out(out, experiment)
     paths = [out / "splits" / f"{_part_name(*part)}.npz" for part in parts]
     splits = [_shared_split(base, scene, *part, path) for part, path in zip(parts, paths)]
-    _claim(out, experiment, dict(zip(paths, splits)))
-    grid = [(configs[spec.label, part], out / spec.label / _part_name(*part), split)
-            for part, split in zip(parts, splits) for spec in models]
-    done = 0
+    with claim(out):           # one comparison at a time writes here
+        _check_out(out, experiment)     # again: one may have begun meanwhile
+        _claim(out, experiment, dict(zip(paths, splits)))
+        grid = [(configs[spec.label, part], out / spec.label / _part_name(*part), split)
+                for part, split in zip(parts, splits) for spec in models]
+        done = 0
 
-    def report(index, metrics):
-        nonlocal done
-        done += 1
-        config, run_dir, _ = grid[index]
-        log.info("[%d/%d] %s %s: OA %.2f%%  AA %.2f%%  kappa %.4f  leakage %s  (%s)", done, len(grid),
-                 run_dir.parent.name, run_dir.name.replace("-", " "), 100 * metrics["oa"], 100 * metrics["aa"],
-                 metrics["kappa"], _percent(metrics["leakage"]["fraction"]), run_dir)
+        def report(index, metrics):
+            nonlocal done
+            done += 1
+            config, run_dir, _ = grid[index]
+            log.info("[%d/%d] %s %s: OA %.2f%%  AA %.2f%%  kappa %.4f  leakage %s  (%s)", done, len(grid),
+                     run_dir.parent.name, run_dir.name.replace("-", " "), 100 * metrics["oa"], 100 * metrics["aa"],
+                     metrics["kappa"], _percent(metrics["leakage"]["fraction"]), run_dir)
 
-    results = run_grid(grid, scene if jobs == 1 else given, jobs, progress, report)
-    rows = [_row(run_dir.parent.name, config, metrics, run_dir, out)
-            for (config, run_dir, _), metrics in zip(grid, results)]
-    _write_results(out, rows, scene, labels)
-    return rows
+        results = run_grid(grid, scene if jobs == 1 else given, jobs, progress, report)
+        rows = [_row(run_dir.parent.name, config, metrics, run_dir, out)
+                for (config, run_dir, _), metrics in zip(grid, results)]
+        _write_results(out, rows, scene, labels)
+        return rows
 
 
 def grid_parts(base, runs):
@@ -258,7 +261,7 @@ def _check_out(out, experiment):
             record["base"]["augment"] = list(augmentation_names(record["base"].get("augment")))
         if stored != wanted:
             raise ConfigError(f"{out} holds another comparison (see {path}); choose another --out to start a new one")
-    elif out.exists() and any(out.iterdir()):
+    elif out.exists() and any(p.name != LOCK_NAME for p in out.iterdir()):
         raise ConfigError(f"output directory {out} is not empty and holds no comparison; choose another --out")
 
 

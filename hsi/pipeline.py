@@ -5,6 +5,7 @@ its ``last.pt``, :func:`evaluate_run` recomputes a finished run's test metrics.
 """
 import time
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import torch
 from .atomic import write_json_atomic, write_text_atomic
 from .checkpoint import TrainedModel, load_checkpoint
 from .checks import check_trainable_classes
+from .claim import claim
 from .data.patches import check_patch_size
 from .data.preprocess import Reducer, fit_pca
 from .data.registry import palette_for
@@ -110,12 +112,13 @@ def train(config, out=None, *, scene=None, split=None, progress=True, on_epoch=N
     prepared = prepare(scene, config, kind, split)
     trainer = _trainer(model, config, prepared, scene, here)
     here.barrier()          # every process has checked the folder before rank 0 writes into it
-    if here.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(out / "config.json", config_record(config, scene, prepared, model, here))
-        prepared.split.save(out / "split.npz")
-    save_run_checkpoint(out / "last.pt", trainer, prepared, config, scene)   # epoch 0: resumable from the very start
-    return _fit_and_finish(trainer, prepared, config, scene, out, progress, on_epoch)
+    with claim(out) if here.is_main else nullcontext():
+        if here.is_main:
+            check_writable(out)     # again, now that no other run can write here: one may have begun meanwhile
+            write_json_atomic(out / "config.json", config_record(config, scene, prepared, model, here))
+            prepared.split.save(out / "split.npz")
+        save_run_checkpoint(out / "last.pt", trainer, prepared, config, scene)   # epoch 0: resumable from the start
+        return _fit_and_finish(trainer, prepared, config, scene, out, progress, on_epoch)
 
 
 def _trainer(model, config, prepared, scene, here):
@@ -134,10 +137,15 @@ def resume(run_dir, *, progress=True, on_epoch=None, **where):
     if not (run_dir / "config.json").is_file() or not (run_dir / "last.pt").is_file():
         raise ConfigError(f"{run_dir} is not a resumable run folder (expected config.json and last.pt)")
     config = read_run_config(run_dir)
-    if (run_dir / "metrics.json").is_file():
-        raise ConfigError(f"{run_dir} is a finished run (its metrics.json is written); nothing to resume, nothing "
-                          f"changed (hsi evaluate {run_dir} recomputes its test metrics)")
     here = world(config.fit.device)
+    with claim(run_dir) if here.is_main else nullcontext():
+        if (run_dir / "metrics.json").is_file():
+            raise ConfigError(f"{run_dir} is a finished run (its metrics.json is written); nothing to resume, "
+                              f"nothing changed (hsi evaluate {run_dir} recomputes its test metrics)")
+        return _resume(run_dir, config, here, progress, on_epoch, where)
+
+
+def _resume(run_dir, config, here, progress, on_epoch, where):
     state = load_checkpoint(run_dir / "last.pt")
     scene = run_scene(run_dir, **where)
     torch.manual_seed(config.seed)

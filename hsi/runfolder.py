@@ -25,6 +25,7 @@ import torch
 from ._version import __version__
 from .atomic import write_text_atomic
 from .checkpoint import save_checkpoint
+from .claim import LOCK_NAME
 from .config import RunConfig
 from .data.scenes import check_arrays, load_recorded, load_scene, scene_record
 from .errors import ConfigError
@@ -104,7 +105,7 @@ def check_writable(out):
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"output directory {out} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()):
+    if out.is_dir() and any(p.name != LOCK_NAME for p in out.iterdir()):      # the lock of a killed run: empty
         raise ConfigError(f"output directory {out} is not empty; choose another --out or --resume it")
     parent = out if out.is_dir() else next((p for p in out.parents if p.exists()), Path("."))
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):

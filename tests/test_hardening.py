@@ -4,6 +4,8 @@ import contextlib
 import io
 import json
 import shutil
+import subprocess
+import sys
 
 import pytest
 import scipy.io
@@ -134,3 +136,49 @@ def test_experiment_values_are_checked_before_anything_is_written(tmp_path, fiel
                     f'[[models]]\n{table}\n')
     assert_one_error(run_cli("compare", "--config", path, "--out", tmp_path / "out"), str(path), expected)
     assert not (tmp_path / "out").exists()
+
+
+@contextlib.contextmanager
+def held_lock(path):
+    """Another process holding an exclusive flock on ``path`` (what a running hsi writer holds) until the block
+    ends; written with fcntl directly, not with hsi's code."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time\n"
+                               f"fd = os.open({str(path)!r}, os.O_CREAT | os.O_RDWR)\n"
+                               "fcntl.flock(fd, fcntl.LOCK_EX)\nprint('held', flush=True)\ntime.sleep(120)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        yield
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+TRAIN = ["--pca", "15", "--patch", "9", "--train-ratio", "0.15", "--batch-size", "64", "--device", "cpu",
+         "--epochs", "1", "--no-map"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the holder uses fcntl")
+def test_a_second_train_into_a_claimed_folder_is_one_error(tmp_path, field):
+    """#28 (3): two hsi train --out SAME at once both succeeded, one replacing the other's results."""
+    out = tmp_path / "run"
+    args = ("train", "--cube", field.cube, "--gt", field.gt, *TRAIN, "--out", out)
+    with held_lock(out / ".hsi.lock"):
+        assert_one_error(run_cli(*args), f"{out} is being written by another hsi process")
+        assert [p.name for p in out.iterdir()] == [".hsi.lock"]
+    code, printed, _ = run_cli(*args)           # its holder killed: the folder is free (and nothing is left)
+    assert code == 0 and "OA " in printed and not (out / ".hsi.lock").exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the holder uses fcntl")
+def test_a_second_compare_or_predict_into_a_claimed_output_is_one_error(tmp_path, field, trained_run):
+    out = tmp_path / "cmp"
+    with held_lock(out / ".hsi.lock"):
+        assert_one_error(run_cli("compare", "--cube", field.cube, "--gt", field.gt, *TRAIN, "--models", "svm",
+                                 "--runs", "1", "--out", out), f"{out} is being written by another hsi process")
+        assert [p.name for p in out.iterdir()] == [".hsi.lock"]
+    prefix = tmp_path / "maps" / "m"
+    with held_lock(prefix.parent / ".m.lock"):
+        assert_one_error(run_cli("predict", trained_run[0], "--out", prefix), f"{prefix} is being written by")
+        assert [p.name for p in prefix.parent.iterdir()] == [".m.lock"]
