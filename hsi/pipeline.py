@@ -15,7 +15,7 @@ import torch
 from .atomic import write_json_atomic, write_text_atomic
 from .checkpoint import TrainedModel, load_checkpoint
 from .checks import check_trainable_classes
-from .claim import claim
+from .claim import claim, remove_leftovers
 from .data.patches import check_patch_size
 from .data.preprocess import Reducer, fit_pca
 from .data.registry import palette_for
@@ -115,8 +115,8 @@ def train(config, out=None, *, scene=None, split=None, progress=True, on_epoch=N
     with claim(out) if here.is_main else nullcontext():
         if here.is_main:
             check_writable(out)     # again, now that no other run can write here: one may have begun meanwhile
+            prepared.split.save(out / "split.npz")      # first: a folder with config.json can be resumed
             write_json_atomic(out / "config.json", config_record(config, scene, prepared, model, here))
-            prepared.split.save(out / "split.npz")
         save_run_checkpoint(out / "last.pt", trainer, prepared, config, scene)   # epoch 0: resumable from the start
         return _fit_and_finish(trainer, prepared, config, scene, out, progress, on_epoch)
 
@@ -130,33 +130,41 @@ def _trainer(model, config, prepared, scene, here):
 
 
 def resume(run_dir, *, progress=True, on_epoch=None, **where):
-    """Continue a run from its ``last.pt`` (after a crash, a kill or Ctrl-C) and finish it.
+    """Continue a run from its ``last.pt`` (after a crash, a kill or Ctrl-C) and finish it; a run stopped before
+    its first ``last.pt`` starts again from its ``config.json`` and ``split.npz``.
 
     ``where`` (``cube``, ``gt``, ``data_dir``, ...) points to the scene if it moved, as in :func:`run_scene`."""
     run_dir = Path(run_dir)
-    if not (run_dir / "config.json").is_file() or not (run_dir / "last.pt").is_file():
-        raise ConfigError(f"{run_dir} is not a resumable run folder (expected config.json and last.pt)")
+    if not (run_dir / "config.json").is_file() or not (run_dir / "split.npz").is_file():
+        raise ConfigError(f"{run_dir} is not a resumable run folder (expected config.json and split.npz)")
     config = read_run_config(run_dir)
     here = world(config.fit.device)
     with claim(run_dir) if here.is_main else nullcontext():
         if (run_dir / "metrics.json").is_file():
             raise ConfigError(f"{run_dir} is a finished run (its metrics.json is written); nothing to resume, "
                               f"nothing changed (hsi evaluate {run_dir} recomputes its test metrics)")
+        for path in remove_leftovers(run_dir, ".*.tmp-*") if here.is_main else ():    # the killed run's
+            log.info("removed %s, left by the stopped run", path.name)
         return _resume(run_dir, config, here, progress, on_epoch, where)
 
 
 def _resume(run_dir, config, here, progress, on_epoch, where):
-    state = load_checkpoint(run_dir / "last.pt")
+    state = load_checkpoint(run_dir / "last.pt") if (run_dir / "last.pt").is_file() else None
     scene = run_scene(run_dir, **where)
     torch.manual_seed(config.seed)
     model = build_for(config, scene)
     kind = kind_of(model)
     kind.check(config, model, scene, here)
     prepared = prepare(scene, config, kind, Split.load(run_dir / "split.npz"))
-    model.load_state_dict(state["state_dict"])
+    if state is not None:
+        model.load_state_dict(state["state_dict"])
     trainer = _trainer(model, config, prepared, scene, here)
-    trainer.load_state_dict(state["trainer"])
-    log.info("resuming %s after epoch %d", run_dir, trainer.epoch)
+    if state is None:       # killed between split.npz and the first last.pt: start as train did
+        log.info("resuming %s from the start (it stopped before its first checkpoint)", run_dir)
+        save_run_checkpoint(run_dir / "last.pt", trainer, prepared, config, scene)
+    else:
+        trainer.load_state_dict(state["trainer"])
+        log.info("resuming %s after epoch %d", run_dir, trainer.epoch)
     return _fit_and_finish(trainer, prepared, config, scene, run_dir, progress, on_epoch)
 
 

@@ -182,3 +182,77 @@ def test_a_second_compare_or_predict_into_a_claimed_output_is_one_error(tmp_path
     with held_lock(prefix.parent / ".m.lock"):
         assert_one_error(run_cli("predict", trained_run[0], "--out", prefix), f"{prefix} is being written by")
         assert [p.name for p in prefix.parent.iterdir()] == [".m.lock"]
+
+
+def history_without_time(run_dir):
+    lines = (run_dir / "history.csv").read_text().splitlines()
+    return [",".join(line.split(",")[:-1]) for line in lines]        # seconds is the last column
+
+
+def test_a_run_killed_before_its_first_checkpoint_resumes_from_the_start(trained_run, tmp_path):
+    """#28 (11): config.json and split.npz written, no last.pt yet: 'not a resumable run folder' and 'not
+    empty'. It now resumes from the start and ends as the uninterrupted run."""
+    out, metrics = trained_run
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    for name in ("config.json", "split.npz"):
+        shutil.copy(out / name, killed / name)
+    code, printed, err = run_cli("train", "--resume", killed, "--quiet")
+    assert code == 0, err
+    assert json.loads((killed / "metrics.json").read_text()) == metrics
+    assert history_without_time(killed) == history_without_time(out)
+
+
+def test_leftovers_of_killed_writers_are_removed_on_the_next_start(trained_run, tmp_path):
+    """#28 (12): .last.tmp-*.pt / .best.tmp-*.pt stayed in the run folder after a successful resume, and a
+    killed predict's PREFIX_DIR/.map.tmp-*/ (partial map and probability cubes) for good."""
+    out = trained_run[0]
+    stopped = tmp_path / "stopped"          # trained to its last epoch, killed before its metrics were written
+    stopped.mkdir()
+    for name in ("config.json", "split.npz", "last.pt", "best.pt", "history.csv"):
+        shutil.copy(out / name, stopped / name)
+    leftovers = [stopped / ".last.tmp-0badc0de.pt", stopped / ".best.tmp-0badc0de.pt",
+                 stopped / ".history.tmp-0badc0de.csv"]
+    for path in leftovers:
+        path.write_bytes(b"partial")
+    (stopped / ".map.tmp-0badc0de").mkdir()
+    (stopped / ".map.tmp-0badc0de" / "probs.img").write_bytes(bytes(4096))
+    code, _, err = run_cli("train", "--resume", stopped, "--quiet")
+    assert code == 0, err
+    assert (stopped / "metrics.json").is_file()
+    assert not [p.name for p in stopped.iterdir() if ".tmp-" in p.name]
+    maps = tmp_path / "maps"
+    (maps / ".m.tmp-0badc0de").mkdir(parents=True)
+    (maps / ".m.tmp-0badc0de" / "map.img").write_bytes(bytes(4096))
+    (maps / ".other.tmp-0badc0de").mkdir()          # another prefix's: not ours to remove
+    code, _, err = run_cli("predict", out, "--out", maps / "m", "--format", "npy")
+    assert code == 0, err
+    assert sorted(p.name for p in maps.iterdir()) == [".other.tmp-0badc0de", "m.npy"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="names the fsynced files through /proc")
+def test_atomic_writes_reach_the_disk_before_the_rename(tmp_path, monkeypatch):
+    """#28 (12): the temporary file is fsynced before it is renamed, and its folder after (else a power loss can
+    leave the new name pointing at an empty file)."""
+    import os
+
+    from hsi.atomic import write_json_atomic
+
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(source, target):
+        events.append(("replace", str(target)))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    write_json_atomic(tmp_path / "metrics.json", {"oa": 1.0})
+    assert [kind for kind, _ in events] == ["fsync", "replace", "fsync"]
+    assert ".metrics.tmp-" in events[0][1] and events[1][1] == str(tmp_path / "metrics.json")
+    assert events[2][1] == str(tmp_path)
+    assert json.loads((tmp_path / "metrics.json").read_text()) == {"oa": 1.0}
