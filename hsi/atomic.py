@@ -18,6 +18,11 @@ def atomic_path(path):
     try:
         yield tmp
         replace_durably(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.filename is None:        # written through a file object: say which file failed
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

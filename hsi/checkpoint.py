@@ -20,9 +20,38 @@ FORMAT = "hsi-checkpoint/1"
 
 
 def save_checkpoint(payload, path):
-    """Write ``payload`` atomically (temporary file in the same directory, then rename)."""
-    with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, **payload}, tmp)
+    """Write ``payload`` atomically (temporary file in the same directory, then rename). A failed write (a full
+    disk) is the OSError it is, not torch's ``RuntimeError: [enforce fail at inline_container.cc] unexpected
+    pos``."""
+    with atomic_path(path) as tmp, open(tmp, "wb", buffering=0) as f:
+        sink = _WholeWrites(f)
+        try:
+            torch.save({"format": FORMAT, **payload}, sink)
+        except RuntimeError:
+            if sink.error is not None:          # torch's writer reports the failed write as a position mismatch
+                raise sink.error from None
+            raise
+
+
+class _WholeWrites:
+    """A file torch writes into: every write complete (a short one is retried, so a full disk raises), the
+    OSError kept for ``save_checkpoint``."""
+
+    def __init__(self, f):
+        self.f, self.error = f, None
+
+    def write(self, data):
+        view, done = memoryview(data).cast("B"), 0
+        try:
+            while done < len(view):
+                done += self.f.write(view[done:])
+        except OSError as exc:
+            self.error = exc
+            raise
+        return done
+
+    def flush(self):
+        self.f.flush()
 
 
 def load_checkpoint(path):

@@ -256,3 +256,38 @@ def test_atomic_writes_reach_the_disk_before_the_rename(tmp_path, monkeypatch):
     assert ".metrics.tmp-" in events[0][1] and events[1][1] == str(tmp_path / "metrics.json")
     assert events[2][1] == str(tmp_path)
     assert json.loads((tmp_path / "metrics.json").read_text()) == {"oa": 1.0}
+
+
+def cli_with_file_size_limit(limit, *args):
+    """``python -m hsi.cli ARGS`` in a process that may write no file beyond ``limit`` bytes: a write past it
+    fails with EFBIG, as a write to a full disk fails with ENOSPC (SIGXFSZ ignored, as the default kills)."""
+    import resource
+    import signal
+
+    def limited():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    result = subprocess.run([sys.executable, "-m", "hsi.cli", *map(str, args)], capture_output=True, text=True,
+                            timeout=600, preexec_fn=limited)
+    return result.returncode, result.stdout, result.stderr
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX resource limits")
+def test_a_full_disk_during_training_is_one_error_naming_the_file(tmp_path, field):
+    """#28 (10): 'RuntimeError: [enforce fail at inline_container.cc] ... unexpected pos' traceback."""
+    out = tmp_path / "run"
+    result = cli_with_file_size_limit(512 * 1024, "train", "--cube", field.cube, "--gt", field.gt, *TRAIN,
+                                      "--out", out, "--quiet")
+    assert_one_error(result, f"{out / 'last.pt'}: File too large", "files written before this one are intact")
+    assert json.loads((out / "config.json").read_text())["config"]["pca"] == 15
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "split.npz"]     # no partial checkpoint
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX resource limits")
+def test_a_full_disk_during_predict_is_one_error_and_leaves_nothing(tmp_path, trained_run):
+    """#28 (10): an OSError traceback; the half-written map must not stay either."""
+    result = cli_with_file_size_limit(20_000, "predict", trained_run[0], "--out", tmp_path / "m", "--probs",
+                                      "--format", "npy")
+    assert_one_error(result, "File too large", "files written before this one are intact")
+    assert list(tmp_path.iterdir()) == []
