@@ -10,7 +10,7 @@ import pickle
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import IO, Any, cast
 
 import numpy as np
 import torch
@@ -26,9 +26,39 @@ FORMAT = "hsi-checkpoint/1"
 
 
 def save_checkpoint(payload: dict[str, Any], path: str | Path) -> None:
-    """Write ``payload`` atomically (temporary file in the same directory, then rename)."""
-    with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, **payload}, tmp)
+    """Write ``payload`` atomically (temporary file in the same directory, then rename). A failed write (a full
+    disk) is the OSError it is, not torch's ``RuntimeError: [enforce fail at inline_container.cc] unexpected
+    pos``."""
+    with atomic_path(path) as tmp, open(tmp, "wb", buffering=0) as f:
+        sink = _WholeWrites(f)
+        try:
+            torch.save({"format": FORMAT, **payload}, cast(IO[bytes], sink))   # torch calls only write and flush
+        except RuntimeError:
+            if sink.error is not None:          # torch's writer reports the failed write as a position mismatch
+                raise sink.error from None
+            raise
+
+
+class _WholeWrites:
+    """A file torch writes into: every write complete (a short one is retried, so a full disk raises), the
+    OSError kept for ``save_checkpoint``."""
+
+    def __init__(self, f: Any) -> None:
+        self.f = f
+        self.error: OSError | None = None
+
+    def write(self, data: bytes) -> int:
+        view, done = memoryview(data).cast("B"), 0
+        try:
+            while done < len(view):
+                done += self.f.write(view[done:])
+        except OSError as exc:
+            self.error = exc
+            raise
+        return done
+
+    def flush(self) -> None:
+        self.f.flush()
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

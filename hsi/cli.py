@@ -1,5 +1,6 @@
 """The ``hsi`` command: datasets, download, train, evaluate, predict. A thin shell over the Python API."""
 import argparse
+import errno
 import logging
 import os
 import sys
@@ -64,6 +65,9 @@ def _main(argv):
         return args.run(args) or 0
     except HSIError as exc:
         print(f"error{where}: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:      # a full disk, a read-only file system, ...: what failed and where
+        print(f"error{where}: {_os_error(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -368,9 +372,10 @@ def _predict(args):
     from .distributed import resolve_device
     from .outputs import parse_formats
     from .pipeline import write_map
-    from .runfolder import run_scene
+    from .runfolder import read_run_config, run_scene
 
     run_dir = Path(args.run_dir)
+    read_run_config(run_dir)            # an edited or damaged config.json stops here, before anything is read
     checkpoint = run_dir / f"{args.checkpoint}.pt"
     if not checkpoint.is_file():
         raise ConfigError(f"{run_dir} holds no {checkpoint.name}; expected a run folder written by hsi train")
@@ -419,6 +424,24 @@ def _download(args):
     for path in fetch(args.name, args.data_dir):
         print(path)
     return 0
+
+
+def _os_error(exc):
+    """An OSError as one line: the file, the system's reason, and what it means for the files written before."""
+    where = " -> ".join(str(name) for name in (exc.filename, exc.filename2) if name is not None)
+    reason = exc.strerror or _one_line(exc)
+    hint = _OS_HINTS.get(exc.errno, "")
+    return f"{where + ': ' if where else ''}{reason}{hint}"
+
+
+_OS_HINTS = {
+    errno.ENOSPC: " (the disk is full; files written before this one are intact: free space and run again, or "
+                  "--resume a training)",
+    errno.EDQUOT: " (disk quota exceeded; files written before this one are intact)",
+    errno.EFBIG: " (the file size limit was reached; files written before this one are intact)",
+    errno.EROFS: " (a read-only file system: choose an --out on a writable one)",
+    errno.EACCES: " (no permission: choose another --out)",
+}
 
 
 def _one_line(exc):

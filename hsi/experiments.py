@@ -44,8 +44,10 @@ except ModuleNotFoundError:          # Python 3.10
 
 from .atomic import write_json_atomic, write_text_atomic
 from .checks import is_whole
+from .claim import LOCK_NAME, claim
 from .config import RunConfig
 from .data.augment import augmentation_names
+from .data.scenes import class_indices
 from .data.splits import Split, folded_splits, is_folded, make_split
 from .distributed import world
 from .errors import ConfigError
@@ -60,6 +62,7 @@ log = logging.getLogger("hsi")
 RESULT_FIELDS = ("model", "seed", "oa", "aa", "kappa", "leakage", "pca_saw_test", "transductive", "parameters",
                  "best_epoch", "run_dir")
 TIMING_FIELDS = ("model", "seed", "train_seconds", "map_seconds")
+MAX_LABEL = 100         # a label names a folder: well inside every file system's 255-byte name limit
 
 
 @dataclass
@@ -72,10 +75,19 @@ class ModelSpec:
     options: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        for what, value in (("model name", self.model), ("model label", self.label)):
+            if not isinstance(value, str):
+                raise ConfigError(f"{what} must be text, got {type(value).__name__} {value!r}")
         self.label = self.label or self.model
         if not self.label.replace("-", "").replace("_", "").replace(".", "").isalnum():
             raise ConfigError(f"model label {self.label!r} must be letters, digits, '-', '_' or '.' (it names a "
                               f"folder)")
+        if len(self.label) > MAX_LABEL:
+            raise ConfigError(f"model label {self.label[:20]!r}... is {len(self.label)} characters long; at most "
+                              f"{MAX_LABEL} (it names a folder)")
+        if not isinstance(self.options.get("fit", {}), dict):
+            raise ConfigError(f"model {self.label!r}: setting 'fit' must be a table of optimisation settings, got "
+                              f"{type(self.options['fit']).__name__} {self.options['fit']!r}")
 
     def config(self, base, seed, fold=None):
         """The run settings of this model for one seed (and block fold): the base settings with this model's on
@@ -124,13 +136,22 @@ def read_experiment(path):
     if unknown:
         raise ConfigError(f"{path}: unknown setting(s) {unknown}; expected runs, out, [[models]] or fields of "
                           f"hsi train's settings ({', '.join(sorted(fields_))})")
+    if not is_whole(runs, 1):
+        raise ConfigError(f"{path}: runs must be a whole number >= 1, got {runs!r}")
+    if out is not None and not isinstance(out, str):
+        raise ConfigError(f"{path}: out must be text (a folder), got {type(out).__name__} {out!r}")
     specs = []
-    for table in tables:
-        table = dict(table)
-        if "model" not in table:
-            raise ConfigError(f"{path}: a [[models]] table has no model name (model = \"hybridsn\")")
-        specs.append(ModelSpec(table.pop("model"), table.pop("label", ""), table))
-    return RunConfig.from_dict(data), specs, runs, out
+    try:
+        base = RunConfig.from_dict(data, str(path))
+        for table in tables:
+            table = dict(table) if isinstance(table, dict) else {}
+            if "model" not in table:
+                raise ConfigError("a [[models]] table has no model name (model = \"hybridsn\")")
+            specs.append(ModelSpec(table.pop("model"), table.pop("label", ""), table))
+            specs[-1].config(base, base.seed).check()       # every value of every run, before anything is written
+    except ConfigError as exc:
+        raise (exc if str(exc).startswith(str(path)) else ConfigError(f"{path}: {exc}")) from None
+    return base, specs, runs, out
 
 
 def compare(base, models, out, *, runs=3, scene=None, progress=False, jobs=1):
@@ -161,24 +182,26 @@ def compare(base, models, out, *, runs=3, scene=None, progress=False, jobs=1):
     _check_out(out, experiment)
     paths = [out / "splits" / f"{_part_name(*part)}.npz" for part in parts]
     splits = [_shared_split(base, scene, *part, path) for part, path in zip(parts, paths)]
-    _claim(out, experiment, dict(zip(paths, splits)))
-    grid = [(configs[spec.label, part], out / spec.label / _part_name(*part), split)
-            for part, split in zip(parts, splits) for spec in models]
-    done = 0
+    with claim(out):           # one comparison at a time writes here
+        _check_out(out, experiment)     # again: one may have begun meanwhile
+        _claim(out, experiment, dict(zip(paths, splits)))
+        grid = [(configs[spec.label, part], out / spec.label / _part_name(*part), split)
+                for part, split in zip(parts, splits) for spec in models]
+        done = 0
 
-    def report(index, metrics):
-        nonlocal done
-        done += 1
-        config, run_dir, _ = grid[index]
-        log.info("[%d/%d] %s %s: OA %.2f%%  AA %.2f%%  kappa %.4f  leakage %s  (%s)", done, len(grid),
-                 run_dir.parent.name, run_dir.name.replace("-", " "), 100 * metrics["oa"], 100 * metrics["aa"],
-                 metrics["kappa"], _percent(metrics["leakage"]["fraction"]), run_dir)
+        def report(index, metrics):
+            nonlocal done
+            done += 1
+            config, run_dir, _ = grid[index]
+            log.info("[%d/%d] %s %s: OA %.2f%%  AA %.2f%%  kappa %.4f  leakage %s  (%s)", done, len(grid),
+                     run_dir.parent.name, run_dir.name.replace("-", " "), 100 * metrics["oa"], 100 * metrics["aa"],
+                     metrics["kappa"], _percent(metrics["leakage"]["fraction"]), run_dir)
 
-    results = run_grid(grid, scene if jobs == 1 else given, jobs, progress, report)
-    rows = [_row(run_dir.parent.name, config, metrics, run_dir, out)
-            for (config, run_dir, _), metrics in zip(grid, results)]
-    _write_results(out, rows, scene, labels)
-    return rows
+        results = run_grid(grid, scene if jobs == 1 else given, jobs, progress, report)
+        rows = [_row(run_dir.parent.name, config, metrics, run_dir, out)
+                for (config, run_dir, _), metrics in zip(grid, results)]
+        _write_results(out, rows, scene, labels)
+        return rows
 
 
 def grid_parts(base, runs):
@@ -238,7 +261,7 @@ def _check_out(out, experiment):
             record["base"]["augment"] = list(augmentation_names(record["base"].get("augment")))
         if stored != wanted:
             raise ConfigError(f"{out} holds another comparison (see {path}); choose another --out to start a new one")
-    elif out.exists() and any(out.iterdir()):
+    elif out.exists() and any(p.name != LOCK_NAME for p in out.iterdir()):
         raise ConfigError(f"output directory {out} is not empty and holds no comparison; choose another --out")
 
 
@@ -331,10 +354,7 @@ def _class_map(run_dir, scene):
     path = run_dir / "map.npy"
     if not path.is_file():
         return None
-    ids = np.load(path)
-    lookup = np.full(int(max(ids.max(), scene.label_ids.max())) + 1, -1, dtype=np.int64)
-    lookup[scene.label_ids] = np.arange(len(scene.label_ids))
-    return lookup[ids]
+    return class_indices(np.load(path), scene.label_ids)
 
 
 def _mean_std(per_class_runs):

@@ -10,7 +10,6 @@ through the ``hsi.formats`` entry-point group (name = format name, value = a wri
 """
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 from collections.abc import Callable, Iterable
@@ -20,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .atomic import atomic_path
+from .atomic import atomic_path, replace_durably
 from .data.envi import carried_entries, classification_header, image_file
 from .data.mapped import release_pages
 from .errors import ConfigError
@@ -142,7 +141,7 @@ def write_outputs(job: MapJob, formats: Iterable[str], prefix: str | Path,
         written = {}
         for key, (path, suffix) in sorted(files.items(), key=lambda item: item[1][1].endswith(".hdr")):
             target = prefix.with_name(prefix.name + suffix)
-            os.replace(path, target)
+            replace_durably(path, target)
             if not key.startswith("_"):
                 written[key] = target
         return written

@@ -6,6 +6,7 @@ its ``last.pt``, :func:`evaluate_run` recomputes a finished run's test metrics.
 import math
 import time
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,10 +15,12 @@ import torch
 
 from .atomic import write_json_atomic, write_text_atomic
 from .checkpoint import TrainedModel, load_checkpoint
-from .config import RunConfig
+from .checks import check_trainable_classes
+from .claim import claim, remove_leftovers
 from .data.patches import check_patch_size
 from .data.preprocess import Reducer, fit_pca
 from .data.registry import palette_for
+from .data.scenes import class_indices
 from .data.splits import Split, describe_class, is_folded, make_split
 from .distributed import ALONE, resolve_device, world
 from .engine import Trainer, labelled_pixels, log, predict_logits
@@ -31,6 +34,7 @@ from .runfolder import (
     default_out,
     read_config,
     read_history,
+    read_run_config,
     run_scene,
     save_run_checkpoint,
     scene_for,
@@ -74,6 +78,7 @@ def prepare(scene, config, kind=None, split=None):
     if empty and not is_folded(config.split):   # a fold names its untrainable classes in the report
         raise SplitError(f"the {config.split} split leaves no training pixel for class(es) {', '.join(empty)}; "
                          f"raise the train ratio or choose another split")
+    check_trainable_classes(counts, scene.class_names, config.split)
     for warning in caught:
         warnings.warn(warning.message, stacklevel=2)
     mask = None if config.pca_fit == "scene" else split.train >= 0
@@ -110,12 +115,13 @@ def train(config, out=None, *, scene=None, split=None, progress=True, on_epoch=N
     prepared = prepare(scene, config, kind, split)
     trainer = _trainer(model, config, prepared, scene, here)
     here.barrier()          # every process has checked the folder before rank 0 writes into it
-    if here.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(out / "config.json", config_record(config, scene, prepared, model, here))
-        prepared.split.save(out / "split.npz")
-    save_run_checkpoint(out / "last.pt", trainer, prepared, config, scene)   # epoch 0: resumable from the very start
-    return _fit_and_finish(trainer, prepared, config, scene, out, progress, on_epoch)
+    with claim(out) if here.is_main else nullcontext():
+        if here.is_main:
+            check_writable(out)     # again, now that no other run can write here: one may have begun meanwhile
+            prepared.split.save(out / "split.npz")      # first: a folder with config.json can be resumed
+            write_json_atomic(out / "config.json", config_record(config, scene, prepared, model, here))
+        save_run_checkpoint(out / "last.pt", trainer, prepared, config, scene)   # epoch 0: resumable from the start
+        return _fit_and_finish(trainer, prepared, config, scene, out, progress, on_epoch)
 
 
 def _trainer(model, config, prepared, scene, here):
@@ -127,25 +133,41 @@ def _trainer(model, config, prepared, scene, here):
 
 
 def resume(run_dir, *, progress=True, on_epoch=None, **where):
-    """Continue a run from its ``last.pt`` (after a crash, a kill or Ctrl-C) and finish it.
+    """Continue a run from its ``last.pt`` (after a crash, a kill or Ctrl-C) and finish it; a run stopped before
+    its first ``last.pt`` starts again from its ``config.json`` and ``split.npz``.
 
     ``where`` (``cube``, ``gt``, ``data_dir``, ...) points to the scene if it moved, as in :func:`run_scene`."""
     run_dir = Path(run_dir)
-    if not (run_dir / "config.json").is_file() or not (run_dir / "last.pt").is_file():
-        raise ConfigError(f"{run_dir} is not a resumable run folder (expected config.json and last.pt)")
-    config = RunConfig.from_dict(read_config(run_dir)["config"])
+    if not (run_dir / "config.json").is_file() or not (run_dir / "split.npz").is_file():
+        raise ConfigError(f"{run_dir} is not a resumable run folder (expected config.json and split.npz)")
+    config = read_run_config(run_dir)
     here = world(config.fit.device)
-    state = load_checkpoint(run_dir / "last.pt")
+    with claim(run_dir) if here.is_main else nullcontext():
+        if (run_dir / "metrics.json").is_file():
+            raise ConfigError(f"{run_dir} is a finished run (its metrics.json is written); nothing to resume, "
+                              f"nothing changed (hsi evaluate {run_dir} recomputes its test metrics)")
+        for path in remove_leftovers(run_dir, ".*.tmp-*") if here.is_main else ():    # the killed run's
+            log.info("removed %s, left by the stopped run", path.name)
+        return _resume(run_dir, config, here, progress, on_epoch, where)
+
+
+def _resume(run_dir, config, here, progress, on_epoch, where):
+    state = load_checkpoint(run_dir / "last.pt") if (run_dir / "last.pt").is_file() else None
     scene = run_scene(run_dir, **where)
     torch.manual_seed(config.seed)
     model = build_for(config, scene)
     kind = kind_of(model)
     kind.check(config, model, scene, here)
     prepared = prepare(scene, config, kind, Split.load(run_dir / "split.npz"))
-    model.load_state_dict(state["state_dict"])
+    if state is not None:
+        model.load_state_dict(state["state_dict"])
     trainer = _trainer(model, config, prepared, scene, here)
-    trainer.load_state_dict(state["trainer"])
-    log.info("resuming %s after epoch %d", run_dir, trainer.epoch)
+    if state is None:       # killed between split.npz and the first last.pt: start as train did
+        log.info("resuming %s from the start (it stopped before its first checkpoint)", run_dir)
+        save_run_checkpoint(run_dir / "last.pt", trainer, prepared, config, scene)
+    else:
+        trainer.load_state_dict(state["trainer"])
+        log.info("resuming %s after epoch %d", run_dir, trainer.epoch)
     return _fit_and_finish(trainer, prepared, config, scene, run_dir, progress, on_epoch)
 
 
@@ -221,9 +243,8 @@ def model_classes(scene, trained):
     """The scene's labels as the model's class indices (a scene may hold a subset of its label ids)."""
     if not scene.n_classes:
         return None
-    lookup = np.full(int(max(trained.label_ids.max(), scene.label_ids.max())) + 1, -1, dtype=np.int64)
-    lookup[trained.label_ids] = np.arange(len(trained.label_ids))
-    return np.where(scene.labels >= 0, lookup[scene.label_ids[np.maximum(scene.labels, 0)]], -1)
+    return np.where(scene.labels >= 0, class_indices(scene.label_ids[np.maximum(scene.labels, 0)], trained.label_ids),
+                    -1)
 
 
 def evaluate_run(run_dir, **where):
@@ -233,7 +254,7 @@ def evaluate_run(run_dir, **where):
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file() or not (run_dir / "best.pt").is_file():
         raise ConfigError(f"{run_dir} is not a finished run folder (expected config.json and best.pt)")
-    config = RunConfig.from_dict(read_config(run_dir)["config"])
+    config = read_run_config(run_dir)
     trained = TrainedModel.from_checkpoint(run_dir / "best.pt")
     scene = run_scene(run_dir, **where)
     trained.check_scene(scene)

@@ -25,12 +25,14 @@ import torch
 from ._version import __version__
 from .atomic import write_text_atomic
 from .checkpoint import save_checkpoint
+from .claim import LOCK_NAME
 from .config import RunConfig
-from .data.scenes import load_recorded, load_scene, scene_record
+from .data.scenes import check_arrays, load_recorded, load_scene, scene_record
 from .errors import ConfigError
 from .kinds import kind_of
 from .leakage import leakage_record
 
+RECORD_SECTIONS = ("config", "scene", "split", "leakage")
 HISTORY_FIELDS = ("epoch", "train_loss", "train_oa", "val_loss", "val_oa", "lr", "seconds")
 
 
@@ -45,24 +47,57 @@ def run_scene(run_dir, *, cube=None, gt=None, key=None, gt_key=None, data_dir=No
     """The scene a run folder was trained on, from the record in its ``config.json`` (any working directory,
     any environment; never downloaded). ``cube``/``gt`` or ``data_dir`` point elsewhere; see
     :func:`hsi.data.scenes.load_recorded`. A run without recorded files (written before they were recorded, or
-    trained on a scene built in memory) is loaded by its settings, as ``train`` did."""
+    trained on a scene built in memory) is loaded by its settings, as ``train`` did. With ``verify`` the scene,
+    wherever it came from, must have the arrays whose checksum ``config.json`` records."""
     record = read_config(run_dir)
-    origin = record["scene"].get("origin") or {}
+    origin = record["scene"]["origin"]
     if origin.get("cube") or origin.get("tensorly"):
         return load_recorded(origin, cube=cube, gt=gt, key=key, gt_key=gt_key, data_dir=data_dir, verify=verify)
-    config = RunConfig.from_dict(record["config"])
+    config = read_run_config(run_dir)
     if cube is not None:
-        return load_scene(cube, gt, key=key or config.key, gt_key=gt_key or config.gt_key)
-    config.data_dir = data_dir or config.data_dir
-    return scene_for(config)
+        scene, where = load_scene(cube, gt, key=key or config.key, gt_key=gt_key or config.gt_key), str(cube)
+    else:
+        config.data_dir = data_dir or config.data_dir
+        scene, where = scene_for(config), str(config.dataset or config.cube)
+    if verify:          # config.json's settings may have been edited: the recorded checksum decides
+        check_arrays(scene, origin, where)
+    return scene
 
 
 def read_config(run_dir):
-    """The parsed ``config.json`` of a run folder."""
+    """The parsed ``config.json`` of a run folder, its structure checked: an object holding the ``config``,
+    ``scene``, ``split`` and ``leakage`` objects ``hsi train`` writes, and the scene's recorded checksum. A damaged,
+    truncated or edited file is one :class:`~hsi.errors.ConfigError` naming the file and the field."""
     path = Path(run_dir) / "config.json"
     if not path.is_file():
         raise ConfigError(f"{run_dir} is not a run folder (expected {path})")
-    return json.loads(path.read_text())
+    try:
+        record = json.loads(path.read_text())
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc}); the file is damaged or truncated") from None
+    if not isinstance(record, dict):
+        raise ConfigError(f"{path}: expected a JSON object of the run's settings, got {type(record).__name__}")
+    for name in RECORD_SECTIONS:
+        if not isinstance(record.get(name), dict):
+            got = "it is missing" if name not in record else f"got {type(record[name]).__name__}"
+            raise ConfigError(f"{path}: field {name!r} must be an object as hsi train writes it; {got}")
+    origin = record["scene"].get("origin")
+    if not isinstance(origin, dict) or not isinstance(origin.get("arrays_sha256"), str):
+        raise ConfigError(f"{path}: field 'scene.origin.arrays_sha256' (the checksum of the scene the run was "
+                          f"trained on) is missing or not text; the file was edited or damaged")
+    return record
+
+
+def read_run_config(run_dir):
+    """The :class:`~hsi.config.RunConfig` of a run folder's ``config.json``, every value's type and range checked
+    (errors name the file)."""
+    source = str(Path(run_dir) / "config.json")
+    config = RunConfig.from_dict(read_config(run_dir)["config"], source)
+    try:
+        config.check()
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return config
 
 
 def check_writable(out):
@@ -70,7 +105,7 @@ def check_writable(out):
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"output directory {out} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()):
+    if out.is_dir() and any(p.name != LOCK_NAME for p in out.iterdir()):      # the lock of a killed run: empty
         raise ConfigError(f"output directory {out} is not empty; choose another --out or --resume it")
     parent = out if out.is_dir() else next((p for p in out.parents if p.exists()), Path("."))
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):

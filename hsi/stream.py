@@ -3,7 +3,8 @@
 Each tile is read from the cube with its halo (a :class:`~hsi.data.mapped.MappedCube` stays on disk), reduced,
 classified and written into the outputs at once; pages read and written are dropped from the process after
 each tile, so memory is bounded by the tile budget (``memory_mb``), not by the scene. Outputs go to a hidden
-folder beside ``prefix`` and are renamed into place only when the whole map is done.
+folder beside ``prefix`` and are renamed into place only when the whole map is done; one process at a time
+writes a prefix (:mod:`hsi.claim`), and removes the hidden folders a killed one left.
 
 The formats are those of :mod:`hsi.outputs` (``envi``, ``npy``, ``png``, ``tif``, ``rgb`` and any registered
 one), written from the finished map; ``probs`` adds ``prefix_probs.hdr/.img``: float32 class probabilities, band
@@ -21,6 +22,7 @@ from __future__ import annotations
 import secrets
 import shutil
 from collections.abc import Iterable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,6 +30,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .claim import claim, remove_leftovers
 from .data.envi import carried_entries, envi_class_names, format_header
 from .data.mapped import Cube, MappedCube, release_pages
 from .data.scenes import Scene
@@ -58,8 +61,10 @@ def stream_map(trained: Trained, scene: Scene | Cube, prefix: str | Path, *,
     prefix = output_prefix(prefix)
     tmpdir = Path(here.share(str(prefix.parent / f".{prefix.name}.tmp-{secrets.token_hex(4)}")))
     values_dtype = np.uint8 if k + 1 <= 256 else np.uint16
-    if here.is_main:
-        prefix.parent.mkdir(parents=True, exist_ok=True)
+    held = ExitStack()
+    if here.is_main:            # one writer per prefix; what a killed one left goes first
+        held.enter_context(claim(prefix, folder=False))
+        remove_leftovers(prefix.parent, f".{prefix.name}.tmp-*")
         tmpdir.mkdir()
     try:
         outputs = _open_outputs(tmpdir, (rows, cols), k, values_dtype, probs, "w+") if here.is_main else None
@@ -99,6 +104,7 @@ def stream_map(trained: Trained, scene: Scene | Cube, prefix: str | Path, *,
     finally:
         if here.is_main:
             shutil.rmtree(tmpdir, ignore_errors=True)
+        held.close()
     return here.share(written)
 
 

@@ -39,6 +39,7 @@ def crop_files(tmp_path_factory, field):
     lonely = gt.copy()
     lonely[0, 0] = 7                       # a class with a single pixel: no split can train and test it
     scipy.io.savemat(d / "gt_lonely.mat", {"gt": lonely})
+    scipy.io.savemat(d / "gt_one.mat", {"gt": np.where(gt > 0, 11, 0).astype(gt.dtype)})     # one class only
     return d
 
 
@@ -59,6 +60,10 @@ BAD_TRAIN = {
     "even patch": (lambda d: train_args(d, "cube.mat", "gt.mat", "--patch", 10), "positive odd number, got 10"),
     "too large patch": (lambda d: train_args(d, "cube.mat", "gt.mat", "--patch", 81), "too large"),
     "too few pixels": (lambda d: train_args(d, "cube.mat", "gt_lonely.mat"), "too few"),
+    # svm crashed in scikit-learn after writing config.json, HybridSN scored "OA 100 %" on its one class
+    "one class (svm)": (lambda d: train_args(d, "cube.mat", "gt_one.mat", "--model", "svm"),
+                        "gives training pixels to 1 class(es) (class 11) of the 1 in the ground truth"),
+    "one class (hybridsn)": (lambda d: train_args(d, "cube.mat", "gt_one.mat"), "needs at least two classes"),
     "unknown model": (lambda d: train_args(d, "cube.mat", "gt.mat", "--model", "resnet"), "hybridsn_2d3d"),
     "unknown attention": (lambda d: train_args(d, "cube.mat", "gt.mat", "--attention", "magic"), "cbam"),
     "unknown dataset": (lambda d: ["train", "--dataset", "indian_pine", *SMALL], "known datasets: indian_pines"),

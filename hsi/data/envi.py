@@ -104,11 +104,18 @@ def open_image(hdr):
         samples, lines, bands = (int(header[k]) for k in ("samples", "lines", "bands"))
         code = int(header.get("data type", "0"))
         offset = int(header.get("header offset", "0"))
-        big_endian = int(header.get("byte order", "0")) == 1
+        byte_order = int(header.get("byte order", "0"))
     except KeyError as exc:
         raise DataError(f"{hdr}: ENVI header has no {exc.args[0]!r} entry") from None
     except ValueError as exc:
         raise DataError(f"{hdr}: ENVI header has a non-integer size or type entry ({exc})") from None
+    for key, value, least in (("samples", samples, 1), ("lines", lines, 1), ("bands", bands, 1),
+                              ("header offset", offset, 0)):
+        if value < least:
+            raise DataError(f"{hdr}: ENVI header says {key} = {value}; expected a whole number >= {least}")
+    if byte_order not in (0, 1):
+        raise DataError(f"{hdr}: ENVI byte order {byte_order} is not supported (expected 0 for little-endian or "
+                        f"1 for big-endian)")
     if code not in DTYPES:
         raise DataError(f"{hdr}: ENVI data type {code} is not supported (expected one of {sorted(DTYPES)}: "
                         f"integers or real floats)")
@@ -116,13 +123,15 @@ def open_image(hdr):
     layouts = {"bsq": (bands, lines, samples), "bil": (lines, bands, samples), "bip": (lines, samples, bands)}
     if interleave not in layouts:
         raise DataError(f"{hdr}: unknown interleave {interleave!r} (expected bsq, bil or bip)")
-    dtype = np.dtype(DTYPES[code]).newbyteorder(">" if big_endian else "<")
+    dtype = np.dtype(DTYPES[code]).newbyteorder(">" if byte_order == 1 else "<")
     image = image_file(hdr)
     needed = offset + samples * lines * bands * dtype.itemsize
-    if image.stat().st_size < needed:
-        raise DataError(f"{image}: truncated ENVI image: {image.stat().st_size} bytes, expected {needed} "
-                        f"({lines} lines x {samples} samples x {bands} bands of {dtype.name} after a "
-                        f"{offset}-byte offset)")
+    size = image.stat().st_size
+    if size != needed:
+        what = "truncated ENVI image" if size < needed else "ENVI image larger than its header says"
+        raise DataError(f"{image}: {what}: {size} bytes, expected exactly {needed} ({lines} lines x {samples} "
+                        f"samples x {bands} bands of {dtype.name} after a {offset}-byte offset); check the "
+                        f"header's samples, lines, bands, data type and header offset")
     mapped = np.memmap(image, dtype=dtype, mode="r", offset=offset, shape=layouts[interleave])
     order = {"bsq": (1, 2, 0), "bil": (0, 2, 1), "bip": (0, 1, 2)}[interleave]
     return mapped.transpose(order), header

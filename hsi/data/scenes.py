@@ -15,6 +15,7 @@ from .mapped import MappedCube
 from .registry import SCENES, SceneInfo, find_by_file, palette_for
 
 log = logging.getLogger("hsi")
+_LARGEST_ID = int(np.iinfo(np.int32).max)      # map.npy holds label ids as int32
 
 
 @dataclass
@@ -59,6 +60,20 @@ class Scene:
         rows, cols, bands = self.cube.shape
         return (f"Scene({self.name!r}, {rows}x{cols}x{bands}, {self.n_classes} classes, "
                 f"{int((self.labels >= 0).sum())} labelled pixels)")
+
+
+def class_indices(ids, label_ids):
+    """The class index ``k`` of each label id in ``ids`` (``label_ids[k] == id``), -1 for an id not among
+    ``label_ids`` (0, unlabelled, included). Found by binary search: the memory grows with the number of pixels
+    and classes, never with the largest id."""
+    ids = np.asarray(ids)
+    label_ids = np.asarray(label_ids, dtype=np.int64).ravel()
+    if not label_ids.size:
+        return np.full(ids.shape, -1, dtype=np.int64)
+    order = np.argsort(label_ids, kind="stable")
+    ordered = label_ids[order]
+    at = np.minimum(np.searchsorted(ordered, ids), ordered.size - 1)
+    return np.where(ordered[at] == ids, order[at], -1).astype(np.int64)
 
 
 def list_scenes():
@@ -214,11 +229,18 @@ def load_recorded(record, *, cube=None, gt=None, key=None, gt_key=None, data_dir
         scene = load_scene(record["cube"]["path"], record["gt"]["path"] if record.get("gt") else None,
                            key=record.get("key"), gt_key=record.get("gt_key"), download=False)
         where = record["cube"]["path"]
-    if verify and arrays_sha256(scene) != record["arrays_sha256"]:
+    if verify:
+        check_arrays(scene, record, where)
+    return scene
+
+
+def check_arrays(scene, record, where):
+    """Refuse a ``scene`` (read from ``where``) whose arrays are not the ones ``record`` (a :func:`scene_record`)
+    describes."""
+    if arrays_sha256(scene) != record["arrays_sha256"]:
         raise DataError(f"{where}: the scene read from there is not the one this run was trained on (sha256 of "
                         f"its arrays differs from the record in config.json); point to the original with "
                         f"{_POINT_ELSEWHERE}")
-    return scene
 
 
 def _check_recorded_file(entry):
@@ -267,6 +289,9 @@ def _make_scene(cube, labels, info, name, wavelengths, source, gt_source, origin
     if raw.min(initial=0) < 0:
         raise DataError(f"{where_gt}: negative labels {sorted(set(raw[raw < 0].tolist()))[:5]}; "
                         f"expected 0 for unlabelled and positive class ids")
+    if raw.max(initial=0) > _LARGEST_ID:
+        raise DataError(f"{where_gt}: label ids {sorted(set(raw[raw > _LARGEST_ID].tolist()))[:5]} are too large; "
+                        f"expected ids up to {_LARGEST_ID} (class maps store ids as int32)")
     if mapped:
         _drop_nodata_labels(cube, raw, where_gt)
     present = np.unique(raw[raw > 0])
@@ -280,11 +305,10 @@ def _make_scene(cube, labels, info, name, wavelengths, source, gt_source, origin
     else:
         label_ids = present
         class_names = [f"class {i}" for i in label_ids]
-    lookup = np.full(int(raw.max(initial=0)) + 1, -1, dtype=np.int64)
-    lookup[label_ids[label_ids < lookup.size]] = np.arange(len(label_ids))[label_ids < lookup.size]
     if wavelengths is not None and len(wavelengths) != cube.shape[2]:
         wavelengths = None
-    return Scene(cube=cube if mapped else np.ascontiguousarray(cube, dtype=np.float32), labels=lookup[raw],
+    classes = class_indices(raw, label_ids)
+    return Scene(cube=cube if mapped else np.ascontiguousarray(cube, dtype=np.float32), labels=classes,
                  label_ids=label_ids, class_names=class_names, palette=palette_for(label_ids) if len(label_ids)
                  else np.zeros((0, 3), np.uint8), name=name, wavelengths=wavelengths, source=source,
                  header=getattr(cube, "header", None), origin=origin)

@@ -110,3 +110,31 @@ def test_truncated_envi_image_is_refused(tmp_path, crop):
     img.write_bytes(img.read_bytes()[:-2])
     with pytest.raises(hsi.DataError, match="truncated ENVI image"):
         hsi.load_scene(hdr)
+
+
+def test_image_larger_than_its_header_is_refused(tmp_path, crop):
+    """A BIP cube of 200 bands whose header says 100 was read misaligned (every pixel a mix of two); the size must
+    be exactly offset + lines x samples x bands x itemsize, and the error names both sizes."""
+    hdr = write_envi(tmp_path / "cube.hdr", crop, "bip", "<i2", offset=5)
+    hdr.write_text(hdr.read_text().replace("bands = 200", "bands = 100"))
+    needed = 5 + 13 * 17 * 100 * 2
+    with pytest.raises(hsi.DataError, match=f"larger than its header says: {5 + crop.size * 2} bytes, "
+                                            f"expected exactly {needed}"):
+        hsi.load_scene(hdr)
+
+
+@pytest.mark.parametrize("order", ["2", "-1", "255"])
+def test_byte_order_other_than_0_or_1_is_refused(tmp_path, crop, order):
+    hdr = write_envi(tmp_path / "cube.hdr", crop, "bsq", "<i2")
+    hdr.write_text(hdr.read_text().replace("byte order = 0", f"byte order = {order}"))
+    with pytest.raises(hsi.DataError, match=f"byte order {order} is not supported"):
+        hsi.load_scene(hdr)
+
+
+@pytest.mark.parametrize("key, value", [("lines", 13), ("samples", 17), ("header offset", 0)])
+def test_negative_sizes_are_one_data_error(tmp_path, crop, key, value):
+    """Negative lines or samples were an OverflowError or ValueError from numpy; a negative offset too."""
+    hdr = write_envi(tmp_path / "cube.hdr", crop, "bil", "<i2")
+    hdr.write_text(hdr.read_text().replace(f"{key} = {value}", f"{key} = -{value or 4}"))
+    with pytest.raises(hsi.DataError, match=f"ENVI header says {key} = -{value or 4}; expected a whole number"):
+        hsi.load_scene(hdr)

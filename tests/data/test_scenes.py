@@ -57,3 +57,47 @@ def test_missing_scene_without_download(tmp_path, monkeypatch):
 
 def test_list_scenes():
     assert hsi.list_scenes() == ["indian_pines", "salinas", "salinas_a", "pavia_u", "pavia_c", "ksc", "botswana"]
+
+
+def _field_with_big_id(folder, indian_pines, big):
+    """A 40 x 40 crop of Indian Pines whose ground truth has ids 2 and 11 and a 5 x 5 block of id ``big``."""
+    import scipy.io
+
+    gt = np.where(indian_pines.labels[:40, :40] >= 0, 2, 0)
+    gt[20:] = np.where(gt[20:] > 0, 11, 0)
+    gt[:5, :5] = big
+    scipy.io.savemat(folder / "cube.mat", {"cube": indian_pines.cube[:40, :40]})
+    scipy.io.savemat(folder / "gt.mat", {"gt": gt.astype(np.int64)})
+    return folder / "cube.mat", folder / "gt.mat", gt
+
+
+def test_label_lookup_does_not_grow_with_the_largest_id(tmp_path, indian_pines):
+    """An id of 3e8 in a 40 x 40 map made a 2.4 GB lookup table; now the memory is that of the map."""
+    import tracemalloc
+
+    cube, gt_path, gt = _field_with_big_id(tmp_path, indian_pines, 300_000_000)
+    tracemalloc.start()
+    try:
+        scene = hsi.load_scene(cube, gt_path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 2**20
+    assert scene.label_ids.tolist() == [2, 11, 300_000_000]
+    np.testing.assert_array_equal(scene.labels, np.searchsorted([2, 11, 300_000_000], gt) * (gt > 0) - (gt == 0))
+
+
+def test_label_id_beyond_int32_is_one_data_error(tmp_path, indian_pines):
+    """2**40 was a MemoryError traceback (an 8 TiB lookup table)."""
+    cube, gt_path, _ = _field_with_big_id(tmp_path, indian_pines, 2**40)
+    with pytest.raises(hsi.DataError, match=r"gt.mat: label ids \[1099511627776\] are too large; expected ids up "
+                                            r"to 2147483647"):
+        hsi.load_scene(cube, gt_path)
+
+
+def test_class_indices_finds_ids_in_any_order():
+    from hsi.data.scenes import class_indices
+
+    ids = np.array([[0, 7, 3], [2**31 - 1, 5, 3]])
+    np.testing.assert_array_equal(class_indices(ids, [3, 2**31 - 1, 7]), [[-1, 2, 0], [1, -1, 0]])
+    np.testing.assert_array_equal(class_indices(ids, []), np.full((2, 3), -1))
