@@ -89,18 +89,18 @@ def load_scene(source, gt=None, *, key=None, gt_key=None, data_dir=None, downloa
     gt_info = find_by_file(Path(gt).name) if gt is not None else None
     info = cube_info if cube_info is not None and cube_info is gt_info else None
     cube, wavelengths = read_array(path, key or _registry_key(path, cube_info, "cube_key"), "cube")
-    origin, names = _files_origin(path, gt, key, gt_key), None
+    origin, classes = _files_origin(path, gt, key, gt_key), None
     if gt is None:
         labels = np.zeros(cube.shape[:2], dtype=np.int64)
     elif is_vector(gt):
-        labels, names, vector = rasterize_labels(gt, cube, field=label_field, layer=gt_layer, overlap=overlap)
+        labels, classes, vector = rasterize_labels(gt, cube, field=label_field, layer=gt_layer, overlap=overlap)
         origin.update(label_field=label_field, gt_layer=gt_layer, overlap=overlap, vector=vector)
     else:
         labels, _ = read_array(gt, gt_key or _registry_key(gt, gt_info, "gt_key"), "labels")
     scene = _make_scene(cube, labels, info, info.name if info else path.stem, wavelengths, str(path),
                         str(gt) if gt is not None else None, origin)
-    if names is not None:
-        scene.class_names = [names[i - 1] for i in scene.label_ids]
+    if classes is not None:
+        scene.class_names = [classes[int(i)] for i in scene.label_ids]
     return scene
 
 
