@@ -277,10 +277,12 @@ def _write_geotiff(job: MapJob, path: Path, rows_per_block: int = 512) -> tuple[
         log.warning("map in %s; the GeoTIFF has pixel coordinates only", _geometry_note(grid))
     rows, cols = values.shape
     names = ["Unclassified", *map(str, job.class_names)]
-    tif = rasterio.open(path, "w", driver="GTiff", width=cols, height=rows, count=1,
-                        dtype=np.dtype(values.dtype).name, nodata=0, compress="deflate", tiled=True,
-                        transform=Affine(*grid.transform) if grid else None,
-                        crs=grid.crs if grid else None)
+    with warnings.catch_warnings():
+        if grid is None:            # said above, once
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        tif = rasterio.open(path, "w", driver="GTiff", width=cols, height=rows, count=1,
+                            dtype=np.dtype(values.dtype).name, nodata=0, compress="deflate", tiled=True,
+                            transform=Affine(*grid.transform) if grid else None, crs=grid.crs if grid else None)
     colors = np.vstack([np.zeros((1, 3), np.uint8), np.asarray(job.palette, dtype=np.uint8)])
     if np.dtype(values.dtype) == np.uint8:
         tif.write_colormap(1, {i: (*map(int, c), 255) for i, c in enumerate(colors)})
@@ -325,7 +327,7 @@ def write_cog(job: MapJob, prefix: Path) -> dict[str, tuple[Path, str]]:
     tiled, grid = _write_geotiff(job, _file(prefix, "_tiled.tif"))
     path = _file(prefix, ".tif")
     with warnings.catch_warnings():
-        if grid is None:            # said once already by _write_geotiff
+        if grid is None:            # said once by _write_geotiff
             warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
         rasterio.shutil.copy(tiled, path, driver="COG", compress="deflate", resampling="nearest", blocksize=512)
     tiled.unlink()
