@@ -160,8 +160,10 @@ def build_parser():
     p.add_argument("--out", help="output path prefix (default: RUN_DIR/map)")
     p.add_argument("--format", default="png,npy",
                    help="comma-separated: png (map with legend beside the ground truth), npy (label ids), envi "
-                        "(classification image), tif (GeoTIFF, needs the geo extra), rgb (false-colour "
-                        "composite); default png,npy. ENVI and GeoTIFF outputs keep the input's map coordinates")
+                        "(classification image), tif (GeoTIFF), cog (Cloud-Optimized GeoTIFF), gpkg (class "
+                        "polygons, GeoPackage), rgb (false-colour composite); default png,npy. tif, cog and gpkg "
+                        "need the geo extra. ENVI, GeoTIFF and GeoPackage outputs keep the input's map coordinates; "
+                        "for a swath with a GLT (EMIT) tif, cog and gpkg are orthorectified on the GLT's grid")
     p.add_argument("--probs", action="store_true",
                    help="also write the class probabilities and a confidence band as an ENVI float32 cube "
                         "(OUT_probs.hdr)")

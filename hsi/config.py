@@ -17,6 +17,7 @@ from .checks import is_whole
 from .data.augment import augmentation_names, list_augmentations
 from .data.patches import PADDING_MODES, check_patch_size
 from .data.splits import folded_splits, is_folded, list_splits
+from .data.vector import OVERLAP_RULES
 from .errors import ConfigError
 from .metrics import CHECKPOINT_RULES
 
@@ -110,6 +111,13 @@ class RunConfig:
     gt: str | None = setting(None, "label file for --cube", group="scene")
     key: str | None = setting(None, ".mat key of the cube when the file holds several arrays", group="scene")
     gt_key: str | None = setting(None, ".mat key of the labels", group="scene")
+    label_field: str | None = setting(None, "polygon ground truth (--gt fields.gpkg/.shp/.geojson): the attribute "
+                                            "naming each polygon's class", group="scene")
+    gt_layer: str | None = setting(None, "polygon ground truth: the layer to read (default: the first)",
+                                   group="scene")
+    overlap: str = setting("refuse", "polygon ground truth: pixels inside polygons of different classes are an "
+                                     "error (refuse), unlabelled (drop) or take the first polygon's class (first)",
+                           choices=OVERLAP_RULES, group="scene")
     data_dir: str | None = setting(None, "folder holding the scene files (searched before $HSI_DATA_DIR and the "
                                          "cache); with --resume: where the run's files are now, if they moved",
                                    group="scene")

@@ -1,4 +1,4 @@
-"""Map output formats chosen by name: ``--format png,npy,envi,tif,rgb``, one writer for every path.
+"""Map output formats chosen by name: ``--format png,npy,envi,tif,cog,gpkg,rgb``, one writer for every path.
 
 A format is one function registered with ``@register_format("name")``: it gets a :class:`MapJob` (the finished
 map and what it was made from) and a temporary prefix, writes its files there and returns them as
@@ -10,8 +10,11 @@ through the ``hsi.formats`` entry-point group (name = format name, value = a wri
 """
 from __future__ import annotations
 
+import logging
 import secrets
 import shutil
+import warnings
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +24,14 @@ import numpy as np
 
 from .atomic import atomic_path, replace_durably
 from .data.envi import carried_entries, classification_header, image_file
+from .data.grid import MapGrid, map_grid
 from .data.mapped import release_pages
 from .errors import ConfigError
 from .plugins import load_plugins
 
 ENTRY_POINT_GROUP = "hsi.formats"
-SUFFIXES = {".png", ".npy", ".hdr", ".img", ".tif"}
+SUFFIXES = {".png", ".npy", ".hdr", ".img", ".tif", ".gpkg"}
+log = logging.getLogger("hsi")
 
 Writer = Callable[["MapJob", Path], dict[str, tuple[Path, str]]]
 _registered: dict[str, Writer] = {}
@@ -128,6 +133,7 @@ def write_outputs(job: MapJob, formats: Iterable[str], prefix: str | Path,
     (``prefix`` + its suffix; headers after their images). ``staged`` files (already written into ``tmpdir``,
     such as a streamed probability cube) move with them. Returns ``{key: final path}``."""
     prefix = output_prefix(prefix)
+    formats = list(formats)
     writers = [_writer(name) for name in formats]
     own_tmpdir = tmpdir is None
     tmpdir = tmpdir or prefix.parent / f".{prefix.name}.tmp-{secrets.token_hex(4)}"
@@ -136,8 +142,13 @@ def write_outputs(job: MapJob, formats: Iterable[str], prefix: str | Path,
         tmpdir.mkdir()
     try:
         files = dict(staged or {})
-        for writer in writers:
-            files.update(writer(job, tmpdir / "map"))
+        for name, writer in zip(formats, writers, strict=True):
+            made = writer(job, tmpdir / "map")
+            clash = {k for k, (_, suffix) in made.items() for _, other in files.values() if other == suffix}
+            if clash:
+                raise ConfigError(f"map format {name!r} writes {sorted(made[k][1] for k in clash)}, as another "
+                                  f"asked format does; ask for one of them")
+            files.update(made)
         written = {}
         for key, (path, suffix) in sorted(files.items(), key=lambda item: item[1][1].endswith(".hdr")):
             target = prefix.with_name(prefix.name + suffix)
@@ -226,39 +237,144 @@ def write_rgb(job: MapJob, prefix: Path) -> dict[str, tuple[Path, str]]:
     return {"rgb": (path, "_rgb.png")}
 
 
-@register_format("tif")
-def write_tif(job: MapJob, prefix: Path, rows_per_block: int = 512) -> dict[str, tuple[Path, str]]:
-    """``.tif``: the class values as a tiled, compressed GeoTIFF with the input image's transform and CRS (as
-    GDAL reads its header), written a block of rows at a time. Needs the ``geo`` extra (rasterio)."""
-    try:
-        import rasterio
-        from rasterio.transform import Affine
-        from rasterio.windows import Window
-    except ImportError:
-        raise ConfigError("the tif format needs rasterio: install the geo extra (pip install hsi[geo])") from None
-    path = _file(prefix, ".tif")
-    values = job.values
-    rows, cols = values.shape
-    transform, crs = Affine.identity(), None
+def map_placement(job: MapJob) -> tuple[np.ndarray, MapGrid | None]:
+    """The class values on the map grid the scene names, and that grid: an ENVI header's map information, a
+    GeoTIFF's CRS and transform, or for a swath product the map grid of its GLT (each map cell takes the class of
+    the sensor pixel its GLT entry names; the map is then orthorectified). ``(values, None)`` when the scene names
+    no map placement (a bare map, a .mat or .npy cube, a swath with latitude/longitude alone): sensor geometry."""
+    import rasterio
+
+    shape = (int(job.values.shape[0]), int(job.values.shape[1]))
     source = _georeferenced_image(job.scene)
     if source is not None:
         with rasterio.open(source) as src:
-            transform, crs = src.transform, src.crs
+            if src.crs is not None:
+                return job.values, MapGrid(shape, tuple(src.transform)[:6], src.crs.to_wkt())
+    cube = getattr(job.scene, "cube", None)
+    grid = map_grid(getattr(cube, "geometry", None), shape, str(getattr(job.scene, "source", "the scene")))
+    return (job.values, None) if grid is None else (grid.to_map(job.values), grid)
+
+
+def _geometry_note(grid: MapGrid | None) -> str:
+    if grid is None:
+        return "sensor geometry: the scene names no map placement (no CRS and transform, no GLT)"
+    return "orthorectified through the product's GLT" if grid.glt is not None else "the scene's map grid"
+
+
+def _rasterio() -> Any:
+    try:
+        import rasterio
+        import rasterio.shutil  # noqa: F401  (the COG copy)
+    except ImportError:
+        raise ConfigError("the tif, cog and gpkg formats need rasterio: install the geo extra "
+                          "(pip install hsi-toolkit[geo])") from None
+    return rasterio
+
+
+def _write_geotiff(job: MapJob, path: Path, rows_per_block: int = 512) -> tuple[Path, MapGrid | None]:
+    """The class values (0 = unclassified, the no-data value) as a tiled, deflate-compressed GeoTIFF on the map
+    grid of :func:`map_placement`, with the palette as colour table (8-bit maps), the class names as tags and as
+    GDAL category names (``.tif.aux.xml`` beside it)."""
+    rasterio = _rasterio()
+    from rasterio.transform import Affine
+    from rasterio.windows import Window
+
+    values, grid = map_placement(job)
+    if grid is None:
+        log.warning("map in %s; the GeoTIFF has pixel coordinates only", _geometry_note(grid))
+    rows, cols = values.shape
     names = ["Unclassified", *job.id_names]
-    tif = rasterio.open(path, "w", driver="GTiff", width=cols, height=rows, count=1,
-                        dtype=np.dtype(values.dtype).name, transform=transform, crs=crs, nodata=0,
-                        compress="deflate", tiled=True)
+    with warnings.catch_warnings():
+        if grid is None:            # said above, once
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        tif = rasterio.open(path, "w", driver="GTiff", width=cols, height=rows, count=1,
+                            dtype=np.dtype(values.dtype).name, nodata=0, compress="deflate", tiled=True,
+                            transform=Affine(*grid.transform) if grid else None, crs=grid.crs if grid else None)
     colors = np.vstack([np.zeros((1, 3), np.uint8), np.asarray(job.palette, dtype=np.uint8)])
     if np.dtype(values.dtype) == np.uint8:
         tif.write_colormap(1, {i: (*map(int, c), 255) for i, c in enumerate(colors)})
     tif.update_tags(1, class_names=",".join(names), **{f"class_{i}": name for i, name in enumerate(names)})
-    tif.update_tags(label_ids=",".join(str(int(i)) for i in [0, *job.label_ids]))
+    tif.update_tags(label_ids=",".join(str(int(i)) for i in [0, *job.label_ids]), geometry=_geometry_note(grid))
     with tif:
         for r0 in range(0, rows, rows_per_block):
             block = np.asarray(values[r0:r0 + rows_per_block])
             tif.write(block, 1, window=Window(0, r0, cols, len(block)))
             release_pages(values)
-    return {"tif": (path, ".tif")}
+    return path, grid
+
+
+def _category_names(names: list[str], path: Path) -> Path:
+    """GDAL's sidecar (``.aux.xml``) naming each value of band 1: value 0 "Unclassified", k + 1 class k."""
+    band = ET.Element("PAMRasterBand", band="1")
+    categories = ET.SubElement(band, "CategoryNames")
+    for name in names:
+        ET.SubElement(categories, "Category").text = name
+    root = ET.Element("PAMDataset")
+    root.append(band)
+    ET.ElementTree(root).write(path, encoding="utf-8")
+    return path
+
+
+@register_format("tif")
+def write_tif(job: MapJob, prefix: Path) -> dict[str, tuple[Path, str]]:
+    """``.tif``: the class values as a tiled, compressed GeoTIFF on the scene's map grid (see
+    :func:`map_placement`: the input's CRS and transform, or for a swath the GLT's grid, orthorectified), the
+    palette as colour table, 0 = unclassified as no-data and the class names as GDAL category names (``.tif.aux.xml``)
+    and tags; written a block of rows at a time. Needs the ``geo`` extra (rasterio)."""
+    path, _ = _write_geotiff(job, _file(prefix, ".tif"))
+    aux = _category_names(["Unclassified", *map(str, job.class_names)], _file(prefix, ".tif.aux.xml"))
+    return {"tif": (path, ".tif"), "_tif categories": (aux, ".tif.aux.xml")}
+
+
+@register_format("cog")
+def write_cog(job: MapJob, prefix: Path) -> dict[str, tuple[Path, str]]:
+    """``.tif`` as a Cloud-Optimized GeoTIFF: the ``tif`` format's image copied by GDAL's COG driver (512-pixel
+    tiles, deflate, overviews by nearest class), with the same colour table, tags and category names."""
+    rasterio = _rasterio()
+    tiled, grid = _write_geotiff(job, _file(prefix, "_tiled.tif"))
+    path = _file(prefix, ".tif")
+    with warnings.catch_warnings():
+        if grid is None:            # said once by _write_geotiff
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        rasterio.shutil.copy(tiled, path, driver="COG", compress="deflate", resampling="nearest", blocksize=512)
+    tiled.unlink()
+    aux = _category_names(["Unclassified", *map(str, job.class_names)], _file(prefix, ".tif.aux.xml"))
+    return {"cog": (path, ".tif"), "_cog categories": (aux, ".tif.aux.xml")}
+
+
+@register_format("gpkg")
+def write_gpkg(job: MapJob, prefix: Path) -> dict[str, tuple[Path, str]]:
+    """``.gpkg``: the class map as polygons (one per 4-connected region of a class) in the scene's CRS, layer
+    ``classes`` with ``class_id`` (the original label id), ``class_name`` and ``area_m2``; on the map grid of
+    :func:`map_placement` (for a swath, orthorectified through its GLT). Needs the ``geo`` extra."""
+    _rasterio()
+    import pyogrio
+    import shapely
+    from pyproj import CRS
+    from rasterio.features import shapes
+    from rasterio.transform import Affine
+
+    values, grid = map_placement(job)
+    if grid is None:
+        raise ConfigError(f"the gpkg format places polygons on a map, but this map is in {_geometry_note(grid)}; "
+                          f"classify a georeferenced scene (GeoTIFF, ENVI with map info, EMIT with its GLT)")
+    values = np.asarray(values)
+    regions = list(shapes(values, mask=values > 0, connectivity=4, transform=Affine(*grid.transform)))
+    polygons = np.array([shapely.geometry.shape(g) for g, _ in regions], dtype=object)
+    index = np.array([int(v) for _, v in regions], dtype=np.int64) - 1
+    crs = CRS.from_user_input(grid.crs)
+    geod = crs.get_geod() if crs.is_geographic else None
+    if geod is not None:
+        area = np.array([abs(geod.geometry_area_perimeter(p)[0]) for p in polygons], dtype=np.float64)
+    else:
+        area = shapely.area(polygons).astype(np.float64) * crs.axis_info[0].unit_conversion_factor ** 2
+    label_ids = np.asarray(job.label_ids, dtype=np.int64)
+    names = np.array([str(n) for n in job.class_names], dtype=object)
+    path = _file(prefix, ".gpkg")
+    pyogrio.raw.write(path, shapely.to_wkb(polygons), [label_ids[index], names[index], area],
+                      fields=["class_id", "class_name", "area_m2"], layer="classes", geometry_type="Polygon",
+                      crs=crs.to_wkt(), driver="GPKG", layer_metadata={"geometry": _geometry_note(grid)})
+    return {"gpkg": (path, ".gpkg")}
 
 
 def _georeferenced_image(scene: Any) -> Path | None:

@@ -40,7 +40,8 @@ def scene_for(config):
     source = config.dataset or config.cube
     if source is None:
         raise ConfigError("give a dataset name or a cube file (with its label file)")
-    return load_scene(source, config.gt, key=config.key, gt_key=config.gt_key, data_dir=config.data_dir)
+    return load_scene(source, config.gt, key=config.key, gt_key=config.gt_key, data_dir=config.data_dir,
+                      label_field=config.label_field, gt_layer=config.gt_layer, overlap=config.overlap)
 
 
 def run_scene(run_dir, *, cube=None, gt=None, key=None, gt_key=None, data_dir=None, verify=True):

@@ -78,7 +78,7 @@ def test_datasets_lists_every_scene(ip_data_dir):
 def test_predict_refuses_an_unknown_format_before_predicting(cli_run, tmp_path):
     result = hsi("predict", cli_run, "--format", "png,tiff", "--out", tmp_path / "scene", check=False)
     assert result.returncode == 2 and result.stderr.strip() == \
-        "error: unknown map format(s) ['tiff']; expected one or more of png, npy, envi, rgb, tif"
+        "error: unknown map format(s) ['tiff']; expected one or more of png, npy, envi, rgb, tif, cog, gpkg"
     assert not list(tmp_path.iterdir())
 
 

@@ -123,10 +123,11 @@ def test_envi_map_of_300_classes_with_commas_and_braces_in_their_names(indian_pi
 
 
 @pytest.mark.parametrize("formats, message", [
-    (("png", "tiff"), "unknown map format(s) ['tiff']; expected one or more of png, npy, envi, tif"),
-    ("png, TIFF,gif", "unknown map format(s) ['tiff', 'gif']; expected one or more of png, npy, envi, tif"),
-    ("", "no map format given; expected one or more of png, npy, envi, tif"),
-    (" , ", "no map format given; expected one or more of png, npy, envi, tif"),
+    (("png", "tiff"), "unknown map format(s) ['tiff']; expected one or more of png, npy, envi, tif, cog, gpkg"),
+    ("png, TIFF,gif",
+     "unknown map format(s) ['tiff', 'gif']; expected one or more of png, npy, envi, tif, cog, gpkg"),
+    ("", "no map format given; expected one or more of png, npy, envi, tif, cog, gpkg"),
+    (" , ", "no map format given; expected one or more of png, npy, envi, tif, cog, gpkg"),
 ])
 def test_bad_formats_raise_before_writing(scene, tmp_path, formats, message):
     with pytest.raises(ConfigError) as info:

@@ -80,7 +80,7 @@ def read_geotiff(path: Path) -> Contents:
 
     try:
         with rasterio.open(path) as src:
-            shape, nodata = (src.height, src.width, src.count), src.nodata
+            shape, nodata, dtype = (src.height, src.width, src.count), src.nodata, src.dtypes[0]
             scales, offsets = np.array(src.scales), np.array(src.offsets)
             geometry = {"crs": src.crs.to_wkt() if src.crs else None, "transform": tuple(src.transform)[:6]}
             names = list(src.descriptions)
@@ -99,7 +99,7 @@ def read_geotiff(path: Path) -> Contents:
     def read(r0, r1, c0, c1):
         return handle.get().read(window=Window(c0, r0, c1 - c0, r1 - r0)).transpose(1, 2, 0)
 
-    windowed = WindowedArray(shape, read, scale=scales, offset=offsets, nodata=nodata)
+    windowed = WindowedArray(shape, read, scale=scales, offset=offsets, nodata=nodata, file_dtype=dtype)
     return _cube(path, windowed, None, wavelengths, fwhm, geometry)
 
 
@@ -127,7 +127,7 @@ def read_netcdf(path: Path) -> Contents:
             raise DataError(f"{path}: no 3-D 'reflectance' or 'radiance' variable (downtrack, crosstrack, bands); "
                             f"the file holds {sorted(f)}")
         var = f[name]
-        shape, nodata = var.shape, _attr(var, "_FillValue")
+        shape, nodata, dtype = var.shape, _attr(var, "_FillValue"), var.dtype
         scale, offset = _attr(var, "scale_factor", 1.0), _attr(var, "add_offset", 0.0)
         bands = f.get("sensor_band_parameters")
         wavelengths = np.asarray(bands["wavelengths"]) if bands is not None and "wavelengths" in bands else None
@@ -146,7 +146,7 @@ def read_netcdf(path: Path) -> Contents:
         return handle.get()[name][r0:r1, c0:c1, :]
 
     keep = None if good is None or good.all() else np.flatnonzero(good)
-    windowed = WindowedArray(shape, read, scale=scale, offset=offset, nodata=nodata)
+    windowed = WindowedArray(shape, read, scale=scale, offset=offset, nodata=nodata, file_dtype=dtype)
     return _cube(path, windowed, keep, wavelengths, fwhm, geometry)
 
 
@@ -163,6 +163,7 @@ def read_prisma(path: Path) -> Contents:
         group = f"HDFEOS/SWATHS/{swath}/Data Fields"
         cubes = [n for n in ("VNIR_Cube", "SWIR_Cube") if n in f[group]]
         lines, _, samples = f[f"{group}/VNIR_Cube"].shape
+        dtype = f[f"{group}/VNIR_Cube"].dtype
         counts = [f[f"{group}/{n}"].shape[1] for n in cubes]
         wavelengths, fwhm, scale, offset = [], [], [], []
         for cube, count in zip(cubes, counts, strict=True):
@@ -191,5 +192,5 @@ def read_prisma(path: Path) -> Contents:
     keep = np.flatnonzero(all_wavelengths > 0)
     keep = keep[np.argsort(all_wavelengths[keep], kind="stable")]
     windowed = WindowedArray((lines, samples, sum(counts)), read, scale=np.concatenate(scale),
-                             offset=np.concatenate(offset))
+                             offset=np.concatenate(offset), file_dtype=dtype)
     return _cube(path, windowed, keep, all_wavelengths, np.concatenate(fwhm), geometry)

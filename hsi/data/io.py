@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import DataError
 from .envi import open_image, split_list
+from .grid import map_grid
 from .mapped import MappedCube
 from .readers import Contents, reader_for, register_reader
 
@@ -47,7 +48,7 @@ def inspect_file(path, key=None) -> list[str]:
     cube, wavelengths = read_array(path, key, "cube")
     lines = [f"file: {path}", f"reader: {getattr(reader, 'reader_name', reader.__name__)}",
              f"shape: {' x '.join(map(str, cube.shape))} (rows x cols x bands)",
-             f"dtype: {getattr(getattr(cube, 'raw', cube), 'dtype', cube.dtype)} in the file, read as float32"]
+             f"dtype: {_file_dtype(cube)} in the file, read as float32"]
     if wavelengths is not None and len(wavelengths):
         lines.append(f"wavelengths: {wavelengths.min():g} - {wavelengths.max():g} nm ({len(wavelengths)} bands)")
     fwhm = getattr(cube, "fwhm", None)
@@ -67,7 +68,16 @@ def inspect_file(path, key=None) -> list[str]:
     swath = [k for k in ("lat", "lon", "glt_x", "glt_y") if k in geometry]
     if swath:
         lines.append(f"swath geometry: {', '.join(f'{k} {geometry[k].shape}' for k in swath)}")
+    grid = map_grid(geometry, cube.shape[:2], str(path))
+    if grid is not None and grid.glt is not None:
+        lines.append(f"map grid (GLT): {grid.shape[0]} x {grid.shape[1]} cells, {_crs_name(grid.crs)}, "
+                     f"transform {tuple(round(v, 6) for v in grid.transform)}")
     return lines
+
+
+def _file_dtype(cube):
+    raw = getattr(cube, "raw", cube)
+    return getattr(raw, "file_dtype", raw.dtype)
 
 
 def _crs_name(crs):

@@ -13,6 +13,7 @@ from . import download as _download
 from .io import read_array
 from .mapped import MappedCube
 from .registry import SCENES, SceneInfo, find_by_file, palette_for
+from .vector import is_vector, rasterize_labels
 
 log = logging.getLogger("hsi")
 _LARGEST_ID = int(np.iinfo(np.int32).max)      # map.npy holds label ids as int32
@@ -81,8 +82,13 @@ def list_scenes():
     return list(SCENES)
 
 
-def load_scene(source, gt=None, *, key=None, gt_key=None, data_dir=None, download=True):
+def load_scene(source, gt=None, *, key=None, gt_key=None, data_dir=None, download=True, label_field=None,
+               gt_layer=None, overlap="refuse"):
     """Load a scene by registry name (``"indian_pines"``) or from a cube file and an optional label file.
+
+    A label file may be polygons (GeoPackage, Shapefile, GeoJSON): ``label_field`` names the class attribute,
+    ``gt_layer`` the layer, ``overlap`` the rule for pixels inside polygons of different classes (see
+    :func:`hsi.data.vector.rasterize_labels`); the classes are named by the attribute's values.
 
     A name is looked for in ``data_dir``, ``$HSI_DATA_DIR`` and the user cache (each directly or in a
     sub-folder named after the scene); Indian Pines then falls back to the copy inside ``tensorly``;
@@ -98,12 +104,24 @@ def load_scene(source, gt=None, *, key=None, gt_key=None, data_dir=None, downloa
     gt_info = find_by_file(Path(gt).name) if gt is not None else None
     info = cube_info if cube_info is not None and cube_info is gt_info else None
     cube, wavelengths = read_array(path, key or _registry_key(path, cube_info, "cube_key"), "cube")
+    origin, classes = _files_origin(path, gt, key, gt_key), None
     if gt is None:
         labels = np.zeros(cube.shape[:2], dtype=np.int64)
+    elif is_vector(gt):
+        labels, classes, vector = rasterize_labels(gt, cube, field=label_field, layer=gt_layer, overlap=overlap)
+        origin.update(label_field=label_field, gt_layer=gt_layer, overlap=overlap, vector=vector)
     else:
         labels, _ = read_array(gt, gt_key or _registry_key(gt, gt_info, "gt_key"), "labels")
-    return _make_scene(cube, labels, info, info.name if info else path.stem, wavelengths, str(path),
-                       str(gt) if gt is not None else None, _files_origin(path, gt, key, gt_key))
+    scene = _make_scene(cube, labels, info, info.name if info else path.stem, wavelengths, str(path),
+                        str(gt) if gt is not None else None, origin)
+    if classes is not None:
+        scene.class_names = [classes[int(i)] for i in scene.label_ids]
+    return scene
+
+
+def _vector_options(record):
+    """The polygon options a :func:`scene_record` kept, to read its ground truth again the same way."""
+    return {k: record[k] for k in ("label_field", "gt_layer", "overlap") if k in record}
 
 
 def locate(name, data_dir=None):
@@ -213,7 +231,7 @@ def load_recorded(record, *, cube=None, gt=None, key=None, gt_key=None, data_dir
     """
     if cube is not None:
         scene = load_scene(cube, gt, key=key or record.get("key"), gt_key=gt_key or record.get("gt_key"),
-                           download=False)
+                           download=False, **_vector_options(record))
         where = f"{cube}" + (f" and {gt}" if gt else "")
     elif not record.get("cube") and "tensorly" not in record:
         raise DataError("this run's scene was built in memory, not read from a file; give its files with "
@@ -227,7 +245,8 @@ def load_recorded(record, *, cube=None, gt=None, key=None, gt_key=None, data_dir
             if record.get(role):
                 _check_recorded_file(record[role])
         scene = load_scene(record["cube"]["path"], record["gt"]["path"] if record.get("gt") else None,
-                           key=record.get("key"), gt_key=record.get("gt_key"), download=False)
+                           key=record.get("key"), gt_key=record.get("gt_key"), download=False,
+                           **_vector_options(record))
         where = record["cube"]["path"]
     if verify:
         check_arrays(scene, record, where)
@@ -264,7 +283,7 @@ def _load_from_folder(record, folder):
         if all((base / n).is_file() for n in names):
             paths = [base / n for n in names]
             return load_scene(paths[0], paths[1] if len(paths) > 1 else None, key=record.get("key"),
-                              gt_key=record.get("gt_key"), download=False)
+                              gt_key=record.get("gt_key"), download=False, **_vector_options(record))
     raise DataError(f"{folder}: does not hold {' and '.join(names)} (directly or in {sub}/), the files this run "
                     f"was trained on")
 

@@ -11,19 +11,22 @@ WindowReader = Callable[[int, int, int, int], np.ndarray]   # (r0, r1, c0, c1) -
 class WindowedArray:
     """``read(r0, r1, c0, c1)`` behind numpy-style indexing (slices, integers, integer arrays), as float32 with
     ``value * scale + offset`` per band and ``nodata`` values (in the file's units) as NaN. A
-    :class:`~hsi.data.mapped.MappedCube` over it (with ``ignore_value=nan``) is the scene's lazy cube."""
+    :class:`~hsi.data.mapped.MappedCube` over it (with ``ignore_value=nan``) is the scene's lazy cube.
+    ``file_dtype`` is the type the file stores (what ``hsi inspect`` reports)."""
 
     ndim = 3
     dtype = np.dtype(np.float32)
 
     def __init__(self, shape: tuple[int, int, int], read: WindowReader, *, scale: np.ndarray | float = 1.0,
-                 offset: np.ndarray | float = 0.0, nodata: float | None = None, rows_per_read: int = 256):
+                 offset: np.ndarray | float = 0.0, nodata: float | None = None, rows_per_read: int = 256,
+                 file_dtype: np.dtype | str | None = None):
         self.shape = tuple(int(n) for n in shape)
         self.read = read
         self.scale = np.asarray(scale, dtype=np.float32)
         self.offset = np.asarray(offset, dtype=np.float32)
         self.nodata = nodata
         self.rows_per_read = rows_per_read
+        self.file_dtype = np.dtype(file_dtype) if file_dtype is not None else self.dtype
 
     @property
     def size(self) -> int:

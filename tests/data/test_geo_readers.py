@@ -141,6 +141,7 @@ def test_hsi_inspect_prints_what_was_found(tmp_path, reflectance, capsys):
     assert main(["inspect", str(tif)]) == 0
     out = capsys.readouterr().out
     assert "reader: geotiff" in out and f"shape: {ROWS} x {COLS} x {BANDS}" in out
+    assert "dtype: int16 in the file, read as float32" in out
     assert "wavelengths: 420 - 460 nm (5 bands)" in out and "fwhm: 6 - 6.4 nm" in out
     assert f"no-data: {1 / (ROWS * COLS):.1%} of pixels" in out and "EPSG:32633" in out
     good = np.array([1, 0, 1, 1, 1], np.uint8)
@@ -148,6 +149,8 @@ def test_hsi_inspect_prints_what_was_found(tmp_path, reflectance, capsys):
     assert main(["inspect", str(tmp_path / "e.nc")]) == 0
     out = capsys.readouterr().out
     assert "bad bands: 1 (file bands [1])" in out and f"glt_x ({ROWS}, {COLS})" in out
+    assert f"map grid (GLT): {ROWS} x {COLS} cells, WGS 84 (EPSG:4326), transform (0.001, 0.0, 10.0, 0.0, " \
+           f"-0.001, 45.0)" in out
 
 
 def test_one_cube_as_geotiff_netcdf_and_envi_trains_to_identical_metrics(tmp_path, field, field_config):
