@@ -8,7 +8,8 @@ Every seed (0-4 by default) draws one ``disjoint`` split at ``--train-ratio`` wi
 and option trains and is tested on that same split. The models read one spectrum (pixel models and ``rf``/``svm``),
 so they run on 1x1 windows (``--patch 1``); the split keeps the 25x25 buffer, and the table gives the leakage at
 both the model's input (radius 0) and a 25x25 window. An option is a comma-separated list of augmentation names
-(``none`` for none), optionally followed by ``+ls=EPS`` for label smoothing. Finished runs are read back.
+(``none`` for none), optionally followed by ``+ls=EPS`` (label smoothing), ``+wd=W`` (weight decay) or any
+``+field=value`` of FitOptions, or ``+pca=N``, ``+whiten=0``, ``+standardize=1``. Finished runs are read back.
 """
 from __future__ import annotations
 
@@ -34,10 +35,20 @@ NETWORK_FIT = {"spectral_cnn": {"epochs": 200, "batch_size": 64, "lr": 1e-3},
 MODEL_OPTIONS = {"spectralformer": {"pixelwise": True}}
 
 
-def parse_option(text: str) -> tuple[str, float]:
-    """``"flip,noise+ls=0.1"`` -> (``"flip,noise"``, 0.1)."""
-    augment, _, smoothing = text.partition("+ls=")
-    return augment, float(smoothing) if smoothing else 0.0
+SHORT = {"ls": "label_smoothing", "wd": "weight_decay"}
+RUN_FIELDS = ("pca", "whiten", "standardize")
+
+
+def parse_option(text: str) -> tuple[str, dict]:
+    """``"flip,noise+ls=0.1+epochs=50"`` -> (``"flip,noise"``, ``{"label_smoothing": 0.1, "epochs": 50}``): the
+    augmentations, then FitOptions fields (``ls`` label smoothing, ``wd`` weight decay) that override the model's,
+    or the RunConfig fields ``pca``, ``whiten`` and ``standardize`` (0 / 1)."""
+    augment, *changes = text.split("+")
+    fit = {}
+    for change in changes:
+        key, _, value = change.partition("=")
+        fit[SHORT.get(key, key)] = int(value) if value.isdigit() else float(value)
+    return augment, fit
 
 
 def run_one(model: str, option: str, seed: int, split, scene, args) -> dict:
@@ -46,14 +57,14 @@ def run_one(model: str, option: str, seed: int, split, scene, args) -> dict:
         return json.loads((out / "metrics.json").read_text())
     if out.exists():
         shutil.rmtree(out)
-    augment, smoothing = parse_option(option)
-    fit = {**NETWORK_FIT.get(model, {}), "device": "cpu"}
-    if smoothing:
-        fit["label_smoothing"] = smoothing
+    augment, changes = parse_option(option)
+    run = {key: changes.pop(key) for key in RUN_FIELDS if key in changes}
+    run = {key: bool(value) if key != "pca" else value for key, value in run.items()}
+    fit = {**NETWORK_FIT.get(model, {}), **changes, "device": "cpu"}
+    settings = {"pca": args.pca, "whiten": True, **run}
     config = RunConfig(dataset="indian_pines", model=model, split="disjoint", train_ratio=args.train_ratio,
-                       val_ratio=0.1, pca=args.pca, pca_fit="train", whiten=True, patch=args.patch, augment=augment,
-                       seed=seed, write_map=False, model_kwargs=dict(MODEL_OPTIONS.get(model, {})),
-                       fit=FitOptions(**fit))
+                       val_ratio=0.1, pca_fit="train", patch=args.patch, augment=augment, seed=seed, write_map=False,
+                       model_kwargs=dict(MODEL_OPTIONS.get(model, {})), fit=FitOptions(**fit), **settings)
     return train(config, out, scene=scene, split=split, progress=False)
 
 
@@ -62,8 +73,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="folder of the run folders (reused when rerun)")
     parser.add_argument("--models", default="rf,svm,spectral_cnn")
     parser.add_argument("--options", default="none,flip,brightness,noise,spectral_shift,spectral_smooth,mix",
-                        help="semicolon-separated options; each a comma-separated augmentation list, +ls=EPS for "
-                             "label smoothing")
+                        help="semicolon-separated options; each a comma-separated augmentation list, then "
+                             "+ls=EPS (label smoothing), +wd=W (weight decay), +epochs=N, ...")
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--train-ratio", type=float, default=0.1)
     parser.add_argument("--split-patch", type=int, default=25, help="window whose buffer the split keeps")
