@@ -65,6 +65,9 @@ class FitOptions:
     patience: int | None = setting(None, "stop after this many epochs without a better validation OA (or, at "
                                          "equal OA, a lower validation loss); off by default", group="optimisation")
     class_weights: bool = setting(False, "weight the loss by inverse class frequency", group="optimisation")
+    label_smoothing: float = setting(0.0, "label smoothing of the cross-entropy: the target puts 1 - EPS on the "
+                                          "class and EPS spread evenly over all classes (0: none)",
+                                     group="optimisation")
     device: str = setting("auto", "auto (CUDA when present), cpu or cuda", group="optimisation")
     amp: bool = setting(False, "mixed precision (CUDA only)", group="optimisation")
     workers: int = setting(0, "data loader worker processes", group="optimisation")
@@ -85,6 +88,8 @@ class FitOptions:
                 raise ConfigError(f"{name.replace('_', '-')} must be an integer >= 1, got {getattr(self, name)!r}")
         if not self.lr > 0:
             raise ConfigError(f"learning rate must be positive, got {self.lr}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(f"label-smoothing must be in [0, 1), got {self.label_smoothing!r}")
         if self.scheduler not in SCHEDULERS:
             raise ConfigError(f"scheduler must be plateau or cosine, got {self.scheduler!r}")
         if self.patience is not None and not is_whole(self.patience, 1):

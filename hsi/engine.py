@@ -71,7 +71,7 @@ class Trainer:
         if options.class_weights:
             assert train_set.labels is not None       # a training set is labelled
             weights = inverse_frequency_weights(train_set.labels, n_classes)
-        self.loss = PixelLoss(weights).to(self.device)
+        self.loss = PixelLoss(weights, options.label_smoothing).to(self.device)
         self.activations = ActivationStore(options.memory_mb * 2**20 // 8)
         self.shuffle = torch.Generator().manual_seed(seed)
         self.train_loader = self._loader(train_set, shuffle=True)
@@ -255,18 +255,20 @@ def inverse_frequency_weights(labels: np.ndarray, n_classes: int) -> torch.Tenso
 
 class PixelLoss(nn.Module):
     """The loss of training and of scoring alike: cross-entropy summed over the labelled pixels (label >= 0), each
-    weighted by its class weight (or 1). Returns ``(loss sum, weight sum)``: the mean loss of a batch, or of a
-    global batch summed over processes, is their ratio."""
+    weighted by its class weight (or 1), against targets smoothed by ``label_smoothing``. Returns ``(loss sum,
+    weight sum)``: the mean loss of a batch, or of a global batch summed over processes, is their ratio."""
 
     class_weights: torch.Tensor | None      # a buffer
 
-    def __init__(self, class_weights: torch.Tensor | None = None) -> None:
+    def __init__(self, class_weights: torch.Tensor | None = None, label_smoothing: float = 0.0) -> None:
         super().__init__()
         self.register_buffer("class_weights", class_weights)
+        self.label_smoothing = label_smoothing
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         class_weights = None if self.class_weights is None else self.class_weights.to(logits.device)
-        loss = nn.functional.cross_entropy(logits, labels, weight=class_weights, ignore_index=IGNORE, reduction="sum")
+        loss = nn.functional.cross_entropy(logits, labels, weight=class_weights, ignore_index=IGNORE, reduction="sum",
+                                           label_smoothing=self.label_smoothing)
         labelled = labels[labels != IGNORE]
         weights = torch.ones(len(labelled), device=labels.device) if class_weights is None else class_weights[labelled]
         return loss, weights.sum()

@@ -174,3 +174,30 @@ def test_model_modes_train_for_steps_eval_for_validation(field, field_config):
     n_train_batches = len(trainer.train_loader)
     assert all(m == (True, True, False) for m in modes[:n_train_batches])
     assert modes[n_train_batches:] and all(m == (False, False, True) for m in modes[n_train_batches:])
+
+
+def test_label_smoothing_is_the_smoothed_cross_entropy_of_the_training_loss(field, field_config):
+    """The trainer's loss with --label-smoothing EPS, on a model's logits for real training windows, equals the
+    cross-entropy against targets (1 - EPS) one-hot + EPS / K written out by hand; EPS = 1 is refused."""
+    from hsi.engine import Trainer
+    from hsi.errors import ConfigError
+    from hsi.pipeline import build_for
+
+    config = field_config(epochs=1)
+    config.fit.label_smoothing = 0.2
+    prepared = prepare(field.scene, config)
+    model = build_for(config, field.scene)
+    trainer = Trainer(model, config.fit, prepared.datasets["train"], prepared.datasets["val"], field.scene.n_classes)
+    x, y = next(iter(trainer.train_loader))
+    with torch.no_grad():
+        logits = model.eval()(x)
+        loss, weight = trainer.loss(logits, y)
+    k = logits.shape[1]
+    target = 0.8 * torch.nn.functional.one_hot(y, k) + 0.2 / k
+    expected = -(target * torch.log_softmax(logits, 1)).sum()
+    assert weight.item() == len(y)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert abs(loss.item() - torch.nn.functional.cross_entropy(logits, y, reduction="sum").item()) > 1  # not CE
+    config.fit.label_smoothing = 1.0
+    with pytest.raises(ConfigError, match="label-smoothing must be in"):
+        config.check()
