@@ -42,6 +42,23 @@ def private_environment(tmp_path_factory):
 
 
 @pytest.fixture
+def install_distribution(tmp_path, monkeypatch):
+    """``install(name, entry_points, modules={})``: a throw-away distribution ``name`` in ``tmp_path``, declaring
+    ``entry_points`` (the text of its ``entry_points.txt``) and holding ``modules`` (module name -> source), put on
+    ``sys.path`` until the test ends (``monkeypatch.undo()`` removes it sooner)."""
+    def install(name, entry_points, modules=None):
+        for module, source in (modules or {}).items():
+            (tmp_path / f"{module}.py").write_text(source)
+        info = tmp_path / f"{name.replace('-', '_')}-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+        (info / "entry_points.txt").write_text(entry_points)
+        monkeypatch.syspath_prepend(str(tmp_path))
+
+    return install
+
+
+@pytest.fixture
 def one_thread():
     """One torch thread for tests of tiny tensors: a thread pool only adds overhead on a small shared CPU."""
     threads = torch.get_num_threads()

@@ -214,19 +214,14 @@ def test_a_registered_transform_is_known_by_name(crop):
         del augment._registered["invert_test"]
 
 
-def test_an_installed_package_adds_a_transform_through_its_entry_point(crop, tmp_path, monkeypatch):
-    (tmp_path / "hsi_ep_augment.py").write_text(
+def test_an_installed_package_adds_a_transform_through_its_entry_point(crop, install_distribution, monkeypatch):
+    install_distribution("hsi-ep-augment", "[hsi.augmentations]\nnegate = hsi_ep_augment:Negate\n", {"hsi_ep_augment": (
         "from hsi.data.augment import Transform\n\n"
         "class Negate(Transform):\n"
         "    def draw(self, labels, indices, generator):\n"
         "        return labels * 0\n\n"
         "    def apply(self, x, params, source):\n"
-        "        return -x\n")
-    info = tmp_path / "hsi_ep_augment-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: hsi-ep-augment\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[hsi.augmentations]\nnegate = hsi_ep_augment:Negate\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
+        "        return -x\n")})
     try:
         augment.reload_entry_points()
         assert "negate" in list_augmentations()

@@ -63,21 +63,17 @@ def test_a_suffix_belongs_to_one_reader(clean_registry):
         readers.register_reader("none", suffixes=())
 
 
-def test_reader_from_an_installed_package_entry_point(tmp_path, monkeypatch, clean_registry):
+def test_reader_from_an_installed_package_entry_point(tmp_path, monkeypatch, clean_registry, install_distribution):
     """A package declaring ``[hsi.readers] pixels-csv = plug_reader:read`` is found without being imported."""
-    (tmp_path / "plug_reader.py").write_text(textwrap.dedent('''
+    entry_points = "[hsi.readers]\npixels-txt = plug_reader:read\n"
+    install_distribution("plug-reader", entry_points, {"plug_reader": textwrap.dedent('''
         import numpy as np
         from hsi.data.readers import Contents, register_reader
 
         @register_reader("pixels-txt", suffixes=(".pxtxt",))
         def read(path):
             return Contents({"": np.loadtxt(path, dtype=np.float32).reshape(2, 3, -1)})
-    '''))
-    dist = tmp_path / "plug_reader-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: plug-reader\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[hsi.readers]\npixels-txt = plug_reader:read\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
+    ''')})
     monkeypatch.delitem(sys.modules, "plug_reader", raising=False)
     cube = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
     np.savetxt(tmp_path / "cube.pxtxt", cube.reshape(-1))
@@ -85,12 +81,8 @@ def test_reader_from_an_installed_package_entry_point(tmp_path, monkeypatch, cle
     np.testing.assert_array_equal(hsi.load_scene(tmp_path / "cube.pxtxt").cube, cube)
 
 
-def test_broken_entry_point_is_skipped_with_a_warning(tmp_path, monkeypatch, clean_registry):
-    dist = tmp_path / "broken_reader-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-reader\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[hsi.readers]\nbroken = no_such_module_here:read\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
+def test_broken_entry_point_is_skipped_with_a_warning(clean_registry, install_distribution):
+    install_distribution("broken-reader", "[hsi.readers]\nbroken = no_such_module_here:read\n")
     with pytest.warns(RuntimeWarning, match="reader entry point 'broken'.*skipped"):
         known = readers.list_readers()
     assert "broken" not in known and "npy" in known

@@ -91,22 +91,17 @@ def check_trains_and_evaluates(name, block, bands, patch):
     torch.testing.assert_close(single, first[:1], rtol=1e-4, atol=1e-5 * first.abs().max().item())
 
 
-def test_entry_point_block_builds_into_hybridsn(tmp_path, monkeypatch):
+def test_entry_point_block_builds_into_hybridsn(install_distribution, monkeypatch):
     from hsi.models.attention import registry
 
-    (tmp_path / "hsi_ep_block.py").write_text(
+    install_distribution("hsi-ep-block", "[hsi.attention]\nplug_gate = hsi_ep_block:Gate\n", {"hsi_ep_block": (
         "from torch import nn\n\n"
         "class Gate(nn.Module):\n"
         "    def __init__(self, channels):\n"
         "        super().__init__()\n"
         "        self.weight = nn.Parameter(nn.init.ones_(__import__('torch').empty(channels, 1, 1)))\n\n"
         "    def forward(self, x):\n"
-        "        return x * self.weight\n")
-    info = tmp_path / "hsi_ep_block-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: hsi-ep-block\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[hsi.attention]\nplug_gate = hsi_ep_block:Gate\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
+        "        return x * self.weight\n")})
     try:
         registry.reload_entry_points()
         assert "plug_gate" in hsi.list_attention()
