@@ -1,19 +1,24 @@
-"""Reproduce the HybridSN paper's protocols (and a leak-free one) through the public API.
+"""Reproduce the HybridSN paper's protocols (and leak-free ones, and SSFTT's own) through the public API.
 
     python benchmarks/reproduce.py ip-paper-30 ip-paper-10 ip-disjoint salinas-a   # run (or resume) them
     python benchmarks/reproduce.py ip-paper-10 --models resnet18,densenet_bc       # other registered models
     python benchmarks/reproduce.py ip-disjoint --models spectral_cnn,spectralformer_pixel   # a label of MODELS
+    python benchmarks/reproduce.py ip-ssftt                                        # ssftt, its authors' protocol
+    python benchmarks/reproduce.py ip-blocks --folds 0 --epochs 20                 # one block fold
     python benchmarks/reproduce.py --table                                         # only rebuild the tables
 
-Each run trains in ``runs/reproduce/<protocol>/seed-<N>`` (HybridSN) or ``runs/reproduce/<protocol>/<model>/
-seed-<N>`` (resumed from its ``last.pt`` if it was stopped) and writes ``benchmarks/results/<protocol>-seed-<N>
-.json`` or ``<protocol>-<model>-seed-<N>.json``: config, per-class accuracy, OA, AA, kappa, training time (wall
-clock summed over the epochs, pauses included, and the median epoch), epochs and host. Every model gets the
+Each run trains in ``runs/reproduce/<protocol>/seed-<N>`` (the protocol's own model: HybridSN, or the one its row
+names) or ``runs/reproduce/<protocol>/<model>/seed-<N>`` (a ``fold-<K>/`` level above ``seed-<N>`` for the block
+folds; resumed from its ``last.pt`` if it was stopped) and writes ``benchmarks/results/<protocol>-seed-<N>.json``
+or ``<protocol>-<model>[-fold-<K>]-seed-<N>.json``: config, per-class accuracy, OA, AA, kappa, training time
+(wall clock summed over the epochs, pauses included, and the median epoch), epochs and host. Every model gets the
 protocol's preprocessing, optimiser settings and, seed for seed, the same split, at its own window where
 :data:`MODELS` gives one (its authors'). ``benchmarks/results/results.md``
 tabulates them beside the paper, one row per protocol and model (``ip-paper-10/resnet18``);
 ``benchmarks/results/zoo.md`` puts every patch network's seed-0 scores on ``ip-paper-10`` and ``ip-disjoint`` (the
-same two splits for all) beside its parameter count and median epoch time.
+same two splits for all) beside its parameter count and median epoch time. Both tables are also copied between
+``<!-- reproduce.py table -->`` / ``<!-- reproduce.py zoo -->`` markers and their closing ``<!-- /reproduce.py
+... -->`` in the pages of ``docs/``.
 """
 import argparse
 import json
@@ -33,6 +38,7 @@ from hsi.pipeline import resume, train
 from hsi.runfolder import read_history
 
 RESULTS = Path(__file__).resolve().parent / "results"
+DOCS = Path(__file__).resolve().parent.parent / "docs"
 PAPER_FIT = dict(epochs=100, batch_size=256, lr=1e-3)
 PAPER_PREP = dict(pca=30, pca_fit="scene", whiten=True, patch=25, padding="zero")
 # The official HybridSN code trains on every training pixel and keeps the epoch with the best training accuracy.
@@ -218,6 +224,20 @@ def zoo_table(results=RESULTS):
     return text
 
 
+def write_docs(tables, docs=DOCS):
+    """Put each table of ``tables`` (marker name -> Markdown) between ``<!-- reproduce.py NAME -->`` and
+    ``<!-- /reproduce.py NAME -->`` in every page of ``docs`` that holds the pair."""
+    for page in sorted(docs.glob("*.md")):
+        text = original = page.read_text()
+        for name, table_text in tables.items():
+            start, end = f"<!-- reproduce.py {name} -->\n", f"<!-- /reproduce.py {name} -->"
+            if start in text and end in text:
+                head, rest = text.split(start, 1)
+                text = head + start + table_text + end + rest.split(end, 1)[1]
+        if text != original:
+            page.write_text(text)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("protocols", nargs="*", metavar="PROTOCOL", help=f"any of: {', '.join(PROTOCOLS)}")
@@ -233,7 +253,8 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--results", default=RESULTS, type=Path,
                         help="folder of the result JSON files and results.md (default benchmarks/results)")
-    parser.add_argument("--table", action="store_true", help="only rebuild results.md and zoo.md from the JSON files")
+    parser.add_argument("--table", action="store_true",
+                        help="only rebuild results.md and zoo.md (and the docs' copies) from the JSON files")
     args = parser.parse_args(argv)
     unknown = [name for name in args.protocols if name not in PROTOCOLS]
     if unknown:
@@ -252,8 +273,11 @@ def main(argv=None):
                 run_protocol(name, args.seeds, args.runs_dir, args.data_dir, args.epochs, model, args.results,
                              args.folds)
     args.results.mkdir(parents=True, exist_ok=True)
-    print(table(args.results))
-    print(zoo_table(args.results))
+    tables = {"table": table(args.results), "zoo": zoo_table(args.results)}
+    print(tables["table"])
+    print(tables["zoo"])
+    if args.results == RESULTS:         # the docs show the committed results, not a scratch folder's
+        write_docs(tables)
 
 
 if __name__ == "__main__":
