@@ -27,15 +27,14 @@ from .data.envi import carried_entries, classification_header, image_file
 from .data.grid import MapGrid, map_grid
 from .data.mapped import release_pages
 from .errors import ConfigError
-from .plugins import load_plugins
+from .plugins import Registry
 
 ENTRY_POINT_GROUP = "hsi.formats"
 SUFFIXES = {".png", ".npy", ".hdr", ".img", ".tif", ".gpkg"}
 log = logging.getLogger("hsi")
 
 Writer = Callable[["MapJob", Path], dict[str, tuple[Path, str]]]
-_registered: dict[str, Writer] = {}
-_entry_points: dict[str, Writer] | None = None
+FORMATS: Registry[Writer] = Registry("map format", ENTRY_POINT_GROUP)
 
 
 @dataclass
@@ -71,26 +70,11 @@ class MapJob:
 
 def register_format(name: str) -> Callable[[Writer], Writer]:
     """Decorator registering ``writer(job, prefix) -> {key: (file, suffix)}`` as the map format ``name``."""
-
-    def decorator(writer: Writer) -> Writer:
-        if name in _registered and _registered[name] is not writer:
-            raise ConfigError(f"map format {name!r} is already registered by {_registered[name]!r}")
-        _registered[name] = writer
-        return writer
-
-    return decorator
-
-
-def _load_entry_points() -> dict[str, Writer]:
-    """Formats offered by installed packages, read once; broken ones are skipped."""
-    global _entry_points
-    if _entry_points is None:
-        _entry_points = load_plugins(ENTRY_POINT_GROUP, "map format", "format", _registered)
-    return _entry_points
+    return lambda writer: FORMATS.register(name, writer)
 
 
 def _writer(name: str) -> Writer:
-    writer = _registered.get(name) or _load_entry_points().get(name)
+    writer = FORMATS.find(name)
     if writer is None:
         raise ConfigError(f"unknown map format {name!r}; expected one or more of {', '.join(list_formats())}")
     return writer
@@ -98,7 +82,7 @@ def _writer(name: str) -> Writer:
 
 def list_formats() -> list[str]:
     """Names of every known map format, built-in first."""
-    return list(dict.fromkeys([*_registered, *_load_entry_points()]))
+    return FORMATS.names()
 
 
 def parse_formats(formats: str | Iterable[str], known: Iterable[str] | None = None, *,

@@ -114,8 +114,8 @@ def test_predict_png_names_the_model_and_the_test_oa(trained_run, tmp_path, monk
         seen["job"] = job
         return original(job, prefix)
 
-    original = hsi.outputs._registered["png"]
-    monkeypatch.setitem(hsi.outputs._registered, "png", record)
+    original = hsi.outputs.FORMATS.registered["png"]
+    monkeypatch.setitem(hsi.outputs.FORMATS.registered, "png", record)
     assert cli.main(["predict", str(trained_run[0]), "--format", "png", "--out", str(tmp_path / "m"), "-q"]) == 0
     job = seen["job"]
     assert job.title.endswith(f"({trained_run[0].name}/best.pt)") and "hybridsn" in job.title.lower()

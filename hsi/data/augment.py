@@ -30,11 +30,9 @@ import torch
 
 from ..checks import is_whole
 from ..errors import ConfigError
-from ..plugins import load_plugins
+from ..plugins import Registry
 
 ENTRY_POINT_GROUP = "hsi.augmentations"
-_registered: dict[str, Callable[[], Transform]] = {}    # lower-case name -> class or factory (built-ins first)
-_entry_points: dict[str, Callable[[], Transform]] | None = None     # from installed packages; None until first use
 
 
 class Source(Protocol):
@@ -114,14 +112,16 @@ def _key(name: str) -> str:
     return name.strip().lower()
 
 
+TRANSFORMS: Registry[Callable[[], Transform]] = Registry("augmentation", ENTRY_POINT_GROUP, thing="transform",
+                                                        key=lambda name: name.strip().lower(), sort=True)
+
+
 def register_augmentation(name: str) -> Callable:
     """Decorator registering a :class:`Transform` class (or factory called without arguments) under ``name``."""
     key = _key(name)
 
     def decorator(transform):
-        if key in _registered and _registered[key] is not transform:
-            raise ConfigError(f"augmentation {key!r} is already registered as {_registered[key]!r}")
-        _registered[key] = transform
+        TRANSFORMS.register(key, transform)
         if isinstance(transform, type):
             transform.name = key
         return transform
@@ -129,23 +129,14 @@ def register_augmentation(name: str) -> Callable:
     return decorator
 
 
-def _load_entry_points(force: bool = False) -> dict[str, Callable[[], Transform]]:
-    """Transforms offered by installed packages, read once (again with ``force=True``); broken ones are skipped."""
-    global _entry_points
-    if _entry_points is None or force:
-        _entry_points = load_plugins(ENTRY_POINT_GROUP, "augmentation", "transform", _registered,
-                                      key=lambda n: n.strip().lower())
-    return _entry_points
-
-
 def reload_entry_points() -> None:
     """Read the ``hsi.augmentations`` entry points again (after installing a package or changing ``sys.path``)."""
-    _load_entry_points(force=True)
+    TRANSFORMS.reload()
 
 
 def list_augmentations() -> list[str]:
     """Sorted names of every known transform: built-in, registered in code, or offered by an installed package."""
-    return sorted({*_registered, *_load_entry_points()})
+    return TRANSFORMS.names()
 
 
 def augmentation_names(spec: str | bool | Iterable[str] | None) -> tuple[str, ...]:
@@ -178,7 +169,7 @@ def make_augmentation(spec: str | bool | Iterable[str] | None) -> Augmentation |
 
 
 def _build(name: str) -> Transform:
-    factory = _registered.get(name) or _load_entry_points()[name]
+    factory = TRANSFORMS.get(name)
     transform = factory()
     if not isinstance(transform, Transform):
         raise ConfigError(f"augmentation {name!r} built a {type(transform).__name__}, expected an "

@@ -19,7 +19,7 @@ from scipy.ndimage import distance_transform_cdt, maximum_filter
 
 from ..checks import is_whole
 from ..errors import SplitError
-from ..plugins import load_plugins
+from ..plugins import Registry
 
 ENTRY_POINT_GROUP = "hsi.splits"
 
@@ -79,8 +79,7 @@ class SplitSettings:
 
 
 SplitMaker = Callable[[np.ndarray, SplitSettings, np.random.Generator], Split]
-_registered: dict[str, SplitMaker] = {}         # name -> maker registered in code (built-ins first)
-_entry_points: dict[str, SplitMaker] | None = None  # from installed packages; None until first use
+SPLITS: Registry[SplitMaker] = Registry("split", ENTRY_POINT_GROUP, SplitError)
 
 
 def register_split(name: str, *, folded: bool = False) -> Callable[[SplitMaker], SplitMaker]:
@@ -90,35 +89,21 @@ def register_split(name: str, *, folded: bool = False) -> Callable[[SplitMaker],
         raise SplitError(f"a split name must be a non-empty string without surrounding spaces, got {name!r}")
 
     def decorator(maker: SplitMaker) -> SplitMaker:
-        if name in _registered and _registered[name] is not maker:
-            raise SplitError(f"split {name!r} is already registered as {_registered[name]!r}")
+        SPLITS.register(name, maker)
         maker.folded = folded  # type: ignore[attr-defined]
-        _registered[name] = maker
         return maker
 
     return decorator
 
 
-def _load_entry_points() -> dict[str, SplitMaker]:
-    """Splits offered by installed packages, read once; broken ones are skipped."""
-    global _entry_points
-    if _entry_points is None:
-        _entry_points = load_plugins(ENTRY_POINT_GROUP, "split", "split", _registered)
-    return _entry_points
-
-
 def list_splits() -> list[str]:
     """Names of every known split, built-in first."""
-    return list(dict.fromkeys([*_registered, *_load_entry_points()]))
+    return SPLITS.names()
 
 
 def split_maker(name: str) -> SplitMaker:
     """The maker registered as ``name``; an unknown name is a :class:`SplitError` listing the known ones."""
-    maker = _registered.get(name) if isinstance(name, str) else None
-    maker = maker or (_load_entry_points().get(name) if isinstance(name, str) else None)
-    if maker is None:
-        raise SplitError(f"unknown split {name!r}; known splits: {', '.join(list_splits())}")
-    return maker
+    return SPLITS.get(name)
 
 
 def is_folded(name: str) -> bool:

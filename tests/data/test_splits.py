@@ -138,7 +138,7 @@ def test_a_registered_folded_split_runs_in_folds_everywhere(indian_pines, monkey
     from hsi.data.splits import SplitSettings, is_folded
     from hsi.experiments import grid_parts
 
-    monkeypatch.setattr(splits, "_registered", dict(splits._registered))   # the new split leaves with the test
+    monkeypatch.setattr(splits.SPLITS, "registered", dict(splits.SPLITS.registered))   # the split leaves with the test
 
     @hsi.register_split("column_folds", folded=True)
     def column_folds(labels, settings: SplitSettings, rng):
