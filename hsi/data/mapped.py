@@ -25,6 +25,7 @@ class MappedCube:
     dtype = np.dtype(np.float32)
     fwhm: np.ndarray | None
     geometry: dict
+    header: dict[str, str]     # the ENVI header entries, set by the ENVI reader only
 
     def __init__(self, raw: np.ndarray | WindowedArray, *, keep: npt.ArrayLike | None = None,
                  ignore_value: float | None = None, source: str = "") -> None:
