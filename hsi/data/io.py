@@ -7,7 +7,7 @@ ENVI and .npy cubes stay on disk as a :class:`~hsi.data.mapped.MappedCube` (memo
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -19,6 +19,16 @@ from .mapped import Cube, MappedCube
 from .readers import Contents, reader_for, register_reader
 
 _KINDS = {"cube": "3-D numeric array (rows, cols, bands)", "labels": "2-D integer label map (rows, cols)"}
+
+
+@overload
+def read_array(path: Path | str, key: str | None = None,
+               kind: Literal["cube"] = "cube") -> tuple[Cube, np.ndarray | None]: ...
+
+
+@overload
+def read_array(path: Path | str, key: str | None = None,
+               kind: Literal["labels"] = ...) -> tuple[np.ndarray, np.ndarray | None]: ...
 
 
 def read_array(path: Path | str, key: str | None = None,
