@@ -4,8 +4,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import numpy.typing as npt
 
 WindowReader = Callable[[int, int, int, int], np.ndarray]   # (r0, r1, c0, c1) -> (r1 - r0, c1 - c0, bands) raw
+Axis = int | np.integer | slice | np.ndarray                  # one axis of an index: integer, slice or integer array
 
 
 class WindowedArray:
@@ -19,7 +21,7 @@ class WindowedArray:
 
     def __init__(self, shape: tuple[int, int, int], read: WindowReader, *, scale: np.ndarray | float = 1.0,
                  offset: np.ndarray | float = 0.0, nodata: float | None = None, rows_per_read: int = 256,
-                 file_dtype: np.dtype | str | None = None):
+                 file_dtype: npt.DTypeLike | None = None) -> None:
         self.shape = tuple(int(n) for n in shape)
         self.read = read
         self.scale = np.asarray(scale, dtype=np.float32)
@@ -39,14 +41,14 @@ class WindowedArray:
             block[raw == self.nodata] = np.nan
         return block
 
-    def __getitem__(self, key) -> np.ndarray:
+    def __getitem__(self, key: Axis | tuple[Axis, ...]) -> np.ndarray:
         key = key if isinstance(key, tuple) else (key,)
         pixels, bands = key[:2] + (slice(None),) * (2 - len(key[:2])), key[2:]
         rows, cols = pixels
         if isinstance(rows, np.ndarray) or isinstance(cols, np.ndarray):
             out = self._points(tuple(np.broadcast_arrays(np.asarray(rows), np.asarray(cols))))
         else:
-            (r0, r1), (c0, c1) = (_bounds(k, n) for k, n in zip(pixels, self.shape[:2], strict=True))
+            (r0, r1), (c0, c1) = _bounds(rows, self.shape[0]), _bounds(cols, self.shape[1])
             block = self._window(r0, max(r1, r0), c0, max(c1, c0))
             out = block[tuple(_relative(k, start) for k, start in ((rows, r0), (cols, c0)))]
         return out[(Ellipsis,) + bands] if bands else out
@@ -62,12 +64,12 @@ class WindowedArray:
                 out[hit] = block[rows[hit] - rows[hit].min(), cols[hit] - c0]
         return out.reshape(rowcol[0].shape + (self.shape[2],))
 
-    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+    def __array__(self, dtype: npt.DTypeLike | None = None, copy: bool | None = None) -> np.ndarray:
         out = self[:, :]
         return out if dtype is None else out.astype(dtype)
 
 
-def _bounds(key, n: int) -> tuple[int, int]:
+def _bounds(key: int | np.integer | slice, n: int) -> tuple[int, int]:
     if isinstance(key, slice):
         start, stop, step = key.indices(n)
         if step != 1:
@@ -79,7 +81,7 @@ def _bounds(key, n: int) -> tuple[int, int]:
     return index, index + 1
 
 
-def _relative(key, start: int):
+def _relative(key: int | np.integer | slice, start: int) -> slice | int:
     if isinstance(key, slice):
         if key.step not in (None, 1):
             return key
