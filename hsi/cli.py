@@ -1,4 +1,4 @@
-"""The ``hsi`` command: datasets, download, train, evaluate, predict. A thin shell over the Python API."""
+"""The ``hsi`` command: datasets, models, download, train, evaluate, predict. A thin shell over the Python API."""
 import argparse
 import errno
 import logging
@@ -105,6 +105,14 @@ def build_parser():
                        description="List the known scenes and where each is available locally.")
     p.add_argument("--data-dir", help="also look in this folder")
     p.set_defaults(run=_datasets)
+
+    p = sub.add_parser("models", parents=[common], help="list the models: kind, size, smallest window and bands",
+                       description="List every registered model (kind, smallest window and band count, how a scene "
+                                   "is mapped, attention slots, parameters at 30 bands and 16 classes), or one in "
+                                   "detail.")
+    p.add_argument("name", nargs="?", help="one model to describe in detail")
+    p.add_argument("--markdown", action="store_true", help="print the table as markdown")
+    p.set_defaults(run=_models)
 
     p = sub.add_parser("inspect", parents=[common], help="print what a cube file holds",
                        description="Print what the reader of FILE found: shape, dtype, wavelength range, bad "
@@ -243,7 +251,7 @@ def _add_setting(group, f):
         return
     choices = choices_of(f)
     if f.name == "model":
-        help_text += f": {', '.join(choices)}"
+        help_text += f": {', '.join(choices)}; 'hsi models' gives each one's smallest window and band count"
         choices = None          # an unknown name is the registry's error, which lists the names
     default = None if f.metadata["unset_on_cli"] else default
     group.add_argument(flag, dest=f.name, type=kinds[0], default=default, metavar=f.metadata["metavar"],
@@ -410,6 +418,17 @@ def _datasets(args):
         status = ("tensorly package (offline)" if where == "tensorly" else f"local: {where[0].parent}"
                   if where else "not local (downloads on first use)")
         print(f"{name:<13} {len(info.classes):>2} classes  {info.title:<52} {status}")
+    return 0
+
+
+def _models(args):
+    from .models import catalog
+
+    if args.name is not None:
+        print(catalog.details(catalog.model_row(args.name)))
+        return 0
+    rows = catalog.model_rows()
+    print(catalog.markdown_table(rows) if args.markdown else catalog.plain_table(rows))
     return 0
 
 

@@ -1,9 +1,11 @@
 """Models chosen by name: ``build_model("hybridsn", bands=30, n_classes=16, patch_size=25)``.
 
-A model enters with one decorator on its builder, ``@register_model(ModelClass)``: the builder's name is the
-model's name and the class's ``kind`` attribute (``"patch"`` or ``"scene"``, see :mod:`hsi.kinds`) says how the
-rest of hsi feeds it. Installed packages add models through the ``hsi.models`` entry-point group (name = model
-name, value = a builder decorated with :func:`register_model`, or an ``nn.Module`` class), read at first use.
+A model enters with one decorator on its builder, ``@register_model(ModelClass, min_patch=9, min_bands=13)``:
+the builder's name is the model's name, the class's ``kind`` attribute (``"patch"`` or ``"scene"``, see
+:mod:`hsi.kinds`) says how the rest of hsi feeds it, and ``min_patch`` / ``min_bands`` declare the smallest window
+and band count the builder accepts (``hsi models`` shows them; a test checks each against its builder). Installed
+packages add models through the ``hsi.models`` entry-point group (name = model name, value = a builder decorated
+with :func:`register_model`, or an ``nn.Module`` class), read at first use.
 """
 from __future__ import annotations
 
@@ -26,11 +28,15 @@ Builder = TypeVar("Builder", bound=Callable[..., nn.Module])
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A registered model: its name, its builder and the class the builder returns."""
+    """A registered model: its name, its builder, the class the builder returns, the smallest window and band
+    count the builder accepts, and the paper it follows."""
 
     name: str
     builder: Callable[..., nn.Module]
     model_class: type
+    min_patch: int = 1
+    min_bands: int = 1
+    paper: str = ""
 
     @property
     def kind(self) -> str:
@@ -42,15 +48,21 @@ _registered: dict[str, ModelEntry] = {}
 _entry_points: dict[str, ModelEntry] | None = None
 
 
-def register_model(model_class: type, name: str | None = None) -> Callable[[Builder], Builder]:
+def register_model(model_class: type, name: str | None = None, *, min_patch: int = 1, min_bands: int = 1,
+                   paper: str = "") -> Callable[[Builder], Builder]:
     """Decorator registering a builder ``f(*, bands, n_classes, patch_size, attention, **options)`` that returns
-    a ``model_class``, under ``name`` (default: the builder's own name)."""
+    a ``model_class``, under ``name`` (default: the builder's own name). ``min_patch`` and ``min_bands``: the
+    smallest (odd) window and band count the builder accepts with its default options (a scene model reads any
+    scene: leave ``min_patch`` at 1); ``paper``: the publication it follows, as "Authors, venue year"."""
+    for label, value in (("min_patch", min_patch), ("min_bands", min_bands)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"register_model: {label} must be an integer >= 1, got {value!r}")
 
     def decorator(builder: Builder) -> Builder:
         key = name or builder.__name__
         if key in _registered and _registered[key].builder is not builder:
             raise ConfigError(f"model {key!r} is already registered by {_registered[key].builder!r}")
-        _registered[key] = ModelEntry(key, builder, model_class)
+        _registered[key] = ModelEntry(key, builder, model_class, min_patch, min_bands, paper)
         builder.model_class = model_class  # type: ignore[attr-defined]
         return builder
 
