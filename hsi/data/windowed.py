@@ -6,7 +6,9 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
-WindowReader = Callable[[int, int, int, int], np.ndarray]   # (r0, r1, c0, c1) -> (r1 - r0, c1 - c0, bands) raw
+#: (r0, r1, c0, c1) -> the raw (r1 - r0, c1 - c0, bands) window, or a list of such arrays (views welcome) side by
+#: side along the bands, as a product stores its cubes
+WindowReader = Callable[[int, int, int, int], np.ndarray | list[np.ndarray]]
 Axis = int | np.integer | slice | np.ndarray                  # one axis of an index: integer, slice or integer array
 
 
@@ -24,21 +26,38 @@ class WindowedArray:
                  file_dtype: npt.DTypeLike | None = None) -> None:
         self.shape = tuple(int(n) for n in shape)
         self.read = read
-        self.scale = np.asarray(scale, dtype=np.float32)
-        self.offset = np.asarray(offset, dtype=np.float32)
+        self.scale = np.broadcast_to(np.asarray(scale, dtype=np.float32), self.shape[2:])
+        self.offset = np.broadcast_to(np.asarray(offset, dtype=np.float32), self.shape[2:])
         self.nodata = nodata
         self.rows_per_read = rows_per_read
         self.file_dtype = np.dtype(file_dtype) if file_dtype is not None else self.dtype
+
+    @property
+    def may_hold_nan(self) -> bool:
+        """Whether a read may hold NaN: a float file, or no-data values (read as NaN)."""
+        return self.file_dtype.kind == "f" or self.nodata is not None
 
     @property
     def size(self) -> int:
         return int(np.prod(self.shape))
 
     def _window(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
-        raw = np.asarray(self.read(r0, r1, c0, c1))
-        block = raw.astype(np.float32) * self.scale + self.offset
-        if self.nodata is not None:
-            block[raw == self.nodata] = np.nan
+        parts = self.read(r0, r1, c0, c1)
+        block = np.empty((r1 - r0, c1 - c0, self.shape[2]), dtype=np.float32)
+        b0 = 0
+        for raw in parts if isinstance(parts, list) else [parts]:
+            raw = np.asarray(raw)
+            b1 = b0 + raw.shape[2]
+            out, scale, offset = block[..., b0:b1], self.scale[..., b0:b1], self.offset[..., b0:b1]
+            if (scale == 1).all():
+                out[...] = raw                  # one pass: read, convert (and transpose a view) at once
+            else:
+                np.multiply(raw, scale, out=out, casting="unsafe")
+            if (offset != 0).any():
+                out += offset
+            if self.nodata is not None:
+                out[raw == self.nodata] = np.nan
+            b0 = b1
         return block
 
     def __getitem__(self, key: Axis | tuple[Axis, ...]) -> np.ndarray:
