@@ -135,7 +135,7 @@ def table(results=RESULTS):
     rows = ["| protocol | seeds | OA (%) | kappa (×100) | AA (%) | leakage (%) | paper OA / kappa / AA "
             "| test pixels (classes) | epochs | epoch time | training time |",
             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    found = [json.loads(p.read_text()) for p in sorted(results.glob("*-seed-*.json"))]
+    found = found_records(results)
     models = ["hybridsn", *sorted({label_of(r) for r in found} - {"hybridsn"})]
     for (name, (description, _, _, paper)), model in ((p, m) for p in PROTOCOLS.items() for m in models):
         records = [r for r in found if r["protocol"] == name and label_of(r) == model]
@@ -143,24 +143,50 @@ def table(results=RESULTS):
             continue
         if model != "hybridsn":
             description, paper = f"{model}, same protocol", None
-        cells = []
-        for key in ("oa", "kappa", "aa"):
-            values = 100 * np.array([r[key] for r in records])
-            std = values.std(ddof=1) if len(values) > 1 else 0.0
-            cells.append(f"{values.mean():.2f} ± {std:.2f}" if len(values) > 1 else f"{values.mean():.2f}")
+        cells, leakage_cell = score_cells(records)
         paper_cell = " / ".join(f"{v:.2f}" for v in paper) if paper else "—"
-        leaked = [r["leakage"]["fraction"] for r in records if r.get("leakage")]
-        leakage_cell = (f"{100 * np.mean(leaked):.1f}" if leaked else "—") + (
-            ", PCA saw test" if records[0]["config"]["pca_fit"] == "scene" else "")
         epoch_seconds = np.median([r["median_epoch_seconds"] for r in records])
         tested = sum(v is not None for v in records[0]["per_class_accuracy"].values())
         label = name if model == "hybridsn" else f"{name}/{model}"
         rows.append(f"| `{label}`: {description} | {len(records)} | {' | '.join(cells)} | {leakage_cell} | "
                     f"{paper_cell} | {records[0]['n_test']:,} ({tested}) | {records[0]['epochs']} | "
                     f"{epoch_seconds:.1f} s | {np.mean([r['train_seconds'] for r in records]):.0f} s |")
-    text = "\n".join(rows) + "\n"
-    (results / "results.md").write_text(text)
-    return text
+    return "\n".join(rows) + "\n"
+
+
+def found_records(results=RESULTS):
+    """Every result JSON of ``results``."""
+    return [json.loads(p.read_text()) for p in sorted(results.glob("*-seed-*.json"))]
+
+
+def score_cells(records):
+    """The OA, kappa and AA cells (mean ± std over the records) and the leakage cell of a table row."""
+    cells = []
+    for key in ("oa", "kappa", "aa"):
+        values = 100 * np.array([r[key] for r in records])
+        std = values.std(ddof=1) if len(values) > 1 else 0.0
+        cells.append(f"{values.mean():.2f} ± {std:.2f}" if len(values) > 1 else f"{values.mean():.2f}")
+    leaked = [r["leakage"]["fraction"] for r in records if r.get("leakage")]
+    leakage = (f"{100 * np.mean(leaked):.1f}" if leaked else "—") + (
+        ", PCA saw test" if records[0]["config"]["pca_fit"] == "scene" else "")
+    return cells, leakage
+
+
+#: the README's headline rows: HybridSN on these protocols, described in a few words
+HEADLINE = {"ip-paper-10-val": "random 10 % train, PCA 30 on the scene",
+            "ip-disjoint": "spatially disjoint 10 % train, 12-pixel buffer, PCA on train only"}
+
+
+def headline_table(results=RESULTS):
+    """The README's table: HybridSN on the random and the leak-free split of :data:`HEADLINE`, as in
+    :func:`table`."""
+    found = [r for r in found_records(results) if label_of(r) == "hybridsn"]
+    rows = ["| protocol | seeds | OA (%) | kappa (×100) | AA (%) | leakage (%) |", "|---|---|---|---|---|---|"]
+    for name, description in HEADLINE.items():
+        records = [r for r in found if r["protocol"] == name]
+        cells, leakage = score_cells(records)
+        rows.append(f"| `{name}`: {description} | {len(records)} | {' | '.join(cells)} | {leakage} |")
+    return "\n".join(rows) + "\n"
 
 
 def zoo_table(results=RESULTS):
@@ -182,9 +208,7 @@ def zoo_table(results=RESULTS):
         scores = [" / ".join(f"{100 * r[key]:.2f}" for key in ("oa", "aa", "kappa")) if r else "—"
                   for r in records.values()]
         rows.append(f"| `{model}` | {window}×{window} | {parameters:,} | {epoch} | {' | '.join(scores)} |")
-    text = "\n".join(rows) + "\n"
-    (results / "zoo.md").write_text(text)
-    return text
+    return "\n".join(rows) + "\n"
 
 
 def main(argv=None):
@@ -218,8 +242,9 @@ def main(argv=None):
             for model in models:
                 run_protocol(name, args.seeds, args.runs_dir, args.data_dir, args.epochs, model, args.results)
     args.results.mkdir(parents=True, exist_ok=True)
-    print(table(args.results))
-    print(zoo_table(args.results))
+    for name, text in (("results.md", table(args.results)), ("zoo.md", zoo_table(args.results))):
+        (args.results / name).write_text(text)
+        print(text)
 
 
 if __name__ == "__main__":

@@ -272,8 +272,11 @@ def _check_out(out: Path, experiment: dict[str, Any]) -> None:
     path = out / "experiment.json"
     if path.is_file():
         stored, wanted = json.loads(path.read_text()), json.loads(json.dumps(experiment))
+        defaults = json.loads(json.dumps(asdict(RunConfig())))
         for record in (stored, wanted):         # augment: a bool before it named transforms (True: flip)
             record["base"]["augment"] = list(augmentation_names(record["base"].get("augment")))
+            # a setting added since the comparison began is its default there
+            record["base"] = {**defaults, **record["base"], "fit": {**defaults["fit"], **record["base"]["fit"]}}
         if stored != wanted:
             raise ConfigError(f"{out} holds another comparison (see {path}); choose another --out to start a new one")
     elif out.exists() and any(p.name != LOCK_NAME for p in out.iterdir()):

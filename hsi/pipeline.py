@@ -50,7 +50,7 @@ from .runfolder import (
     write_history,
 )
 from .stream import stream_map
-from .viz import confusion_matrix_figure, curves_figure, save_figure
+from .viz import RgbSpec, choose_rgb_bands, confusion_matrix_figure, curves_figure, save_figure
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -127,6 +127,8 @@ def train(config: RunConfig, out: Path | str | None = None, *, scene: Scene | No
     model = build_for(config, scene)
     kind = kind_of(model)
     kind.check(config, model, scene, here)
+    if config.write_map:        # the map's composite: a band out of range stops here, not after training
+        choose_rgb_bands(config.rgb_bands, scene.bands, scene.wavelengths)
     prepared = prepare(scene, config, kind, split)
     trainer = _trainer(model, config, prepared, scene, here)
     here.barrier()          # every process has checked the folder before rank 0 writes into it
@@ -222,8 +224,8 @@ def _finish(out: Path, config: RunConfig, scene: Scene, prepared: Prepared, devi
     if config.write_map:
         start = time.perf_counter()
         write_map(trained, scene, out / "map", device=device, memory_mb=config.fit.memory_mb,
-                  title=f"{scene.name} / {config.model}, seed {config.seed}",
-                  trained_pixels=(prepared.split.train >= 0) | (prepared.split.val >= 0))
+                  formats=("png", "npy", "rgb"), title=f"{scene.name} / {config.model}, seed {config.seed}",
+                  trained_pixels=(prepared.split.train >= 0) | (prepared.split.val >= 0), rgb_bands=config.rgb_bands)
         timing["map_seconds"] = round(time.perf_counter() - start, 3)
     write_json_atomic(out / "timing.json", timing)
     write_json_atomic(out / "metrics.json", metrics)
@@ -248,16 +250,16 @@ def write_map(trained: TrainedModel, scene: Scene, prefix: Path | str, *, device
               formats: str | Iterable[str] = ("png", "npy"), probs: bool = False, mode: str = "auto",
               tile: int | None = None, memory_mb: float = 1024, palette: str | None = None, title: str | None = None,
               progress: bool = False, here: World = ALONE,
-              trained_pixels: npt.NDArray[np.bool_] | None = None) -> dict[str, Path]:
+              trained_pixels: npt.NDArray[np.bool_] | None = None, rgb_bands: RgbSpec = None) -> dict[str, Path]:
     """Predict every pixel of ``scene`` and write the map in ``formats`` (see :mod:`hsi.outputs`: ``png`` the
     whole map, the map on labelled pixels and the ground truth, with a legend of ids and names, ``title`` above;
-    ``npy`` original label ids; ``envi``; ``tif``; ``rgb`` a false-colour composite, ``<prefix>_rgb.png``), tile
-    by tile (:func:`hsi.stream.stream_map`). ``palette`` names colours of :data:`hsi.data.registry.PALETTES`
-    instead of the run's (``"published"``). Returns ``{format: path}``."""
+    ``npy`` original label ids; ``envi``; ``tif``; ``rgb`` a false-colour composite of the bands ``rgb_bands``
+    names, ``<prefix>_rgb.png``), tile by tile (:func:`hsi.stream.stream_map`). ``palette`` names colours of
+    :data:`hsi.data.registry.PALETTES` instead of the run's (``"published"``). Returns ``{format: path}``."""
     return stream_map(trained, scene, prefix, formats=formats, probs=probs, mode=mode, tile=tile, device=device,
                       memory_mb=memory_mb, ground_truth=model_classes(scene, trained), title=title,
                       palette=None if palette is None else palette_for(trained.label_ids, palette),
-                      progress=progress, here=here, trained_pixels=trained_pixels)
+                      progress=progress, here=here, trained_pixels=trained_pixels, rgb_bands=rgb_bands)
 
 
 def model_classes(scene: Scene, trained: TrainedModel) -> npt.NDArray[np.int64] | None:
