@@ -40,7 +40,7 @@ WHOLE = {RESULTS / "results.md": "reproduce", RESULTS / "zoo.md": "zoo",
          **{folder / "results.md": f"compare/{folder.name}" for folder in COMPARED}}
 
 #: pages holding tables between markers
-PAGES = [ROOT / "README.md", ROOT / "docs" / "results.md", ROOT / "docs" / "comparing.md"]
+PAGES = [ROOT / "README.md", ROOT / "docs" / "results.md", ROOT / "docs" / "comparing.md", ROOT / "docs" / "models.md"]
 
 MARKED = re.compile(r"(<!-- results:(?P<name>[\w/.-]+) -->\n)(?P<body>.*?)(<!-- /results:(?P=name) -->)", re.S)
 
