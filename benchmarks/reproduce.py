@@ -1,19 +1,24 @@
-"""Reproduce the HybridSN paper's protocols (and a leak-free one) through the public API.
+"""Reproduce the HybridSN paper's protocols (and leak-free ones, and SSFTT's own) through the public API.
 
     python benchmarks/reproduce.py ip-paper-30 ip-paper-10 ip-disjoint salinas-a   # run (or resume) them
     python benchmarks/reproduce.py ip-paper-10 --models resnet18,densenet_bc       # other registered models
     python benchmarks/reproduce.py ip-disjoint --models spectral_cnn,spectralformer_pixel   # a label of MODELS
+    python benchmarks/reproduce.py ip-ssftt                                        # ssftt, its authors' protocol
+    python benchmarks/reproduce.py ip-blocks --folds 0 --epochs 20                 # one block fold
     python benchmarks/reproduce.py --table                                         # only rebuild the tables
 
-Each run trains in ``runs/reproduce/<protocol>/seed-<N>`` (HybridSN) or ``runs/reproduce/<protocol>/<model>/
-seed-<N>`` (resumed from its ``last.pt`` if it was stopped) and writes ``benchmarks/results/<protocol>-seed-<N>
-.json`` or ``<protocol>-<model>-seed-<N>.json``: config, per-class accuracy, OA, AA, kappa, training time (wall
-clock summed over the epochs, pauses included, and the median epoch), epochs and host. Every model gets the
+Each run trains in ``runs/reproduce/<protocol>/seed-<N>`` (the protocol's own model: HybridSN, or the one its row
+names) or ``runs/reproduce/<protocol>/<model>/seed-<N>`` (a ``fold-<K>/`` level above ``seed-<N>`` for the block
+folds; resumed from its ``last.pt`` if it was stopped) and writes ``benchmarks/results/<protocol>-seed-<N>.json``
+or ``<protocol>-<model>[-fold-<K>]-seed-<N>.json``: config, per-class accuracy, OA, AA, kappa, training time
+(wall clock summed over the epochs, pauses included, and the median epoch), epochs and host. Every model gets the
 protocol's preprocessing, optimiser settings and, seed for seed, the same split, at its own window where
 :data:`MODELS` gives one (its authors'). ``benchmarks/results/results.md``
 tabulates them beside the paper, one row per protocol and model (``ip-paper-10/resnet18``);
 ``benchmarks/results/zoo.md`` puts every patch network's seed-0 scores on ``ip-paper-10`` and ``ip-disjoint`` (the
-same two splits for all) beside its parameter count and median epoch time.
+same two splits for all) beside its parameter count and median epoch time. Both tables are also copied between
+``<!-- reproduce.py table -->`` / ``<!-- reproduce.py zoo -->`` markers and their closing ``<!-- /reproduce.py
+... -->`` in the pages of ``docs/``.
 """
 import argparse
 import json
@@ -28,6 +33,7 @@ import torch
 
 import hsi
 from hsi.config import FitOptions, RunConfig
+from hsi.data.splits import is_folded
 from hsi.pipeline import resume, train
 from hsi.runfolder import read_history
 
@@ -39,7 +45,8 @@ FAITHFUL = dict(val_ratio=0.0, fit=dict(checkpoint_on="train"))
 # hsi's default: 10 % of the training pixels held out for validation, best.pt by validation OA.
 HELD_OUT = dict(val_ratio=0.1, fit=dict(checkpoint_on="val"))
 
-# name -> (description, RunConfig settings (``fit``: FitOptions on top of PAPER_FIT), seeds, paper (OA, kappa, AA))
+# name -> (description, RunConfig settings (``fit``: FitOptions on top of PAPER_FIT; ``model``: the protocol's own
+# model, whose paper the figures are from, HybridSN when absent), seeds, paper (OA, kappa, AA))
 PROTOCOLS = {
     "ip-paper-30": ("Indian Pines, random 30 % train, PCA 30 on the scene, all training pixels, checkpoint on "
                     "training OA (paper Table II, official code)",
@@ -61,6 +68,21 @@ PROTOCOLS = {
     "salinas-a": ("Salinas-A, random 10 % train, PCA 15 on the scene",
                   dict(dataset="salinas_a", split="random", train_ratio=0.1, **{**PAPER_PREP, **HELD_OUT, "pca": 15}),
                   [0], None),
+    "ip-blocks": ("Indian Pines, spatial block cross-validation, 4 blocks (one run per held-out block, mean ± std "
+                  "over the folds), a 12-pixel buffer, validation from a block of its own, PCA 30 on train only",
+                  dict(dataset="indian_pines", split="blocks", folds=4,
+                       **{**PAPER_PREP, **HELD_OUT, "pca_fit": "train"}), [0], None),
+    "salinas-a-disjoint": ("Salinas-A, spatially disjoint 10 % train with a 12-pixel buffer, PCA 15 on train only",
+                           dict(dataset="salinas_a", split="disjoint", train_ratio=0.1,
+                                **{**PAPER_PREP, **HELD_OUT, "pca": 15, "pca_fit": "train"}), [0], None),
+    # zgr6010/HSI_SSFTT cls_SSFTT_IP/IP_train.py: whitened PCA 30 on the scene, zero-padded 13x13 windows, a
+    # stratified 10 % train (test_size 0.9), no validation, Adam 1e-3, batch 64, 100 epochs, the last epoch tested
+    "ip-ssftt": ("Indian Pines, random 10 % train, PCA 30 (whitened) on the scene, 13×13, all training pixels, "
+                 "batch 64, last epoch (SSFTT authors' code and classification report)",
+                 dict(dataset="indian_pines", split="random", train_ratio=0.1, model="ssftt",
+                      **{**PAPER_PREP, "patch": 13}, val_ratio=0.0,
+                      fit=dict(batch_size=64, checkpoint_on="last")),
+                 [0, 1, 2], (98.62, 98.43, 97.94)),
 }
 
 
@@ -77,18 +99,29 @@ def model_settings(label):
     return {"model": label, **MODELS.get(label, {})}
 
 
+def own_model(protocol):
+    """The model whose paper ``protocol`` follows (its figures are that model's): HybridSN unless it names one."""
+    return PROTOCOLS[protocol][1].get("model", "hybridsn")
+
+
 def run_label(protocol, model):
-    """``protocol`` for HybridSN (the paper's own rows), ``protocol-model`` for any other model."""
-    return protocol if model == "hybridsn" else f"{protocol}-{model}"
+    """``protocol`` for the protocol's own model (the paper's rows), ``protocol-model`` for any other model."""
+    return protocol if model == own_model(protocol) else f"{protocol}-{model}"
 
 
-def run_protocol(name, seeds, runs_dir, data_dir, epochs, model="hybridsn", results=RESULTS):
+def run_protocol(name, seeds, runs_dir, data_dir, epochs, model=None, results=RESULTS, folds=None):
+    """Train (or resume, or read back) each seed of protocol ``name`` with ``model`` (default the protocol's own)
+    and write its result JSON; a protocol of a folded split (``blocks``) trains each of ``folds`` (default all)."""
     description, settings, default_seeds, _ = PROTOCOLS[name]
-    for seed in seeds or default_seeds:
-        out = runs_dir / name / f"seed-{seed}" if model == "hybridsn" else runs_dir / name / model / f"seed-{seed}"
-        settings = dict(settings)
-        fit = {**PAPER_FIT, **settings.pop("fit", {}), **({"epochs": epochs} if epochs else {})}
-        config = RunConfig(**{**settings, **model_settings(model)}, seed=seed, data_dir=data_dir,
+    model = model or own_model(name)
+    folded = is_folded(settings["split"])
+    for seed, fold in ((s, f) for s in seeds or default_seeds
+                       for f in ((folds or range(settings["folds"])) if folded else [None])):
+        out = runs_dir / name if model == own_model(name) else runs_dir / name / model
+        out = out / f"seed-{seed}" if fold is None else out / f"fold-{fold}" / f"seed-{seed}"
+        fit = {**PAPER_FIT, **settings.get("fit", {}), **({"epochs": epochs} if epochs else {})}
+        config = RunConfig(**{**{k: v for k, v in settings.items() if k != "fit"}, **model_settings(model)},
+                           **({} if fold is None else {"fold": fold}), seed=seed, data_dir=data_dir,
                            fit=FitOptions(**fit))
         if (out / "metrics.json").is_file():
             metrics = json.loads((out / "metrics.json").read_text())
@@ -97,18 +130,20 @@ def run_protocol(name, seeds, runs_dir, data_dir, epochs, model="hybridsn", resu
         else:
             metrics = train(config, out, progress=False)
         history = read_history(out / "history.csv")
-        record = {"protocol": name, "description": description, "seed": seed, "model": model, "config": asdict(config),
-                  "oa": metrics["oa"], "aa": metrics["aa"], "kappa": metrics["kappa"],
+        record = {"protocol": name, "description": description, "seed": seed, "fold": fold, "model": model,
+                  "config": asdict(config), "oa": metrics["oa"], "aa": metrics["aa"], "kappa": metrics["kappa"],
                   "per_class_accuracy": dict(zip(metrics["class_names"], metrics["per_class_accuracy"])),
-                  "n_test": metrics["n_test"], "best_epoch": metrics["best_epoch"], "epochs": len(history),
+                  "n_test": metrics["n_test"], "best_epoch": metrics["best_epoch"], "val_oa": metrics.get("val_oa"),
+                  "epochs": len(history),
                   "leakage": metrics.get("leakage"),
                   "train_seconds": round(sum(row["seconds"] for row in history), 1),
                   "median_epoch_seconds": round(float(np.median([row["seconds"] for row in history])), 2),
                   "host": host()}
         results.mkdir(parents=True, exist_ok=True)
-        path = results / f"{run_label(name, model)}-seed-{seed}.json"
+        run = f"{run_label(name, model)}{'' if fold is None else f'-fold-{fold}'}-seed-{seed}"
+        path = results / f"{run}.json"
         path.write_text(json.dumps(record, indent=2) + "\n")
-        print(f"{name}/{model} seed {seed}: OA {100 * record['oa']:.2f}  AA {100 * record['aa']:.2f}  "
+        print(f"{run}: OA {100 * record['oa']:.2f}  AA {100 * record['aa']:.2f}  "
               f"kappa {100 * record['kappa']:.2f}  ({record['train_seconds']:.0f} s)  -> {path}", flush=True)
 
 
@@ -131,36 +166,64 @@ def label_of(record):
 
 
 def table(results=RESULTS):
-    """Markdown table of every result JSON, mean ± std over seeds, beside the paper's figures (HybridSN rows)."""
+    """Markdown table of every result JSON, mean ± std over seeds, beside the paper's figures (the rows of each
+    protocol's own model)."""
     rows = ["| protocol | seeds | OA (%) | kappa (×100) | AA (%) | leakage (%) | paper OA / kappa / AA "
             "| test pixels (classes) | epochs | epoch time | training time |",
             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    found = [json.loads(p.read_text()) for p in sorted(results.glob("*-seed-*.json"))]
-    models = ["hybridsn", *sorted({label_of(r) for r in found} - {"hybridsn"})]
-    for (name, (description, _, _, paper)), model in ((p, m) for p in PROTOCOLS.items() for m in models):
+    found = found_records(results)
+    labels = sorted({label_of(r) for r in found})
+    for (name, (description, _, _, paper)), model in (
+            (p, m) for p in PROTOCOLS.items() for m in [own_model(p[0]), *(m for m in labels if m != own_model(p[0]))]):
         records = [r for r in found if r["protocol"] == name and label_of(r) == model]
         if not records:
             continue
-        if model != "hybridsn":
+        if model != own_model(name):
             description, paper = f"{model}, same protocol", None
-        cells = []
-        for key in ("oa", "kappa", "aa"):
-            values = 100 * np.array([r[key] for r in records])
-            std = values.std(ddof=1) if len(values) > 1 else 0.0
-            cells.append(f"{values.mean():.2f} ± {std:.2f}" if len(values) > 1 else f"{values.mean():.2f}")
+        cells, leakage_cell = score_cells(records)
         paper_cell = " / ".join(f"{v:.2f}" for v in paper) if paper else "—"
-        leaked = [r["leakage"]["fraction"] for r in records if r.get("leakage")]
-        leakage_cell = (f"{100 * np.mean(leaked):.1f}" if leaked else "—") + (
-            ", PCA saw test" if records[0]["config"]["pca_fit"] == "scene" else "")
         epoch_seconds = np.median([r["median_epoch_seconds"] for r in records])
         tested = sum(v is not None for v in records[0]["per_class_accuracy"].values())
-        label = name if model == "hybridsn" else f"{name}/{model}"
+        label = name if model == own_model(name) else f"{name}/{model}"
         rows.append(f"| `{label}`: {description} | {len(records)} | {' | '.join(cells)} | {leakage_cell} | "
                     f"{paper_cell} | {records[0]['n_test']:,} ({tested}) | {records[0]['epochs']} | "
                     f"{epoch_seconds:.1f} s | {np.mean([r['train_seconds'] for r in records]):.0f} s |")
-    text = "\n".join(rows) + "\n"
-    (results / "results.md").write_text(text)
-    return text
+    return "\n".join(rows) + "\n"
+
+
+def found_records(results=RESULTS):
+    """Every result JSON of ``results``."""
+    return [json.loads(p.read_text()) for p in sorted(results.glob("*-seed-*.json"))]
+
+
+def score_cells(records):
+    """The OA, kappa and AA cells (mean ± std over the records) and the leakage cell of a table row."""
+    cells = []
+    for key in ("oa", "kappa", "aa"):
+        values = 100 * np.array([r[key] for r in records])
+        std = values.std(ddof=1) if len(values) > 1 else 0.0
+        cells.append(f"{values.mean():.2f} ± {std:.2f}" if len(values) > 1 else f"{values.mean():.2f}")
+    leaked = [r["leakage"]["fraction"] for r in records if r.get("leakage")]
+    leakage = (f"{100 * np.mean(leaked):.1f}" if leaked else "—") + (
+        ", PCA saw test" if records[0]["config"]["pca_fit"] == "scene" else "")
+    return cells, leakage
+
+
+#: the README's headline rows: HybridSN on these protocols, described in a few words
+HEADLINE = {"ip-paper-10-val": "random 10 % train, PCA 30 on the scene",
+            "ip-disjoint": "spatially disjoint 10 % train, 12-pixel buffer, PCA on train only"}
+
+
+def headline_table(results=RESULTS):
+    """The README's table: HybridSN on the random and the leak-free split of :data:`HEADLINE`, as in
+    :func:`table`."""
+    found = [r for r in found_records(results) if label_of(r) == "hybridsn"]
+    rows = ["| protocol | seeds | OA (%) | kappa (×100) | AA (%) | leakage (%) |", "|---|---|---|---|---|---|"]
+    for name, description in HEADLINE.items():
+        records = [r for r in found if r["protocol"] == name]
+        cells, leakage = score_cells(records)
+        rows.append(f"| `{name}`: {description} | {len(records)} | {' | '.join(cells)} | {leakage} |")
+    return "\n".join(rows) + "\n"
 
 
 def zoo_table(results=RESULTS):
@@ -182,32 +245,33 @@ def zoo_table(results=RESULTS):
         scores = [" / ".join(f"{100 * r[key]:.2f}" for key in ("oa", "aa", "kappa")) if r else "—"
                   for r in records.values()]
         rows.append(f"| `{model}` | {window}×{window} | {parameters:,} | {epoch} | {' | '.join(scores)} |")
-    text = "\n".join(rows) + "\n"
-    (results / "zoo.md").write_text(text)
-    return text
+    return "\n".join(rows) + "\n"
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("protocols", nargs="*", metavar="PROTOCOL", help=f"any of: {', '.join(PROTOCOLS)}")
-    parser.add_argument("--models", default="hybridsn",
-                        help=f"comma-separated registered models or labels of MODELS (default hybridsn): "
+    parser.add_argument("--models",
+                        help=f"comma-separated registered models or labels of MODELS (default: each protocol's own, "
+                             f"hybridsn but for ip-ssftt): "
                              f"{', '.join(sorted({*hsi.list_models(), *MODELS}))}")
     parser.add_argument("--seeds", type=int, nargs="+", help="override the protocol's seeds")
+    parser.add_argument("--folds", type=int, nargs="+", help="folded protocols (ip-blocks): only these folds")
     parser.add_argument("--epochs", type=int, help="override the paper's 100 epochs (for a quick check)")
     parser.add_argument("--runs-dir", default="runs/reproduce", type=Path)
     parser.add_argument("--data-dir", help="folder holding the scene files (Salinas-A)")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--results", default=RESULTS, type=Path,
                         help="folder of the result JSON files and results.md (default benchmarks/results)")
-    parser.add_argument("--table", action="store_true", help="only rebuild results.md and zoo.md from the JSON files")
+    parser.add_argument("--table", action="store_true",
+                        help="only rebuild results.md and zoo.md (and the docs' copies) from the JSON files")
     args = parser.parse_args(argv)
     unknown = [name for name in args.protocols if name not in PROTOCOLS]
     if unknown:
         parser.error(f"unknown protocol(s) {unknown}; known: {', '.join(PROTOCOLS)}")
-    models = [model.strip() for model in args.models.split(",") if model.strip()]
-    unknown = [model for model in models if model_settings(model)["model"] not in hsi.list_models()]
-    if unknown or not models:
+    models = [model.strip() for model in (args.models or "").split(",") if model.strip()] or [None]
+    unknown = [model for model in models if model and model_settings(model)["model"] not in hsi.list_models()]
+    if unknown:
         parser.error(f"unknown model(s) {unknown or args.models!r}; known: "
                      f"{', '.join(sorted({*hsi.list_models(), *MODELS}))}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
@@ -216,10 +280,12 @@ def main(argv=None):
     if not args.table:
         for name in args.protocols:
             for model in models:
-                run_protocol(name, args.seeds, args.runs_dir, args.data_dir, args.epochs, model, args.results)
+                run_protocol(name, args.seeds, args.runs_dir, args.data_dir, args.epochs, model, args.results,
+                             args.folds)
     args.results.mkdir(parents=True, exist_ok=True)
-    print(table(args.results))
-    print(zoo_table(args.results))
+    for name, text in (("results.md", table(args.results)), ("zoo.md", zoo_table(args.results))):
+        (args.results / name).write_text(text)
+        print(text)
 
 
 if __name__ == "__main__":

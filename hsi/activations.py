@@ -37,7 +37,7 @@ def return_freed_memory(threshold: int = 128 * 1024) -> bool:
 class _Offloaded:
     """One saved tensor in an unlinked file; :meth:`load` gives it back (shared while the last copy lives)."""
 
-    def __init__(self, tensor: torch.Tensor, folder: str | None):
+    def __init__(self, tensor: torch.Tensor, folder: str | None) -> None:
         self.shape, self.stride, self.dtype = tensor.shape, tensor.stride(), tensor.dtype
         self.file = tempfile.TemporaryFile(dir=folder)
         span = torch.as_strided(tensor.detach(), (tensor.numel(),), (1,), tensor.storage_offset())
@@ -54,7 +54,7 @@ class _Offloaded:
             self._loaded = weakref.ref(tensor)
         return tensor
 
-    def __del__(self):
+    def __del__(self) -> None:
         self.file.close()
 
 
@@ -62,7 +62,7 @@ class ActivationStore:
     """Context of one training step: saved tensors past ``budget`` bytes go to files in ``folder`` (the system's
     temporary folder by default). ``offloaded`` counts the bytes written in the last step."""
 
-    def __init__(self, budget: int, folder: str | None = None, least: int = 1 << 20):
+    def __init__(self, budget: int, folder: str | None = None, least: int = 1 << 20) -> None:
         self.budget, self.folder, self.least = budget, folder, least
         self.held = self.offloaded = 0
         self._seen: dict = {}
@@ -74,11 +74,11 @@ class ActivationStore:
         self._hooks.__enter__()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._hooks.__exit__(*exc)
         self._seen = {}
 
-    def _pack(self, tensor: torch.Tensor):
+    def _pack(self, tensor: torch.Tensor) -> torch.Tensor | _Offloaded:
         size = tensor.numel() * tensor.element_size()
         if size < self.least or tensor.device.type != "cpu" or not _dense(tensor):
             return tensor
@@ -96,7 +96,7 @@ class ActivationStore:
         return tensor if stored is None else stored
 
     @staticmethod
-    def _unpack(saved):
+    def _unpack(saved: torch.Tensor | _Offloaded) -> torch.Tensor:
         return saved.load() if isinstance(saved, _Offloaded) else saved
 
 

@@ -183,6 +183,7 @@ def build_parser():
     p.add_argument("--mode", default="auto", choices=("auto", "dense", "patch"),
                    help="dense: exact fully-convolutional; patch: window by window; auto: dense when exact")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    _add_setting(p, next(f for f in fields(RunConfig) if f.name == "rgb_bands"), "the run's own")
     p.add_argument("--palette", choices=("distinct", "published"),
                    help="map colours: distinct (CIELAB ΔE >= 39 between classes) or published (the colours used "
                         "before, some pairs hard to tell apart); default: the run's own")
@@ -231,13 +232,14 @@ def settings_fields():
     return [f for f in fields(RunConfig) if f.name != "fit"] + list(fields(FitOptions))
 
 
-def _add_setting(group, f):
-    """The option of one settings field: its flag, type, default, choices and help from the field."""
+def _add_setting(group, f, unset=None):
+    """The option of one settings field: its flag, type, default, choices and help from the field; ``unset``:
+    left out, the option is None and means this (``hsi predict``: the run's own setting)."""
     flag = f.metadata["flag"] or "--" + f.name.replace("_", "-")
     default = field_default(f)
     kinds = [k for k in value_types(RunConfig if f.name in RUN_FIELDS else FitOptions)[f.name]
              if k is not type(None)]
-    help_text = f.metadata["help"]
+    help_text = f.metadata["help"] + (f"; here, left out: {unset}" if unset else "")
     if kinds == [bool]:
         group.add_argument(flag, dest=f.name, action="store_false" if default else "store_true", help=help_text)
         return
@@ -383,6 +385,7 @@ def _predict(args):
     from .outputs import parse_formats
     from .pipeline import write_map
     from .runfolder import read_run_config, run_scene
+    from .viz import parse_rgb_bands
 
     run_dir = Path(args.run_dir)
     read_run_config(run_dir)            # an edited or damaged config.json stops here, before anything is read
@@ -393,6 +396,8 @@ def _predict(args):
     if args.memory_mb < 16:
         raise ConfigError(f"--memory-mb must be at least 16, got {args.memory_mb}")
     trained = TrainedModel.from_checkpoint(checkpoint)
+    rgb_bands = args.rgb_bands if args.rgb_bands is not None else read_run_config(run_dir).rgb_bands
+    parse_rgb_bands(rgb_bands)
     scene = run_scene(run_dir, **_scene_elsewhere(args), verify=args.cube is None)   # any cube may be classified
     trained.check_scene(scene)
     own_split = args.cube is None and (run_dir / "split.npz").is_file()     # the run's scene: score test pixels
@@ -402,7 +407,8 @@ def _predict(args):
                         memory_mb=args.memory_mb, palette=args.palette,
                         progress=not args.quiet and sys.stderr.isatty(), here=None,
                         title=f"{scene.name} / {trained.name} ({run_dir.name}/{checkpoint.name})",
-                        trained_pixels=None if split is None else (split.train >= 0) | (split.val >= 0))
+                        trained_pixels=None if split is None else (split.train >= 0) | (split.val >= 0),
+                        rgb_bands=rgb_bands)
     if int(os.environ.get("RANK", "0")) == 0:
         for fmt, path in written.items():
             print(f"{fmt}: {path}")

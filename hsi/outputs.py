@@ -51,6 +51,7 @@ class MapJob:
     mask_unlabelled: bool | str = False
     title: str | None = None
     trained: np.ndarray | None = None        # training and validation pixels (bool), faded in the PNG
+    rgb_bands: Any = None                    # the rgb format's bands (hsi.viz.parse_rgb_bands), None: the default
 
     @property
     def classes(self) -> np.ndarray:
@@ -149,6 +150,16 @@ def write_rgb_png(image: np.ndarray, path: str | Path) -> Path:
     """Save a (rows, cols, 3) image (uint8, or float in [0, 1], clipped) as a PNG, atomically; return the path."""
     import matplotlib.image
 
+    arr = _as_uint8(image)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        matplotlib.image.imsave(tmp, arr, format="png")
+    return path
+
+
+def _as_uint8(image: np.ndarray) -> np.ndarray:
+    """A (rows, cols, 3) uint8 image, or float in [0, 1] (clipped, rounded), as uint8."""
     arr = np.asarray(image)
     if arr.ndim != 3 or arr.shape[2] != 3:
         raise ConfigError(f"image must be (rows, cols, 3) RGB, got shape {arr.shape}")
@@ -158,11 +169,7 @@ def write_rgb_png(image: np.ndarray, path: str | Path) -> Path:
         if not np.all(np.isfinite(arr)):
             raise ConfigError("image holds NaN or Inf values; expected floats in [0, 1]")
         arr = np.round(np.clip(arr, 0.0, 1.0) * 255).astype(np.uint8)     # rounded, not truncated
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        matplotlib.image.imsave(tmp, arr, format="png")
-    return path
+    return arr
 
 
 def _file(prefix: Path, suffix: str) -> Path:
@@ -212,12 +219,22 @@ def write_envi(job: MapJob, prefix: Path) -> dict[str, tuple[Path, str]]:
 
 @register_format("rgb")
 def write_rgb(job: MapJob, prefix: Path) -> dict[str, tuple[Path, str]]:
-    """``_rgb.png``: a false-colour composite of the classified scene."""
-    from .viz import false_color
+    """``_rgb.png``: a false-colour composite of the classified scene from ``job.rgb_bands`` (default
+    :func:`hsi.viz.rgb_bands`), each band stretched by :func:`hsi.viz.false_color` and shown pixel for pixel (in
+    blocks of equal size), under a title naming the bands (counted from 0) and their wavelengths (also the PNG's
+    ``Title`` text)."""
+    from .viz import choose_rgb_bands, false_color, rgb_caption, titled_image_figure
 
     if job.scene is None or not hasattr(job.scene, "cube"):
         raise ConfigError("the rgb format draws the classified scene; give a scene, not a bare map")
-    path = write_rgb_png(false_color(job.scene.cube, job.scene.wavelengths), _file(prefix, "_rgb.png"))
+    cube, wavelengths = job.scene.cube, getattr(job.scene, "wavelengths", None)
+    bands = choose_rgb_bands(job.rgb_bands, cube.shape[2], wavelengths)
+    name = getattr(job.scene, "name", None)
+    caption = f"{name + ': ' if name else ''}false colour (bands counted from 0)\n{rgb_caption(bands, wavelengths)}"
+    fig = titled_image_figure(_as_uint8(false_color(cube, wavelengths, bands=bands)), caption)
+    path = _file(prefix, "_rgb.png")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=fig.dpi, facecolor="white", metadata={"Title": caption})
     return {"rgb": (path, "_rgb.png")}
 
 

@@ -3,32 +3,41 @@
 :func:`train` writes a run folder (see :mod:`hsi.runfolder` for its files), :func:`resume` continues one from
 its ``last.pt``, :func:`evaluate_run` recomputes a finished run's test metrics.
 """
+from __future__ import annotations
+
 import math
 import time
 import warnings
+from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
+from torch import nn
 
 from .atomic import write_json_atomic, write_text_atomic
 from .checkpoint import TrainedModel, load_checkpoint
 from .checks import check_trainable_classes
 from .claim import claim, remove_leftovers
-from .data.patches import check_patch_size
+from .config import RunConfig
+from .data.patches import PatchDataset, check_patch_size
 from .data.preprocess import Reducer, fit_pca
 from .data.registry import palette_for
-from .data.scenes import class_indices
+from .data.scene_samples import SceneSamples
+from .data.scenes import Scene, class_indices
 from .data.splits import Split, describe_class, is_folded, make_split
-from .distributed import ALONE, resolve_device, world
+from .distributed import ALONE, World, resolve_device, world
 from .engine import Trainer, labelled_pixels, log, predict_logits
 from .errors import ConfigError, SplitError
-from .kinds import kind_of, kind_of_model_name
+from .kinds import ModelKind, kind_of, kind_of_model_name
 from .metrics import evaluate_predictions, format_report
 from .models import build_model
 from .runfolder import (
+    SceneLocation,
     check_writable,
     config_record,
     default_out,
@@ -41,7 +50,12 @@ from .runfolder import (
     write_history,
 )
 from .stream import stream_map
-from .viz import confusion_matrix_figure, curves_figure, save_figure
+from .viz import RgbSpec, choose_rgb_bands, confusion_matrix_figure, curves_figure, save_figure
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+OnEpoch = Callable[[dict[str, Any]], object] | None     # called with each history row once it is on disk
 
 
 class Interrupted(Exception):
@@ -51,13 +65,13 @@ class Interrupted(Exception):
 
 @dataclass
 class Prepared:
-    scene: object
+    scene: Scene
     split: Split
     reducer: Reducer
-    datasets: dict   # "train", "val", "test" -> the model kind's datasets (patch windows or the scene)
+    datasets: dict[str, PatchDataset | SceneSamples]   # "train", "val", "test" -> the kind's patch windows or scene
 
 
-def prepare(scene, config, kind=None, split=None):
+def prepare(scene: Scene, config: RunConfig, kind: ModelKind | None = None, split: Split | None = None) -> Prepared:
     """Split (or take ``split``), fit the PCA (on training pixels unless ``pca_fit == "scene"``) and cut the
     datasets of the model's ``kind`` (default: the kind of ``config.model``): lazy patch windows or the scene."""
     config.check()
@@ -87,12 +101,13 @@ def prepare(scene, config, kind=None, split=None):
     return Prepared(scene, split, reducer, datasets)
 
 
-def build_for(config, scene):
+def build_for(config: RunConfig, scene: Scene) -> nn.Module:
     return build_model(config.model, bands=config.pca, n_classes=scene.n_classes, patch_size=config.patch,
                        attention=config.attention, **config.model_kwargs)
 
 
-def train(config, out=None, *, scene=None, split=None, progress=True, on_epoch=None):
+def train(config: RunConfig, out: Path | str | None = None, *, scene: Scene | None = None, split: Split | None = None,
+          progress: bool | str = True, on_epoch: OnEpoch = None) -> dict[str, Any] | None:
     """Train one run into the folder ``out`` and return its test metrics.
 
     ``split`` (a :class:`~hsi.data.splits.Split`) replaces the one ``config`` would draw, so that several runs
@@ -112,6 +127,8 @@ def train(config, out=None, *, scene=None, split=None, progress=True, on_epoch=N
     model = build_for(config, scene)
     kind = kind_of(model)
     kind.check(config, model, scene, here)
+    if config.write_map:        # the map's composite: a band out of range stops here, not after training
+        choose_rgb_bands(config.rgb_bands, scene.bands, scene.wavelengths)
     prepared = prepare(scene, config, kind, split)
     trainer = _trainer(model, config, prepared, scene, here)
     here.barrier()          # every process has checked the folder before rank 0 writes into it
@@ -124,7 +141,7 @@ def train(config, out=None, *, scene=None, split=None, progress=True, on_epoch=N
         return _fit_and_finish(trainer, prepared, config, scene, out, progress, on_epoch)
 
 
-def _trainer(model, config, prepared, scene, here):
+def _trainer(model: nn.Module, config: RunConfig, prepared: Prepared, scene: Scene, here: World) -> Trainer:
     """The run's trainer; under torchrun, ranks other than 0 draw their own dropout numbers."""
     if here.rank:
         torch.manual_seed(config.seed + 1_000_003 * here.rank)
@@ -132,7 +149,8 @@ def _trainer(model, config, prepared, scene, here):
                    seed=config.seed, here=here)
 
 
-def resume(run_dir, *, progress=True, on_epoch=None, **where):
+def resume(run_dir: Path | str, *, progress: bool | str = True, on_epoch: OnEpoch = None,
+           **where: Unpack[SceneLocation]) -> dict[str, Any] | None:
     """Continue a run from its ``last.pt`` (after a crash, a kill or Ctrl-C) and finish it; a run stopped before
     its first ``last.pt`` starts again from its ``config.json`` and ``split.npz``.
 
@@ -151,7 +169,8 @@ def resume(run_dir, *, progress=True, on_epoch=None, **where):
         return _resume(run_dir, config, here, progress, on_epoch, where)
 
 
-def _resume(run_dir, config, here, progress, on_epoch, where):
+def _resume(run_dir: Path, config: RunConfig, here: World, progress: bool | str, on_epoch: OnEpoch,
+            where: SceneLocation) -> dict[str, Any] | None:
     state = load_checkpoint(run_dir / "last.pt") if (run_dir / "last.pt").is_file() else None
     scene = run_scene(run_dir, **where)
     torch.manual_seed(config.seed)
@@ -171,7 +190,8 @@ def _resume(run_dir, config, here, progress, on_epoch, where):
     return _fit_and_finish(trainer, prepared, config, scene, run_dir, progress, on_epoch)
 
 
-def _fit_and_finish(trainer, prepared, config, scene, out, progress, on_epoch):
+def _fit_and_finish(trainer: Trainer, prepared: Prepared, config: RunConfig, scene: Scene, out: Path,
+                    progress: bool | str, on_epoch: OnEpoch) -> dict[str, Any] | None:
     main = trainer.world.is_main
     saved = trainer.epoch           # the epoch last.pt holds
     try:
@@ -194,7 +214,7 @@ def _fit_and_finish(trainer, prepared, config, scene, out, progress, on_epoch):
     return _finish(out, config, scene, prepared, trainer.device)
 
 
-def _finish(out, config, scene, prepared, device):
+def _finish(out: Path, config: RunConfig, scene: Scene, prepared: Prepared, device: torch.device) -> dict[str, Any]:
     """Evaluate ``best.pt`` on the test split; write metrics, report, plots and the class map."""
     best = load_checkpoint(out / "best.pt")
     trained = TrainedModel.from_checkpoint(best)
@@ -204,8 +224,8 @@ def _finish(out, config, scene, prepared, device):
     if config.write_map:
         start = time.perf_counter()
         write_map(trained, scene, out / "map", device=device, memory_mb=config.fit.memory_mb,
-                  title=f"{scene.name} / {config.model}, seed {config.seed}",
-                  trained_pixels=(prepared.split.train >= 0) | (prepared.split.val >= 0))
+                  formats=("png", "npy", "rgb"), title=f"{scene.name} / {config.model}, seed {config.seed}",
+                  trained_pixels=(prepared.split.train >= 0) | (prepared.split.val >= 0), rgb_bands=config.rgb_bands)
         timing["map_seconds"] = round(time.perf_counter() - start, 3)
     write_json_atomic(out / "timing.json", timing)
     write_json_atomic(out / "metrics.json", metrics)
@@ -219,27 +239,30 @@ def _finish(out, config, scene, prepared, device):
     return metrics
 
 
-def evaluate_test(trained, prepared, device):
+def evaluate_test(trained: TrainedModel, prepared: Prepared, device: torch.device) -> dict[str, Any]:
     loader = kind_of(trained.model).loader(prepared.datasets["test"], batch_size=256)
     logits, labels = labelled_pixels(*predict_logits(trained.model.to(device), loader, device))
     predictions = logits.argmax(1).numpy() if len(logits) else np.empty(0, dtype=np.int64)
     return evaluate_predictions(labels.numpy(), predictions, trained.class_names, trained.label_ids)
 
 
-def write_map(trained, scene, prefix, *, device=None, formats=("png", "npy"), probs=False, mode="auto", tile=None,
-              memory_mb=1024, palette=None, title=None, progress=False, here=ALONE, trained_pixels=None):
+def write_map(trained: TrainedModel, scene: Scene, prefix: Path | str, *, device: str | torch.device | None = None,
+              formats: str | Iterable[str] = ("png", "npy"), probs: bool = False, mode: str = "auto",
+              tile: int | None = None, memory_mb: float = 1024, palette: str | None = None, title: str | None = None,
+              progress: bool = False, here: World = ALONE,
+              trained_pixels: npt.NDArray[np.bool_] | None = None, rgb_bands: RgbSpec = None) -> dict[str, Path]:
     """Predict every pixel of ``scene`` and write the map in ``formats`` (see :mod:`hsi.outputs`: ``png`` the
     whole map, the map on labelled pixels and the ground truth, with a legend of ids and names, ``title`` above;
-    ``npy`` original label ids; ``envi``; ``tif``; ``rgb`` a false-colour composite, ``<prefix>_rgb.png``), tile
-    by tile (:func:`hsi.stream.stream_map`). ``palette`` names colours of :data:`hsi.data.registry.PALETTES`
-    instead of the run's (``"published"``). Returns ``{format: path}``."""
+    ``npy`` original label ids; ``envi``; ``tif``; ``rgb`` a false-colour composite of the bands ``rgb_bands``
+    names, ``<prefix>_rgb.png``), tile by tile (:func:`hsi.stream.stream_map`). ``palette`` names colours of
+    :data:`hsi.data.registry.PALETTES` instead of the run's (``"published"``). Returns ``{format: path}``."""
     return stream_map(trained, scene, prefix, formats=formats, probs=probs, mode=mode, tile=tile, device=device,
                       memory_mb=memory_mb, ground_truth=model_classes(scene, trained), title=title,
                       palette=None if palette is None else palette_for(trained.label_ids, palette),
-                      progress=progress, here=here, trained_pixels=trained_pixels)
+                      progress=progress, here=here, trained_pixels=trained_pixels, rgb_bands=rgb_bands)
 
 
-def model_classes(scene, trained):
+def model_classes(scene: Scene, trained: TrainedModel) -> npt.NDArray[np.int64] | None:
     """The scene's labels as the model's class indices (a scene may hold a subset of its label ids)."""
     if not scene.n_classes:
         return None
@@ -247,7 +270,7 @@ def model_classes(scene, trained):
                     -1)
 
 
-def evaluate_run(run_dir, **where):
+def evaluate_run(run_dir: Path | str, **where: Unpack[SceneLocation]) -> dict[str, Any]:
     """Recompute the test metrics of a finished run from ``best.pt`` and ``split.npz``.
 
     ``where`` (``cube``, ``gt``, ``data_dir``, ...) points to the scene if it moved, as in :func:`run_scene`."""
@@ -256,6 +279,7 @@ def evaluate_run(run_dir, **where):
         raise ConfigError(f"{run_dir} is not a finished run folder (expected config.json and best.pt)")
     config = read_run_config(run_dir)
     trained = TrainedModel.from_checkpoint(run_dir / "best.pt")
+    assert trained.reducer is not None      # a checkpoint always holds its PCA (a bare model has none)
     scene = run_scene(run_dir, **where)
     trained.check_scene(scene)
     split = Split.load(run_dir / "split.npz")
@@ -266,7 +290,8 @@ def evaluate_run(run_dir, **where):
     return _with_run_facts(metrics, run_dir, load_checkpoint(run_dir / "best.pt"), trained)
 
 
-def _with_run_facts(metrics, run_dir, best, trained):
+def _with_run_facts(metrics: dict[str, Any], run_dir: Path | str, best: dict[str, Any],
+                    trained: TrainedModel) -> dict[str, Any]:
     """Test metrics with what the run folder says about them: the epoch ``best.pt`` holds and its validation OA
     (None without one), the leakage, the learned parameters, and a block fold's block and the classes it could
     not train on or test."""
@@ -281,7 +306,7 @@ def _with_run_facts(metrics, run_dir, best, trained):
     return {**metrics, **facts}
 
 
-def count_parameters(model):
+def count_parameters(model: nn.Module) -> int:
     """Learned numbers of a model: its parameters, or for a fitted classifier (SVM, forest) its stored buffers."""
     learned = sum(p.numel() for p in model.parameters())
     return int(learned or sum(b.numel() for b in model.buffers()))

@@ -38,6 +38,7 @@ from .distributed import World, world
 from .inference import Trained, as_trained, logit_tiles
 from .outputs import MapJob, output_prefix, parse_formats, write_outputs
 from .progress import shows_bar
+from .viz import RgbSpec, choose_rgb_bands
 
 
 def stream_map(trained: Trained, scene: Scene | Cube, prefix: str | Path, *,
@@ -45,17 +46,20 @@ def stream_map(trained: Trained, scene: Scene | Cube, prefix: str | Path, *,
                tile: int | None = None, device: str | torch.device | None = None, memory_mb: float = 1024,
                batch_size: int = 256, ground_truth: np.ndarray | None = None, palette: np.ndarray | None = None,
                title: str | None = None, progress: bool = False, here: World | None = None,
-               trained_pixels: np.ndarray | None = None) -> dict[str, Path]:
+               trained_pixels: np.ndarray | None = None, rgb_bands: RgbSpec = None) -> dict[str, Path]:
     """Predict every pixel of ``scene`` tile by tile and write the map in ``formats``; return
     ``{format: path}`` (``probs`` under the key ``"probs"``). No-data pixels of a mapped cube get no class
     (0 in every file, probabilities 0). ``ground_truth`` (classes, -1 unlabelled) is drawn beside the PNG, with
     the map on labelled pixels only; ``palette`` (K x 3) replaces the model's colours in the PNG; ``title`` is
-    the PNG's; ``trained_pixels`` (bool) the training pixels it fades. ``here``: the processes sharing the tiles
-    (default: those of this ``torchrun`` job)."""
+    the PNG's; ``trained_pixels`` (bool) the training pixels it fades; ``rgb_bands`` the bands of the ``rgb``
+    format (:func:`hsi.viz.parse_rgb_bands`; checked against the scene before any tile is predicted). ``here``:
+    the processes sharing the tiles (default: those of this ``torchrun`` job)."""
     formats = parse_formats(formats, required=not probs)
+    cube = scene.cube if hasattr(scene, "cube") else scene
+    if "rgb" in formats:
+        choose_rgb_bands(rgb_bands, cube.shape[2], getattr(scene, "wavelengths", None))
     here = here or world(device or "auto")
     trained = as_trained(trained)
-    cube = scene.cube if hasattr(scene, "cube") else scene
     rows, cols = cube.shape[:2]
     k = len(trained.class_names)
     prefix = output_prefix(prefix)
@@ -98,7 +102,7 @@ def stream_map(trained: Trained, scene: Scene | Cube, prefix: str | Path, *,
         if here.is_main:
             job = MapJob(values, list(trained.class_names), np.asarray(trained.label_ids),
                          np.asarray(trained.palette if palette is None else palette), scene, ground_truth,
-                         "both" if ground_truth is not None else False, title, trained_pixels)
+                         "both" if ground_truth is not None else False, title, trained_pixels, rgb_bands)
             staged = _probs_header(tmpdir, job) if probs else {}
             written = write_outputs(job, formats, prefix, staged=staged, tmpdir=tmpdir)
     finally:

@@ -18,6 +18,10 @@ from .mapped import MappedCube
 from .readers import Contents, register_reader
 from .windowed import WindowedArray
 
+#: GDAL's options while a window is read: uncompressed GeoTIFFs straight from the file, not through the block
+#: cache, and a cache of 128 MB for compressed ones (GDAL's default is 5 % of the RAM, beyond --memory-mb)
+GDAL_READ_OPTIONS = {"GTIFF_DIRECT_IO": "YES", "GDAL_CACHEMAX": 128}
+
 
 class _Handle:
     """An open file, opened at first use in each process (so a cube survives pickling into data-loader workers)."""
@@ -37,6 +41,8 @@ class _Handle:
 def _cube(path: Path, windowed: WindowedArray, keep, wavelengths, fwhm, geometry: dict[str, Any]) -> Contents:
     if keep is not None and len(keep) == 0:
         raise DataError(f"{path}: every band is flagged bad; expected at least one good band")
+    if keep is not None and np.array_equal(keep, np.arange(windowed.shape[2])):
+        keep = None
     cube = MappedCube(windowed, keep=keep, ignore_value=float("nan"), source=str(path))
 
     def select(values):
@@ -97,7 +103,10 @@ def read_geotiff(path: Path) -> Contents:
     handle = _Handle(path, rasterio.open)
 
     def read(r0, r1, c0, c1):
-        return handle.get().read(window=Window(c0, r0, c1 - c0, r1 - r0)).transpose(1, 2, 0)
+        out = np.empty((r1 - r0, c1 - c0, shape[2]), dtype=dtype)     # GDAL fills it pixel-interleaved
+        with rasterio.Env(**GDAL_READ_OPTIONS):
+            handle.get().read(window=Window(c0, r0, c1 - c0, r1 - r0), out=out.transpose(2, 0, 1))
+        return out
 
     windowed = WindowedArray(shape, read, scale=scales, offset=offsets, nodata=nodata, file_dtype=dtype)
     return _cube(path, windowed, None, wavelengths, fwhm, geometry)
@@ -185,8 +194,7 @@ def read_prisma(path: Path) -> Contents:
     handle = _Handle(path, _h5)
 
     def read(r0, r1, c0, c1):
-        return np.concatenate([handle.get()[f"{group}/{n}"][r0:r1, :, c0:c1].transpose(0, 2, 1) for n in cubes],
-                              axis=2)
+        return [handle.get()[f"{group}/{n}"][r0:r1, :, c0:c1].transpose(0, 2, 1) for n in cubes]
 
     all_wavelengths = np.concatenate(wavelengths)
     keep = np.flatnonzero(all_wavelengths > 0)

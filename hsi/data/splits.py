@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from scipy.ndimage import distance_transform_cdt, maximum_filter
 
 from ..checks import is_whole
@@ -22,6 +25,9 @@ from ..errors import SplitError
 from ..plugins import Registry
 
 ENTRY_POINT_GROUP = "hsi.splits"
+Coords = npt.NDArray[np.intp]        # (n, 2) row/col coordinates
+ClassNames = Sequence[str] | None
+LabelIds = Sequence[int] | np.ndarray | None
 
 
 @dataclass
@@ -32,30 +38,30 @@ class Split:
     val: np.ndarray
     test: np.ndarray
     mode: str
-    info: dict = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
 
-    def coords(self, subset):
+    def coords(self, subset: str) -> tuple[Coords, np.ndarray]:
         """(N, 2) row/col coordinates and (N,) classes of a subset, in raster order."""
         labels = getattr(self, subset)
         rows, cols = np.nonzero(labels >= 0)
         return np.stack([rows, cols], axis=1), labels[rows, cols]
 
-    def counts(self, n_classes):
+    def counts(self, n_classes: int) -> dict[str, list[int]]:
         """Pixels per class in each subset."""
         return {name: np.bincount(getattr(self, name)[getattr(self, name) >= 0], minlength=n_classes).tolist()
                 for name in ("train", "val", "test")}
 
-    def save(self, path):
+    def save(self, path: str | Path) -> None:
         """The three maps, the mode and (when there is one) ``info`` as JSON, in one ``.npz`` file."""
         from ..atomic import atomic_path
 
-        info = {"info": json.dumps(self.info)} if self.info else {}
+        info: dict[str, Any] = {"info": json.dumps(self.info)} if self.info else {}
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
                 np.savez_compressed(f, train=self.train, val=self.val, test=self.test, mode=self.mode, **info)
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: str | Path) -> Split:
         with np.load(path, allow_pickle=False) as data:
             info = json.loads(str(data["info"])) if "info" in data.files else {}
             return cls(data["train"], data["val"], data["test"], str(data["mode"]), info)
@@ -170,14 +176,19 @@ def _disjoint(labels: np.ndarray, settings: SplitSettings, rng: np.random.Genera
 
 @register_split("blocks", folded=True)
 def _blocks(labels: np.ndarray, settings: SplitSettings, rng: np.random.Generator) -> Split:
+    if settings.folds is None:
+        raise SplitError("the blocks split needs folds >= 2, got None")
     return block_split(labels, settings.folds, settings.fold, patch_size=settings.patch_size,
                        val_ratio=settings.val_ratio, rng=rng, class_names=settings.class_names,
                        label_ids=settings.label_ids)
 
 
-def random_split(labels, *, train_ratio=None, train_per_class=None, val_ratio=0.1, min_per_class=1, rng=None,
-                 class_names=None, label_ids=None):
+def random_split(labels: np.ndarray, *, train_ratio: float | None = None, train_per_class: int | None = None,
+                 val_ratio: float = 0.1, min_per_class: int = 1, rng: np.random.Generator | None = None,
+                 class_names: ClassNames = None, label_ids: LabelIds = None) -> Split:
     """Stratified random split: per class a ratio (or count) of pixels for training, the rest for testing."""
+    if train_ratio is None and train_per_class is None:
+        raise SplitError("the random split needs a train ratio or a number of training pixels per class")
     if train_ratio is not None and not 0 < train_ratio < 1:
         raise SplitError(f"train ratio must be between 0 and 1, got {train_ratio}")
     rng = rng or np.random.default_rng(0)
@@ -185,7 +196,7 @@ def random_split(labels, *, train_ratio=None, train_per_class=None, val_ratio=0.
     test = train.copy()
     for k, pixels in _class_pixels(labels, rng):
         n = len(pixels)
-        wanted = train_per_class if train_per_class is not None else int(round(train_ratio * n))
+        wanted = train_per_class if train_per_class is not None else int(round((train_ratio or 0) * n))
         n_train = max(wanted, min_per_class)
         if n_train >= n:
             raise SplitError(f"{describe_class(k, class_names, label_ids)} has {n} labelled pixels, too few for "
@@ -196,15 +207,16 @@ def random_split(labels, *, train_ratio=None, train_per_class=None, val_ratio=0.
     return Split(train, val, test, "random")
 
 
-def fixed_split(labels, per_class, *, val_ratio=0.1, max_fraction=0.5, rng=None, class_names=None,
-                label_ids=None):
+def fixed_split(labels: np.ndarray, per_class: int, *, val_ratio: float = 0.1, max_fraction: float = 0.5,
+                rng: np.random.Generator | None = None, class_names: ClassNames = None,
+                label_ids: LabelIds = None) -> Split:
     """``per_class`` training pixels per class; a small class gives at most ``max_fraction`` of its pixels."""
     if per_class < 1:
         raise SplitError(f"training pixels per class must be at least 1, got {per_class}")
     rng = rng or np.random.default_rng(0)
     train = np.full(labels.shape, -1, dtype=np.int64)
     test = train.copy()
-    capped = []
+    capped: list[str] = []
     for k, pixels in _class_pixels(labels, rng):
         n_train = min(per_class, int(max_fraction * len(pixels)))
         if n_train < 1:
@@ -233,8 +245,9 @@ VALIDATION = "regions of their own, drawn the same way, beyond the buffer of eve
 DIRECTIONS = ((1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (1, -1), (-1, 1), (-1, -1))
 
 
-def disjoint_split(labels, train_ratio, *, patch_size=25, val_ratio=0.1, rng=None, tries=TRIES, class_names=None,
-                   label_ids=None):
+def disjoint_split(labels: np.ndarray, train_ratio: float, *, patch_size: int = 25, val_ratio: float = 0.1,
+                   rng: np.random.Generator | None = None, tries: int = TRIES, class_names: ClassNames = None,
+                   label_ids: LabelIds = None) -> Split:
     """Spatially disjoint split: no test window (``patch_size`` wide) holds a training or validation pixel, and
     no validation pixel lies within ``patch_size // 2`` pixels (rows and columns) of a training or test pixel.
 
@@ -282,12 +295,14 @@ def disjoint_split(labels, train_ratio, *, patch_size=25, val_ratio=0.1, rng=Non
     return split
 
 
-def _dilate(mask, buffer):
+def _dilate(mask: npt.NDArray[np.bool_], buffer: int) -> npt.NDArray[np.bool_]:
     """Pixels within ``buffer`` rows and columns of ``mask``."""
     return maximum_filter(mask, size=2 * buffer + 1, mode="constant", cval=False)
 
 
-def _claim_regions(labels, pool, wanted, buffer, rng, tries, anchor=None, optional=False, slack=SLACK):
+def _claim_regions(labels: np.ndarray, pool: npt.NDArray[np.bool_], wanted: npt.NDArray[np.int_], buffer: int,
+                   rng: np.random.Generator, tries: int, anchor: npt.NDArray[np.bool_] | None = None,
+                   optional: bool = False, slack: float = SLACK) -> tuple[npt.NDArray[np.int64], list[int]]:
     """Per class (fewest wanted pixels first), a region of about ``wanted[k]`` of its pixels in ``pool``, drawn
     with ``rng`` among the candidates within :data:`SLACK` of the best score (size off target + each class's
     share of the still free pool pixels it puts within ``buffer``). Returns the (rows, cols) map of the claimed
@@ -329,8 +344,9 @@ def _claim_regions(labels, pool, wanted, buffer, rng, tries, anchor=None, option
     return claimed, choices
 
 
-def block_split(labels, folds, fold, *, patch_size=25, val_ratio=0.1, rng=None, tries=TRIES, class_names=None,
-                label_ids=None):
+def block_split(labels: np.ndarray, folds: int, fold: int, *, patch_size: int = 25, val_ratio: float = 0.1,
+                rng: np.random.Generator | None = None, tries: int = TRIES, class_names: ClassNames = None,
+                label_ids: LabelIds = None) -> Split:
     """Spatial block cross-validation: the scene is cut into a grid of ``folds`` blocks and fold ``fold`` tests on
     the labelled pixels of block ``fold``. Training and validation take the labelled pixels of the other blocks
     farther than ``patch_size // 2`` from the held-out block, so no test window holds a training or validation
@@ -371,7 +387,7 @@ def block_split(labels, folds, fold, *, patch_size=25, val_ratio=0.1, rng=None, 
     counts = split.counts(n_classes)
     present = np.bincount(labels[labelled], minlength=n_classes) > 0
 
-    def names(ks):
+    def names(ks: list[int]) -> list[str]:
         return [class_names[k] if class_names is not None else f"class {k}" for k in ks]
 
     no_train = [k for k in range(n_classes) if present[k] and counts["train"][k] + counts["val"][k] == 0]
@@ -384,13 +400,14 @@ def block_split(labels, folds, fold, *, patch_size=25, val_ratio=0.1, rng=None, 
     return split
 
 
-def _quantile_cuts(positions, parts, size):
+def _quantile_cuts(positions: np.ndarray, parts: int, size: int) -> npt.NDArray[np.int_]:
     """``parts + 1`` increasing cut positions from 0 to ``size`` at quantiles of ``positions``."""
     inner = np.quantile(positions, np.arange(1, parts) / parts).round().astype(int) if parts > 1 else []
     return np.concatenate([[0], np.maximum.accumulate(np.clip(inner, 1, size - 1)), [size]]).astype(int)
 
 
-def _region_candidates(mask, target, rng, tries, distance=None):
+def _region_candidates(mask: npt.NDArray[np.bool_], target: int, rng: np.random.Generator, tries: int,
+                       distance: np.ndarray | None = None) -> Iterator[Coords]:
     """Distinct candidate regions of one class's pixels ``mask``, each as (n, 2) coordinates: unions of whole
     parcels (greedy over ``tries`` random orders, each parcel taken when it brings the total nearer ``target``),
     and the first ``target`` pixels of every parcel and of the whole mask from 8 sides, from ``tries // 2``
@@ -401,9 +418,9 @@ def _region_candidates(mask, target, rng, tries, distance=None):
     parcels, n_parcels = connected(mask, structure=np.ones((3, 3)))
     ids = parcels[pixels[:, 0], pixels[:, 1]]
     sizes = np.bincount(ids, minlength=n_parcels + 1)
-    seen = set()
+    seen: set[bytes] = set()
 
-    def new(region):
+    def new(region: Coords) -> bool:
         key = np.sort(region[:, 0] * mask.shape[1] + region[:, 1]).tobytes()
         if key in seen:
             return False
@@ -412,7 +429,8 @@ def _region_candidates(mask, target, rng, tries, distance=None):
 
     if n_parcels > 1:
         for _ in range(tries):
-            picked, total = [], 0
+            picked: list[int] = []
+            total = 0
             for p in rng.permutation(np.arange(1, n_parcels + 1)):
                 if abs(total + sizes[p] - target) < abs(total - target):
                     picked.append(int(p))
@@ -435,7 +453,7 @@ def _region_candidates(mask, target, rng, tries, distance=None):
                 yield region
 
 
-def _name(k, class_names):
+def _name(k: int, class_names: ClassNames) -> str:
     return class_names[k] if class_names is not None else f"class {k}"
 
 
@@ -449,7 +467,7 @@ def describe_class(k: int, class_names: Sequence[str] | None = None,
     return f"class {number} ({class_names[k]})"
 
 
-def _class_pixels(labels, rng):
+def _class_pixels(labels: np.ndarray, rng: np.random.Generator) -> Iterator[tuple[int, Coords]]:
     """(class, shuffled (n, 2) coordinates) for every class present."""
     for k in range(int(labels.max(initial=-1)) + 1):
         pixels = np.argwhere(labels == k)
@@ -457,11 +475,12 @@ def _class_pixels(labels, rng):
             yield k, pixels[rng.permutation(len(pixels))]
 
 
-def _put(target, pixels, k):
+def _put(target: np.ndarray, pixels: Coords, k: int) -> None:
     target[pixels[:, 0], pixels[:, 1]] = k
 
 
-def _carve_val(train, val_ratio, rng):
+def _carve_val(train: npt.NDArray[np.int64], val_ratio: float,
+               rng: np.random.Generator) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Move ``val_ratio`` of each class's training pixels (keeping at least one for training) to validation."""
     val = np.full(train.shape, -1, dtype=np.int64)
     if val_ratio == 0:
