@@ -66,15 +66,15 @@ def _main(argv):
     except HSIError as exc:
         print(f"error{where}: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:     # output piped into head and the like (an OSError: caught before the others)
+        sys.stderr.close()
+        return 0
     except OSError as exc:      # a full disk, a read-only file system, ...: what failed and where
         print(f"error{where}: {_os_error(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except BrokenPipeError:     # output piped into head and the like
-        sys.stderr.close()
-        return 0
     except torch_distributed_errors() as exc:
         print(f"error{where}: another process of this torchrun job failed or stopped answering "
               f"({_one_line(exc)[:300]})", file=sys.stderr)

@@ -1,5 +1,8 @@
 """``hsi models``: each model's declared smallest window and band count hold for its builder, and the tables in
 docs/models.md and README.md are the ones the command prints."""
+import errno
+import io
+import sys
 from pathlib import Path
 
 import pytest
@@ -80,6 +83,21 @@ def test_an_unknown_model_is_one_line_listing_the_names(capsys):
     assert main(["models", "hybrid"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: unknown model 'hybrid'; known models: hybridsn, ") and "\n" not in err
+
+
+class ClosedPipe(io.StringIO):
+    """A stdout whose reader has gone, as ``hsi models | head -3`` leaves it."""
+
+    def write(self, text):
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+
+def test_output_piped_into_head_ends_quietly(monkeypatch):
+    err = io.StringIO()
+    monkeypatch.setattr(err, "close", lambda: None)
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    monkeypatch.setattr(sys, "stderr", err)
+    assert main(["models", "fcn8s"]) == 0 and err.getvalue() == ""       # was "error: Broken pipe", status 2
 
 
 def test_train_help_points_at_hsi_models(capsys):
