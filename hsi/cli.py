@@ -1,17 +1,24 @@
 """The ``hsi`` command: datasets, models, download, train, evaluate, predict. A thin shell over the Python API."""
+from __future__ import annotations
+
 import argparse
 import errno
 import logging
 import os
 import sys
 import warnings
-from dataclasses import fields
+from collections.abc import Iterable, Sequence
+from dataclasses import Field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .activations import return_freed_memory
 from .config import FitOptions, RunConfig, choices_of, field_default, value_types
 from .data.splits import is_folded
 from .errors import ConfigError, HSIError
+
+if TYPE_CHECKING:
+    from .runfolder import MovedScene
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -21,17 +28,17 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one ``error:`` line (exit 2), like every other user mistake; every
     option's help shows its default."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, formatter_class=_DefaultsFormatter, **kwargs)
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(formatter_class=_DefaultsFormatter, **kwargs)
 
-    def error(self, message):
+    def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"error: {message} (see '{self.prog} --help')\n")
 
 
 class _DefaultsFormatter(argparse.HelpFormatter):
     """Appends ``(default X)`` to an option's help when it has a default and the help does not name one."""
 
-    def _get_help_string(self, action):
+    def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         has_default = not (action.default is None or action.default is False or action.default == argparse.SUPPRESS)
         if has_default and action.option_strings and "default" not in text:
@@ -39,7 +46,7 @@ class _DefaultsFormatter(argparse.HelpFormatter):
         return text
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     code = _main(argv)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         # A torchrun process ends here, past the interpreter's teardown: there gloo's threads, destroyed with the
@@ -52,7 +59,7 @@ def main(argv=None):
     return code
 
 
-def _main(argv):
+def _main(argv: Sequence[str] | None) -> int:
     return_freed_memory()           # a finished batch's tensors leave the process at once
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -85,18 +92,18 @@ def _main(argv):
         finish()
 
 
-def torch_distributed_errors():
+def torch_distributed_errors() -> tuple[type[Exception], ...]:
     """What a collective raises when a peer process died or timed out."""
     import torch.distributed
 
     return (torch.distributed.DistBackendError,)
 
 
-def build_parser():
+def build_parser() -> _Parser:
     parser = _Parser(prog="hsi", description="Hyperspectral image classification: HybridSN, CNN backbones, FCNs, "
                                                  "SVM / random forest.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true",
                         help="print only warnings, errors and the results: no progress bars, no per-epoch or "
                              "per-step log lines on stderr")
@@ -191,7 +198,7 @@ def build_parser():
     return parser
 
 
-def _add_moved_scene_arguments(p):
+def _add_moved_scene_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("scene, if its recorded files moved")
     g.add_argument("--data-dir", help="folder that now holds the run's scene files (same names, same data)")
     g.add_argument("--cube", help="the run's scene cube at another path or name (its data is checked)")
@@ -203,12 +210,12 @@ def _add_moved_scene_arguments(p):
 GROUPS = ("scene", "model", "split and preprocessing", "optimisation", "run")
 
 
-def _add_train_arguments(p, compare=False):
+def _add_train_arguments(p: argparse.ArgumentParser, compare: bool = False) -> None:
     """The options of ``hsi train``, one per settings field of :class:`~hsi.config.RunConfig` and
     :class:`~hsi.config.FitOptions` (default, help and choices from the field); ``compare``: the fields ``hsi
     compare`` shares (no --model, no --model-option) and no --resume."""
     groups = {name: p.add_argument_group(name) for name in GROUPS}
-    exclusive = {}
+    exclusive: dict[str, argparse._MutuallyExclusiveGroup] = {}
     for f in settings_fields():
         if compare and not f.metadata["compare"]:
             continue
@@ -227,12 +234,12 @@ def _add_train_arguments(p, compare=False):
         r.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last.pt")
 
 
-def settings_fields():
+def settings_fields() -> list[Field[Any]]:
     """Every settings field that a command-line option sets: those of RunConfig, then those of its FitOptions."""
     return [f for f in fields(RunConfig) if f.name != "fit"] + list(fields(FitOptions))
 
 
-def _add_setting(group, f, unset=None):
+def _add_setting(group: argparse._ActionsContainer, f: Field[Any], unset: str | None = None) -> None:
     """The option of one settings field: its flag, type, default, choices and help from the field; ``unset``:
     left out, the option is None and means this (``hsi predict``: the run's own setting)."""
     flag = f.metadata["flag"] or "--" + f.name.replace("_", "-")
@@ -253,7 +260,7 @@ def _add_setting(group, f, unset=None):
         return
     choices = choices_of(f)
     if f.name == "model":
-        help_text += f": {', '.join(choices)}; 'hsi models' gives each one's smallest window and band count"
+        help_text += f": {', '.join(choices or ())}; 'hsi models' gives each one's smallest window and band count"
         choices = None          # an unknown name is the registry's error, which lists the names
     default = None if f.metadata["unset_on_cli"] else default
     group.add_argument(flag, dest=f.name, type=kinds[0], default=default, metavar=f.metadata["metavar"],
@@ -263,7 +270,7 @@ def _add_setting(group, f, unset=None):
 RUN_FIELDS = {f.name for f in fields(RunConfig)}
 
 
-def _train(args):
+def _train(args: argparse.Namespace) -> int:
     from . import experiments, pipeline
 
     progress = False if args.quiet else True if sys.stderr.isatty() else "log"
@@ -300,7 +307,7 @@ def _train(args):
         return EXIT_INTERRUPTED
 
 
-def _config_from_args(args):
+def _config_from_args(args: argparse.Namespace) -> RunConfig:
     """The run settings the ``hsi train`` (and ``hsi compare``) options describe; a field without an option (the
     model of ``hsi compare``) keeps its default."""
     if not (args.dataset or args.cube):
@@ -318,11 +325,11 @@ def _config_from_args(args):
     return RunConfig(**values, fit=FitOptions(**{f.name: getattr(args, f.name) for f in fields(FitOptions)}))
 
 
-def _model_options(items):
+def _model_options(items: Iterable[str]) -> dict[str, Any]:
     """``["dropout=0", "growth=24"]`` as builder keyword arguments."""
     import json
 
-    options = {}
+    options: dict[str, Any] = {}
     for item in items:
         name, sep, text = item.partition("=")
         if not sep or not name.strip().isidentifier():
@@ -334,7 +341,7 @@ def _model_options(items):
     return options
 
 
-def _compare(args):
+def _compare(args: argparse.Namespace) -> int:
     from .distributed import refuse_under_torchrun
     from .experiments import compare, parse_models, read_experiment
 
@@ -356,7 +363,7 @@ def _compare(args):
     return 0
 
 
-def _print_metrics(metrics, run_dir):
+def _print_metrics(metrics: dict[str, Any] | None, run_dir: Path | str | None) -> int:
     if metrics is None:         # not rank 0 of a torchrun job
         return 0
     print(f"OA {100 * metrics['oa']:.2f}%  AA {100 * metrics['aa']:.2f}%  kappa {metrics['kappa']:.4f}"
@@ -364,7 +371,7 @@ def _print_metrics(metrics, run_dir):
     return 0
 
 
-def _evaluate(args):
+def _evaluate(args: argparse.Namespace) -> int:
     from .metrics import format_report
     from .pipeline import evaluate_run
 
@@ -373,12 +380,12 @@ def _evaluate(args):
     return 0
 
 
-def _scene_elsewhere(args):
+def _scene_elsewhere(args: argparse.Namespace) -> MovedScene:
     """Where a run's scene is now, if its recorded files moved (``hsi.runs.run_scene`` arguments)."""
     return {"cube": args.cube, "gt": args.gt, "key": args.key, "gt_key": args.gt_key, "data_dir": args.data_dir}
 
 
-def _predict(args):
+def _predict(args: argparse.Namespace) -> int:
     from .checkpoint import TrainedModel
     from .data.splits import Split
     from .distributed import resolve_device
@@ -415,7 +422,7 @@ def _predict(args):
     return 0
 
 
-def _datasets(args):
+def _datasets(args: argparse.Namespace) -> int:
     from .data.registry import SCENES
     from .data.scenes import locate
 
@@ -427,7 +434,7 @@ def _datasets(args):
     return 0
 
 
-def _models(args):
+def _models(args: argparse.Namespace) -> int:
     from .models import catalog
 
     if args.name is not None:
@@ -438,14 +445,14 @@ def _models(args):
     return 0
 
 
-def _inspect(args):
+def _inspect(args: argparse.Namespace) -> int:
     from .data.io import inspect_file
 
     print("\n".join(inspect_file(args.file, args.key)))
     return 0
 
 
-def _download(args):
+def _download(args: argparse.Namespace) -> int:
     from .data.scenes import fetch
 
     for path in fetch(args.name, args.data_dir):
@@ -453,11 +460,11 @@ def _download(args):
     return 0
 
 
-def _os_error(exc):
+def _os_error(exc: OSError) -> str:
     """An OSError as one line: the file, the system's reason, and what it means for the files written before."""
     where = " -> ".join(str(name) for name in (exc.filename, exc.filename2) if name is not None)
     reason = exc.strerror or _one_line(exc)
-    hint = _OS_HINTS.get(exc.errno, "")
+    hint = _OS_HINTS.get(exc.errno, "") if exc.errno is not None else ""
     return f"{where + ': ' if where else ''}{reason}{hint}"
 
 
@@ -471,7 +478,7 @@ _OS_HINTS = {
 }
 
 
-def _one_line(exc):
+def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 

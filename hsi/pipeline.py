@@ -249,7 +249,7 @@ def evaluate_test(trained: TrainedModel, prepared: Prepared, device: torch.devic
 def write_map(trained: TrainedModel, scene: Scene, prefix: Path | str, *, device: str | torch.device | None = None,
               formats: str | Iterable[str] = ("png", "npy"), probs: bool = False, mode: str = "auto",
               tile: int | None = None, memory_mb: float = 1024, palette: str | None = None, title: str | None = None,
-              progress: bool = False, here: World = ALONE,
+              progress: bool = False, here: World | None = ALONE,
               trained_pixels: npt.NDArray[np.bool_] | None = None, rgb_bands: RgbSpec = None) -> dict[str, Path]:
     """Predict every pixel of ``scene`` and write the map in ``formats`` (see :mod:`hsi.outputs`: ``png`` the
     whole map, the map on labelled pixels and the ground truth, with a legend of ids and names, ``title`` above;

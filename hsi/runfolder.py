@@ -47,14 +47,19 @@ RECORD_SECTIONS = ("config", "scene", "split", "leakage")
 HISTORY_FIELDS = ("epoch", "train_loss", "train_oa", "val_loss", "val_oa", "lr", "seconds")
 
 
-class SceneLocation(TypedDict, total=False):
-    """Where a run's scene is read from when it moved: the keyword arguments of :func:`run_scene`."""
+class MovedScene(TypedDict, total=False):
+    """Where a run's scene is now, if its recorded files moved: the file arguments of :func:`run_scene`."""
 
     cube: Path | str | None
     gt: Path | str | None
     key: str | None
     gt_key: str | None
     data_dir: Path | str | None
+
+
+class SceneLocation(MovedScene, total=False):
+    """Every keyword argument of :func:`run_scene`: where the scene is now, and whether to check its arrays."""
+
     verify: bool
 
 

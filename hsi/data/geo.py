@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ..errors import DataError
 from .mapped import MappedCube
@@ -22,30 +24,36 @@ from .windowed import WindowedArray
 #: cache, and a cache of 128 MB for compressed ones (GDAL's default is 5 % of the RAM, beyond --memory-mb)
 GDAL_READ_OPTIONS = {"GTIFF_DIRECT_IO": "YES", "GDAL_CACHEMAX": 128}
 
+if TYPE_CHECKING:
+    import h5py
+
 
 class _Handle:
     """An open file, opened at first use in each process (so a cube survives pickling into data-loader workers)."""
 
-    def __init__(self, path: Path, opener):
-        self.path, self.opener, self._file, self._pid = path, opener, None, None
+    def __init__(self, path: Path, opener: Callable[[Path], Any]) -> None:
+        self.path, self.opener = path, opener
+        self._file: Any = None           # the open file, in process _pid
+        self._pid: int | None = None
 
-    def get(self):
+    def get(self) -> Any:
         if self._file is None or self._pid != os.getpid():
             self._file, self._pid = self.opener(self.path), os.getpid()
         return self._file
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_file": None, "_pid": None}
 
 
-def _cube(path: Path, windowed: WindowedArray, keep, wavelengths, fwhm, geometry: dict[str, Any]) -> Contents:
+def _cube(path: Path, windowed: WindowedArray, keep: np.ndarray | None, wavelengths: npt.ArrayLike | None,
+          fwhm: npt.ArrayLike | None, geometry: dict[str, Any]) -> Contents:
     if keep is not None and len(keep) == 0:
         raise DataError(f"{path}: every band is flagged bad; expected at least one good band")
     if keep is not None and np.array_equal(keep, np.arange(windowed.shape[2])):
         keep = None
     cube = MappedCube(windowed, keep=keep, ignore_value=float("nan"), source=str(path))
 
-    def select(values):
+    def select(values: npt.ArrayLike | None) -> npt.NDArray[np.float64] | None:
         return None if values is None else np.asarray(values, dtype=np.float64)[keep if keep is not None else ...]
 
     cube.fwhm, cube.geometry = select(fwhm), geometry
@@ -102,7 +110,7 @@ def read_geotiff(path: Path) -> Contents:
         wavelengths = np.array(names, dtype=np.float64)
     handle = _Handle(path, rasterio.open)
 
-    def read(r0, r1, c0, c1):
+    def read(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
         out = np.empty((r1 - r0, c1 - c0, shape[2]), dtype=dtype)     # GDAL fills it pixel-interleaved
         with rasterio.Env(**GDAL_READ_OPTIONS):
             handle.get().read(window=Window(c0, r0, c1 - c0, r1 - r0), out=out.transpose(2, 0, 1))
@@ -112,7 +120,7 @@ def read_geotiff(path: Path) -> Contents:
     return _cube(path, windowed, None, wavelengths, fwhm, geometry)
 
 
-def _h5(path: Path):
+def _h5(path: Path) -> h5py.File:
     import h5py
 
     try:
@@ -121,7 +129,7 @@ def _h5(path: Path):
         raise DataError(f"{path}: unreadable HDF5/NetCDF-4 file ({exc})") from None
 
 
-def _attr(obj, name: str, default=None):
+def _attr(obj: h5py.HLObject, name: str, default: Any = None) -> Any:
     value = obj.attrs.get(name, default)
     return value.item() if isinstance(value, np.ndarray) and value.size == 1 else value
 
@@ -151,7 +159,7 @@ def read_netcdf(path: Path) -> Contents:
             geometry["crs"] = str(_attr(f, "spatial_ref"))
     handle = _Handle(path, _h5)
 
-    def read(r0, r1, c0, c1):
+    def read(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
         return handle.get()[name][r0:r1, c0:c1, :]
 
     keep = None if good is None or good.all() else np.flatnonzero(good)
@@ -193,7 +201,7 @@ def read_prisma(path: Path) -> Contents:
                                      float(_attr(f, "Product_ULcorner_northing")))
     handle = _Handle(path, _h5)
 
-    def read(r0, r1, c0, c1):
+    def read(r0: int, r1: int, c0: int, c1: int) -> list[np.ndarray]:
         return [handle.get()[f"{group}/{n}"][r0:r1, :, c0:c1].transpose(0, 2, 1) for n in cubes]
 
     all_wavelengths = np.concatenate(wavelengths)
