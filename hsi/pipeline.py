@@ -17,7 +17,7 @@ from .atomic import write_json_atomic, write_text_atomic
 from .checkpoint import TrainedModel, load_checkpoint
 from .checks import check_trainable_classes
 from .claim import claim, remove_leftovers
-from .data.patches import check_patch_size
+from .data.patches import PatchDataset, check_patch_size
 from .data.preprocess import Reducer, fit_pca
 from .data.registry import palette_for
 from .data.scenes import class_indices
@@ -28,6 +28,7 @@ from .errors import ConfigError, SplitError
 from .kinds import kind_of, kind_of_model_name
 from .metrics import evaluate_predictions, format_report
 from .models import build_model
+from .models.footprint import layer_output_shapes
 from .runfolder import (
     check_writable,
     config_record,
@@ -191,6 +192,7 @@ def _fit_and_finish(trainer, prepared, config, scene, out, progress, on_epoch):
         save_run_checkpoint(out / "best.pt", trainer, prepared, config, scene)
     if not main:
         return None
+    trainer.release()
     return _finish(out, config, scene, prepared, trainer.device)
 
 
@@ -198,7 +200,7 @@ def _finish(out, config, scene, prepared, device):
     """Evaluate ``best.pt`` on the test split; write metrics, report, plots and the class map."""
     best = load_checkpoint(out / "best.pt")
     trained = TrainedModel.from_checkpoint(best)
-    metrics = _with_run_facts(evaluate_test(trained, prepared, device), out, best, trained)
+    metrics = _with_run_facts(evaluate_test(trained, prepared, device, config.fit.memory_mb), out, best, trained)
     history = read_history(out / "history.csv")
     timing = {"train_seconds": round(sum(row["seconds"] for row in history), 3), "map_seconds": None}
     if config.write_map:
@@ -219,11 +221,26 @@ def _finish(out, config, scene, prepared, device):
     return metrics
 
 
-def evaluate_test(trained, prepared, device):
-    loader = kind_of(trained.model).loader(prepared.datasets["test"], batch_size=256)
-    logits, labels = labelled_pixels(*predict_logits(trained.model.to(device), loader, device))
+def evaluate_test(trained, prepared, device, memory_mb=1024):
+    """Test metrics of ``trained``; patch windows go through the model a batch at a time, as many as keep the
+    pass within an eighth of ``memory_mb`` (see :func:`test_batch_size`)."""
+    test = prepared.datasets["test"]
+    trained.model.to(device)
+    loader = kind_of(trained.model).loader(test, batch_size=test_batch_size(trained.model, test, memory_mb, device))
+    logits, labels = labelled_pixels(*predict_logits(trained.model, loader, device))
     predictions = logits.argmax(1).numpy() if len(logits) else np.empty(0, dtype=np.int64)
     return evaluate_predictions(labels.numpy(), predictions, trained.class_names, trained.label_ids)
+
+
+def test_batch_size(model, dataset, memory_mb, device, largest=256):
+    """Windows per test batch: at most ``largest``, and as many as keep the sum of every layer's outputs for the
+    batch within an eighth of ``memory_mb`` (without autograd each layer's input is freed soon after its output
+    is made, so the pass holds less). A scene model's test set is its scene: one batch whatever the size."""
+    if not isinstance(dataset, PatchDataset) or not len(dataset):
+        return largest
+    window = dataset[0][0][None].to(device)
+    floats = sum(math.prod(shape) for shape in layer_output_shapes(model, window))
+    return max(1, min(largest, int(memory_mb * 2**20 / 8 / (4 * floats))))
 
 
 def write_map(trained, scene, prefix, *, device=None, formats=("png", "npy"), probs=False, mode="auto", tile=None,
@@ -262,7 +279,7 @@ def evaluate_run(run_dir, **where):
     datasets = kind_of(trained.model).datasets(trained.reducer.transform(scene.cube), split, config,
                                                subsets=("test",))
     prepared = Prepared(scene, split, trained.reducer, datasets)
-    metrics = evaluate_test(trained, prepared, resolve_device(config.fit.device))
+    metrics = evaluate_test(trained, prepared, resolve_device(config.fit.device), config.fit.memory_mb)
     return _with_run_facts(metrics, run_dir, load_checkpoint(run_dir / "best.pt"), trained)
 
 

@@ -16,10 +16,10 @@ import os
 import platform
 import time
 from dataclasses import asdict
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
-import sklearn
 import torch
 
 from ._version import __version__
@@ -154,7 +154,7 @@ def config_record(config, scene, prepared, model, here):
                                   kind.transductive),
         "pca_fit": prepared.reducer.fit_record(),
         "versions": {"hsi": __version__, "torch": torch.__version__, "numpy": np.__version__,
-                     "scikit-learn": sklearn.__version__, "python": platform.python_version()},
+                     "scikit-learn": version("scikit-learn"), "python": platform.python_version()},
         "host": {"platform": platform.platform(), "cpu_threads": torch.get_num_threads(),
                  "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
                  "processes": here.size},
