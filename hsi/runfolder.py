@@ -40,8 +40,14 @@ def scene_for(config):
     source = config.dataset or config.cube
     if source is None:
         raise ConfigError("give a dataset name or a cube file (with its label file)")
-    return load_scene(source, config.gt, key=config.key, gt_key=config.gt_key, data_dir=config.data_dir,
-                      label_field=config.label_field, gt_layer=config.gt_layer, overlap=config.overlap)
+    scene = load_scene(source, config.gt, key=config.key, gt_key=config.gt_key, data_dir=config.data_dir,
+                       label_field=config.label_field, gt_layer=config.gt_layer, overlap=config.overlap)
+    if not scene.n_classes:     # training and testing need labelled pixels
+        if config.gt is None and config.dataset is None:
+            raise ConfigError(f"--gt is missing: --cube {config.cube} needs its label file (training and testing "
+                              f"need labelled pixels)")
+        raise ConfigError(f"the ground truth of {source} labels no pixel (every label is 0, unlabelled)")
+    return scene
 
 
 def run_scene(run_dir, *, cube=None, gt=None, key=None, gt_key=None, data_dir=None, verify=True):
