@@ -17,7 +17,7 @@ from .atomic import write_json_atomic, write_text_atomic
 from .checkpoint import TrainedModel, load_checkpoint
 from .checks import check_trainable_classes
 from .claim import claim, remove_leftovers
-from .data.patches import PatchDataset, check_patch_size
+from .data.patches import PatchDataset
 from .data.preprocess import Reducer, fit_pca
 from .data.registry import palette_for
 from .data.scenes import class_indices
@@ -63,7 +63,6 @@ def prepare(scene, config, kind=None, split=None):
     datasets of the model's ``kind`` (default: the kind of ``config.model``): lazy patch windows or the scene."""
     config.check()
     kind = kind or kind_of_model_name(config.model)
-    check_patch_size(config.patch, scene.cube.shape)
     if config.pca > scene.bands:
         raise ConfigError(f"--pca {config.pca} is larger than the scene's band count {scene.bands}")
     with warnings.catch_warnings(record=True) as caught:     # shown only if the split is usable at all
@@ -83,7 +82,8 @@ def prepare(scene, config, kind=None, split=None):
     for warning in caught:
         warnings.warn(warning.message, stacklevel=2)
     mask = None if config.pca_fit == "scene" else split.train >= 0
-    reducer = fit_pca(scene.cube, config.pca, mask=mask, whiten=config.whiten, standardize=config.standardize)
+    reducer = fit_pca(scene.cube, config.pca, mask=mask, whiten=config.whiten, standardize=config.standardize,
+                      wavelengths=scene.wavelengths)
     datasets = kind.datasets(reducer.transform(scene.cube), split, config)
     return Prepared(scene, split, reducer, datasets)
 
