@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import io
 import tempfile
 import weakref
 from collections import deque
-from typing import IO
+from typing import cast
 
 import numpy as np
 import torch
@@ -43,13 +44,13 @@ class _Saved:
     def __init__(self, tensor: torch.Tensor, size: int):
         self.tensor: torch.Tensor | None = tensor
         self.size, self.shape, self.stride, self.dtype = size, tensor.shape, tensor.stride(), tensor.dtype
-        self.file: IO[bytes] | None = None
+        self.file: io.BufferedRandom | None = None
         self._loaded: weakref.ref | None = None
 
     def offload(self, folder: str | None) -> None:
         tensor = self.tensor
         assert tensor is not None
-        self.file = tempfile.TemporaryFile(dir=folder)
+        self.file = cast(io.BufferedRandom, tempfile.TemporaryFile(dir=folder))
         span = torch.as_strided(tensor.detach(), (tensor.numel(),), (1,), tensor.storage_offset())
         self.file.write(span.numpy().data.cast("B"))
         self.tensor = None
