@@ -24,7 +24,7 @@ from .checkpoint import TrainedModel, load_checkpoint
 from .checks import check_trainable_classes
 from .claim import claim, remove_leftovers
 from .config import RunConfig
-from .data.patches import PatchDataset, check_patch_size
+from .data.patches import PatchDataset
 from .data.preprocess import Reducer, fit_pca
 from .data.registry import palette_for
 from .data.scene_samples import SceneSamples
@@ -36,6 +36,7 @@ from .errors import ConfigError, SplitError
 from .kinds import ModelKind, kind_of, kind_of_model_name
 from .metrics import evaluate_predictions, format_report
 from .models import build_model
+from .models.footprint import layer_output_shapes
 from .runfolder import (
     SceneLocation,
     check_writable,
@@ -76,7 +77,6 @@ def prepare(scene: Scene, config: RunConfig, kind: ModelKind | None = None, spli
     datasets of the model's ``kind`` (default: the kind of ``config.model``): lazy patch windows or the scene."""
     config.check()
     kind = kind or kind_of_model_name(config.model)
-    check_patch_size(config.patch, scene.cube.shape)
     if config.pca > scene.bands:
         raise ConfigError(f"--pca {config.pca} is larger than the scene's band count {scene.bands}")
     with warnings.catch_warnings(record=True) as caught:     # shown only if the split is usable at all
@@ -96,7 +96,8 @@ def prepare(scene: Scene, config: RunConfig, kind: ModelKind | None = None, spli
     for warning in caught:
         warnings.warn(warning.message, stacklevel=2)
     mask = None if config.pca_fit == "scene" else split.train >= 0
-    reducer = fit_pca(scene.cube, config.pca, mask=mask, whiten=config.whiten, standardize=config.standardize)
+    reducer = fit_pca(scene.cube, config.pca, mask=mask, whiten=config.whiten, standardize=config.standardize,
+                      wavelengths=scene.wavelengths)
     datasets = kind.datasets(reducer.transform(scene.cube), split, config)
     return Prepared(scene, split, reducer, datasets)
 
@@ -211,6 +212,7 @@ def _fit_and_finish(trainer: Trainer, prepared: Prepared, config: RunConfig, sce
         save_run_checkpoint(out / "best.pt", trainer, prepared, config, scene)
     if not main:
         return None
+    trainer.release()
     return _finish(out, config, scene, prepared, trainer.device)
 
 
@@ -218,7 +220,7 @@ def _finish(out: Path, config: RunConfig, scene: Scene, prepared: Prepared, devi
     """Evaluate ``best.pt`` on the test split; write metrics, report, plots and the class map."""
     best = load_checkpoint(out / "best.pt")
     trained = TrainedModel.from_checkpoint(best)
-    metrics = _with_run_facts(evaluate_test(trained, prepared, device), out, best, trained)
+    metrics = _with_run_facts(evaluate_test(trained, prepared, device, config.fit.memory_mb), out, best, trained)
     history = read_history(out / "history.csv")
     timing = {"train_seconds": round(sum(row["seconds"] for row in history), 3), "map_seconds": None}
     if config.write_map:
@@ -239,11 +241,28 @@ def _finish(out: Path, config: RunConfig, scene: Scene, prepared: Prepared, devi
     return metrics
 
 
-def evaluate_test(trained: TrainedModel, prepared: Prepared, device: torch.device) -> dict[str, Any]:
-    loader = kind_of(trained.model).loader(prepared.datasets["test"], batch_size=256)
-    logits, labels = labelled_pixels(*predict_logits(trained.model.to(device), loader, device))
+def evaluate_test(trained: TrainedModel, prepared: Prepared, device: torch.device,
+                  memory_mb: float = 1024) -> dict[str, Any]:
+    """Test metrics of ``trained``; patch windows go through the model a batch at a time, as many as keep the
+    pass within an eighth of ``memory_mb`` (see :func:`test_batch_size`)."""
+    test = prepared.datasets["test"]
+    trained.model.to(device)
+    loader = kind_of(trained.model).loader(test, batch_size=test_batch_size(trained.model, test, memory_mb, device))
+    logits, labels = labelled_pixels(*predict_logits(trained.model, loader, device))
     predictions = logits.argmax(1).numpy() if len(logits) else np.empty(0, dtype=np.int64)
     return evaluate_predictions(labels.numpy(), predictions, trained.class_names, trained.label_ids)
+
+
+def test_batch_size(model: torch.nn.Module, dataset: PatchDataset | SceneSamples, memory_mb: float,
+                    device: torch.device, largest: int = 256) -> int:
+    """Windows per test batch: at most ``largest``, and as many as keep the sum of every layer's outputs for the
+    batch within an eighth of ``memory_mb`` (without autograd each layer's input is freed soon after its output
+    is made, so the pass holds less). A scene model's test set is its scene: one batch whatever the size."""
+    if not isinstance(dataset, PatchDataset) or not len(dataset):
+        return largest
+    window = dataset[0][0][None].to(device)
+    floats = sum(math.prod(shape) for shape in layer_output_shapes(model, window))
+    return max(1, min(largest, int(memory_mb * 2**20 / 8 / (4 * floats))))
 
 
 def write_map(trained: TrainedModel, scene: Scene, prefix: Path | str, *, device: str | torch.device | None = None,
@@ -286,7 +305,7 @@ def evaluate_run(run_dir: Path | str, **where: Unpack[SceneLocation]) -> dict[st
     datasets = kind_of(trained.model).datasets(trained.reducer.transform(scene.cube), split, config,
                                                subsets=("test",))
     prepared = Prepared(scene, split, trained.reducer, datasets)
-    metrics = evaluate_test(trained, prepared, resolve_device(config.fit.device))
+    metrics = evaluate_test(trained, prepared, resolve_device(config.fit.device), config.fit.memory_mb)
     return _with_run_facts(metrics, run_dir, load_checkpoint(run_dir / "best.pt"), trained)
 
 

@@ -19,11 +19,11 @@ import platform
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict
+from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
 import numpy as np
-import sklearn
 import torch
 from torch import nn
 
@@ -77,8 +77,14 @@ def scene_for(config: RunConfig) -> Scene:
     source = config.dataset or config.cube
     if source is None:
         raise ConfigError("give a dataset name or a cube file (with its label file)")
-    return load_scene(source, config.gt, key=config.key, gt_key=config.gt_key, data_dir=config.data_dir,
-                      label_field=config.label_field, gt_layer=config.gt_layer, overlap=config.overlap)
+    scene = load_scene(source, config.gt, key=config.key, gt_key=config.gt_key, data_dir=config.data_dir,
+                       label_field=config.label_field, gt_layer=config.gt_layer, overlap=config.overlap)
+    if not scene.n_classes:     # training and testing need labelled pixels
+        if config.gt is None and config.dataset is None:
+            raise ConfigError(f"--gt is missing: --cube {config.cube} needs its label file (training and testing "
+                              f"need labelled pixels)")
+        raise ConfigError(f"the ground truth of {source} labels no pixel (every label is 0, unlabelled)")
+    return scene
 
 
 def run_scene(run_dir: Path | str, *, cube: Path | str | None = None, gt: Path | str | None = None,
@@ -195,7 +201,7 @@ def config_record(config: RunConfig, scene: Scene, prepared: PreparedRun, model:
                                   kind.transductive),
         "pca_fit": prepared.reducer.fit_record(),
         "versions": {"hsi": __version__, "torch": torch.__version__, "numpy": np.__version__,
-                     "scikit-learn": sklearn.__version__, "python": platform.python_version()},
+                     "scikit-learn": version("scikit-learn"), "python": platform.python_version()},
         "host": {"platform": platform.platform(), "cpu_threads": torch.get_num_threads(),
                  "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
                  "processes": here.size},

@@ -26,8 +26,9 @@ def check_patch_size(patch_size: int, shape: Sequence[int] | None = None) -> Non
 
 
 def pad_cube(cube: np.ndarray, patch_size: int, mode: str = "zero") -> np.ndarray:
-    """Pad (rows, cols, bands) by ``patch_size // 2`` on each side so every pixel has a full window."""
-    check_patch_size(patch_size, cube.shape)
+    """Pad (rows, cols, bands) by ``patch_size // 2`` on each side so every pixel has a full window (a margin
+    wider than the scene reflects back and forth)."""
+    check_patch_size(patch_size)
     if mode not in PADDING_MODES:
         raise ConfigError(f"padding must be one of {PADDING_MODES}, got {mode!r}")
     margin = patch_size // 2
