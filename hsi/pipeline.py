@@ -227,7 +227,8 @@ def evaluate_test(trained, prepared, device):
 
 
 def write_map(trained, scene, prefix, *, device=None, formats=("png", "npy"), probs=False, mode="auto", tile=None,
-              memory_mb=1024, palette=None, title=None, progress=False, here=ALONE, trained_pixels=None):
+              memory_mb=1024, palette=None, title=None, progress=False, here=ALONE, trained_pixels=None,
+              geometry="ortho"):
     """Predict every pixel of ``scene`` and write the map in ``formats`` (see :mod:`hsi.outputs`: ``png`` the
     whole map, the map on labelled pixels and the ground truth, with a legend of ids and names, ``title`` above;
     ``npy`` original label ids; ``envi``; ``tif``; ``rgb`` a false-colour composite, ``<prefix>_rgb.png``), tile
@@ -236,7 +237,7 @@ def write_map(trained, scene, prefix, *, device=None, formats=("png", "npy"), pr
     return stream_map(trained, scene, prefix, formats=formats, probs=probs, mode=mode, tile=tile, device=device,
                       memory_mb=memory_mb, ground_truth=model_classes(scene, trained), title=title,
                       palette=None if palette is None else palette_for(trained.label_ids, palette),
-                      progress=progress, here=here, trained_pixels=trained_pixels)
+                      progress=progress, here=here, trained_pixels=trained_pixels, geometry=geometry)
 
 
 def model_classes(scene, trained):
