@@ -288,7 +288,8 @@ def _shared_split(base, scene, seed, fold, path):
         return Split.load(path)
     return make_split(scene.labels, base.split, train_ratio=base.train_ratio, train_per_class=base.train_per_class,
                       val_ratio=base.val_ratio, patch_size=base.patch, seed=seed, class_names=scene.class_names,
-                      folds=base.folds, fold=base.fold if fold is None else fold, label_ids=scene.label_ids)
+                      folds=base.folds, fold=base.fold if fold is None else fold, label_ids=scene.label_ids,
+                      parcels=getattr(scene, "parcels", None))
 
 
 def _run(config, run_dir, scene, split, progress):

@@ -71,7 +71,8 @@ def prepare(scene, config, kind=None, split=None):
             split = make_split(scene.labels, config.split, train_ratio=config.train_ratio,
                                train_per_class=config.train_per_class, val_ratio=config.val_ratio,
                                patch_size=config.patch, seed=config.seed, class_names=scene.class_names,
-                               folds=config.folds, fold=config.fold, label_ids=scene.label_ids)
+                               folds=config.folds, fold=config.fold, label_ids=scene.label_ids,
+                               parcels=getattr(scene, "parcels", None))
     counts = split.counts(scene.n_classes)["train"]
     empty = [describe_class(k, scene.class_names, scene.label_ids) for k, c in enumerate(counts)
              if c == 0 and scene.class_counts()[k] > 0]

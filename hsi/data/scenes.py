@@ -44,6 +44,7 @@ class Scene:
     source: str = ""
     origin: dict | None = None
     header: dict | None = None      # the ENVI header entries of the cube file (georeferencing for outputs)
+    parcels: np.ndarray | None = None   # polygon ground truth: each labelled pixel's polygon (parcel), -1 elsewhere
 
     @property
     def n_classes(self):
@@ -104,11 +105,12 @@ def load_scene(source, gt=None, *, key=None, gt_key=None, data_dir=None, downloa
     gt_info = find_by_file(Path(gt).name) if gt is not None else None
     info = cube_info if cube_info is not None and cube_info is gt_info else None
     cube, wavelengths = read_array(path, key or _registry_key(path, cube_info, "cube_key"), "cube")
-    origin, classes = _files_origin(path, gt, key, gt_key), None
+    origin, classes, parcels = _files_origin(path, gt, key, gt_key), None, None
     if gt is None:
         labels = np.zeros(cube.shape[:2], dtype=np.int64)
     elif is_vector(gt):
-        labels, classes, vector = rasterize_labels(gt, cube, field=label_field, layer=gt_layer, overlap=overlap)
+        labels, classes, vector, parcels = rasterize_labels(gt, cube, field=label_field, layer=gt_layer,
+                                                            overlap=overlap)
         origin.update(label_field=label_field, gt_layer=gt_layer, overlap=overlap, vector=vector)
     else:
         labels, _ = read_array(gt, gt_key or _registry_key(gt, gt_info, "gt_key"), "labels")
@@ -116,6 +118,7 @@ def load_scene(source, gt=None, *, key=None, gt_key=None, data_dir=None, downloa
                         str(gt) if gt is not None else None, origin)
     if classes is not None:
         scene.class_names = [classes[int(i)] for i in scene.label_ids]
+        scene.parcels = np.where(scene.labels >= 0, parcels, -1)
     return scene
 
 
