@@ -181,7 +181,12 @@ def build_parser() -> _Parser:
                         "for a swath with a GLT (EMIT) tif, cog and gpkg are orthorectified on the GLT's grid")
     p.add_argument("--probs", action="store_true",
                    help="also write the class probabilities and a confidence band as an ENVI float32 cube "
-                        "(OUT_probs.hdr)")
+                        "(OUT_probs.hdr), with any format; tif and cog add OUT_probs.tif (one float32 band per "
+                        "class, named by it, on the map's grid)")
+    p.add_argument("--geometry", default="ortho", choices=("ortho", "sensor"),
+                   help="swath products with a GLT (EMIT): tif and cog orthorectified on the GLT's map grid "
+                        "(ortho), or in the product's rows and columns with its latitude and longitude in "
+                        "OUT_latlon.tif (sensor); other scenes have one grid")
     p.add_argument("--memory-mb", type=int, default=1024,
                    help="memory budget of the tiled prediction in MB (default 1024); the scene itself is read "
                         "tile by tile from disk")
@@ -411,7 +416,7 @@ def _predict(args: argparse.Namespace) -> int:
     split = Split.load(run_dir / "split.npz") if own_split else None
     written = write_map(trained, scene, Path(args.out) if args.out else run_dir / "map", formats=formats,
                         probs=args.probs, mode=args.mode, tile=args.tile, device=resolve_device(args.device),
-                        memory_mb=args.memory_mb, palette=args.palette,
+                        memory_mb=args.memory_mb, palette=args.palette, geometry=args.geometry,
                         progress=not args.quiet and sys.stderr.isatty(), here=None,
                         title=f"{scene.name} / {trained.name} ({run_dir.name}/{checkpoint.name})",
                         trained_pixels=None if split is None else (split.train >= 0) | (split.val >= 0),

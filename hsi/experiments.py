@@ -306,7 +306,8 @@ def _shared_split(base: RunConfig, scene: Scene, seed: int, fold: int | None, pa
         return Split.load(path)
     return make_split(scene.labels, base.split, train_ratio=base.train_ratio, train_per_class=base.train_per_class,
                       val_ratio=base.val_ratio, patch_size=base.patch, seed=seed, class_names=scene.class_names,
-                      folds=base.folds, fold=base.fold if fold is None else fold, label_ids=scene.label_ids)
+                      folds=base.folds, fold=base.fold if fold is None else fold, label_ids=scene.label_ids,
+                      parcels=getattr(scene, "parcels", None))
 
 
 def _run(config: RunConfig, run_dir: Path, scene: Scene | None, split: Split | None,

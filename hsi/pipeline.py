@@ -85,7 +85,8 @@ def prepare(scene: Scene, config: RunConfig, kind: ModelKind | None = None, spli
             split = make_split(scene.labels, config.split, train_ratio=config.train_ratio,
                                train_per_class=config.train_per_class, val_ratio=config.val_ratio,
                                patch_size=config.patch, seed=config.seed, class_names=scene.class_names,
-                               folds=config.folds, fold=config.fold, label_ids=scene.label_ids)
+                               folds=config.folds, fold=config.fold, label_ids=scene.label_ids,
+                               parcels=getattr(scene, "parcels", None))
     counts = split.counts(scene.n_classes)["train"]
     empty = [describe_class(k, scene.class_names, scene.label_ids) for k, c in enumerate(counts)
              if c == 0 and scene.class_counts()[k] > 0]
@@ -269,7 +270,8 @@ def write_map(trained: TrainedModel, scene: Scene, prefix: Path | str, *, device
               formats: str | Iterable[str] = ("png", "npy"), probs: bool = False, mode: str = "auto",
               tile: int | None = None, memory_mb: float = 1024, palette: str | None = None, title: str | None = None,
               progress: bool = False, here: World | None = ALONE,
-              trained_pixels: npt.NDArray[np.bool_] | None = None, rgb_bands: RgbSpec = None) -> dict[str, Path]:
+              trained_pixels: npt.NDArray[np.bool_] | None = None, rgb_bands: RgbSpec = None,
+              geometry: str = "ortho") -> dict[str, Path]:
     """Predict every pixel of ``scene`` and write the map in ``formats`` (see :mod:`hsi.outputs`: ``png`` the
     whole map, the map on labelled pixels and the ground truth, with a legend of ids and names, ``title`` above;
     ``npy`` original label ids; ``envi``; ``tif``; ``rgb`` a false-colour composite of the bands ``rgb_bands``
@@ -278,7 +280,8 @@ def write_map(trained: TrainedModel, scene: Scene, prefix: Path | str, *, device
     return stream_map(trained, scene, prefix, formats=formats, probs=probs, mode=mode, tile=tile, device=device,
                       memory_mb=memory_mb, ground_truth=model_classes(scene, trained), title=title,
                       palette=None if palette is None else palette_for(trained.label_ids, palette),
-                      progress=progress, here=here, trained_pixels=trained_pixels, rgb_bands=rgb_bands)
+                      progress=progress, here=here, trained_pixels=trained_pixels, rgb_bands=rgb_bands,
+                      geometry=geometry)
 
 
 def model_classes(scene: Scene, trained: TrainedModel) -> npt.NDArray[np.int64] | None:

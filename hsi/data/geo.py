@@ -7,6 +7,7 @@ to reflectance, no-data as NaN (read as 0 and masked), bad bands dropped. ``cube
 from __future__ import annotations
 
 import os
+import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
@@ -43,6 +44,18 @@ class _Handle:
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_file": None, "_pid": None}
+
+
+class _Scratch(threading.local):
+    """A reader's buffer for the raw window, reused while the window's shape repeats (a window is converted to
+    float32 before the next is read, and fresh pages of a large array cost more than the copy); one per thread."""
+
+    buffer: np.ndarray | None = None
+
+    def get(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        if self.buffer is None or self.buffer.shape != shape or self.buffer.dtype != dtype:
+            self.buffer = np.empty(shape, dtype=dtype)
+        return self.buffer
 
 
 def _cube(path: Path, windowed: WindowedArray, keep: np.ndarray | None, wavelengths: npt.ArrayLike | None,
@@ -108,10 +121,10 @@ def read_geotiff(path: Path) -> Contents:
         geometry["metadata"] = str(xml)
     elif all(n and n.replace(".", "", 1).isdigit() for n in names):
         wavelengths = np.array(names, dtype=np.float64)
-    handle = _Handle(path, rasterio.open)
+    handle, scratch = _Handle(path, rasterio.open), _Scratch()
 
     def read(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
-        out = np.empty((r1 - r0, c1 - c0, shape[2]), dtype=dtype)     # GDAL fills it pixel-interleaved
+        out = scratch.get((r1 - r0, c1 - c0, shape[2]), dtype)         # GDAL fills it pixel-interleaved
         with rasterio.Env(**GDAL_READ_OPTIONS):
             handle.get().read(window=Window(c0, r0, c1 - c0, r1 - r0), out=out.transpose(2, 0, 1))
         return out
@@ -157,10 +170,13 @@ def read_netcdf(path: Path) -> Contents:
             geometry["glt_transform"] = tuple(float(v) for v in f.attrs["geotransform"])
         if "spatial_ref" in f.attrs:
             geometry["crs"] = str(_attr(f, "spatial_ref"))
-    handle = _Handle(path, _h5)
+    handle, scratch = _Handle(path, _h5), _Scratch()
 
     def read(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
-        return handle.get()[name][r0:r1, c0:c1, :]
+        out = scratch.get((r1 - r0, c1 - c0, shape[2]), dtype)
+        if out.size:
+            handle.get()[name].read_direct(out, np.s_[r0:r1, c0:c1, :])
+        return out
 
     keep = None if good is None or good.all() else np.flatnonzero(good)
     windowed = WindowedArray(shape, read, scale=scale, offset=offset, nodata=nodata, file_dtype=dtype)
@@ -199,10 +215,16 @@ def read_prisma(path: Path) -> Contents:
             size = 30.0
             geometry["transform"] = (size, 0.0, float(_attr(f, "Product_ULcorner_easting")), 0.0, -size,
                                      float(_attr(f, "Product_ULcorner_northing")))
-    handle = _Handle(path, _h5)
+    handle, scratch = _Handle(path, _h5), [_Scratch() for _ in cubes]
 
     def read(r0: int, r1: int, c0: int, c1: int) -> list[np.ndarray]:
-        return [handle.get()[f"{group}/{n}"][r0:r1, :, c0:c1].transpose(0, 2, 1) for n in cubes]
+        parts = []
+        for name, count, buffer in zip(cubes, counts, scratch, strict=True):
+            out = buffer.get((r1 - r0, count, c1 - c0), dtype)
+            if out.size:
+                handle.get()[f"{group}/{name}"].read_direct(out, np.s_[r0:r1, :, c0:c1])
+            parts.append(out.transpose(0, 2, 1))
+        return parts
 
     all_wavelengths = np.concatenate(wavelengths)
     keep = np.flatnonzero(all_wavelengths > 0)

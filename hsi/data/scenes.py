@@ -49,6 +49,7 @@ class Scene:
     source: str = ""
     origin: Record | None = None
     header: dict[str, str] | None = None     # the ENVI header entries of the cube file (georeferencing for outputs)
+    parcels: np.ndarray | None = None   # polygon ground truth: each labelled pixel's polygon (parcel), -1 elsewhere
 
     @property
     def n_classes(self) -> int:
@@ -110,18 +111,22 @@ def load_scene(source: str | Path, gt: str | Path | None = None, *, key: str | N
     gt_info = find_by_file(Path(gt).name) if gt is not None else None
     info = cube_info if cube_info is not None and cube_info is gt_info else None
     cube, wavelengths = read_array(path, key or _registry_key(path, cube_info, "cube_key"), "cube")
-    origin, classes = _files_origin(path, gt, key, gt_key), None
+    origin = _files_origin(path, gt, key, gt_key)
+    classes: dict[int, str] | None = None
+    parcels: np.ndarray | None = None
     if gt is None:
         labels = np.zeros(cube.shape[:2], dtype=np.int64)
     elif is_vector(gt):
-        labels, classes, vector = rasterize_labels(gt, cube, field=label_field, layer=gt_layer, overlap=overlap)
+        labels, classes, vector, parcels = rasterize_labels(gt, cube, field=label_field, layer=gt_layer,
+                                                            overlap=overlap)
         origin.update(label_field=label_field, gt_layer=gt_layer, overlap=overlap, vector=vector)
     else:
         labels, _ = read_array(gt, gt_key or _registry_key(gt, gt_info, "gt_key"), "labels")
     scene = _make_scene(cube, labels, info, info.name if info else path.stem, wavelengths, str(path),
                         str(gt) if gt is not None else None, origin)
-    if classes is not None:
+    if classes is not None and parcels is not None:
         scene.class_names = [classes[int(i)] for i in scene.label_ids]
+        scene.parcels = np.where(scene.labels >= 0, parcels, -1)
     return scene
 
 

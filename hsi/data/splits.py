@@ -82,6 +82,7 @@ class SplitSettings:
     folds: int | None = None
     fold: int = 0
     label_ids: Sequence[int] | np.ndarray | None = None
+    parcels: np.ndarray | None = None    # (rows, cols) parcel of each labelled pixel (polygon ground truth), -1 none
 
 
 SplitMaker = Callable[[np.ndarray, SplitSettings, np.random.Generator], Split]
@@ -126,12 +127,14 @@ def make_split(labels: np.ndarray, mode: str = "random", *, train_ratio: float |
                train_per_class: int | None = None, val_ratio: float = 0.1, patch_size: int = 25,
                min_per_class: int = 1, max_fraction: float = 0.5, seed: int = 0,
                class_names: Sequence[str] | None = None, folds: int | None = None, fold: int = 0,
-               label_ids: Sequence[int] | np.ndarray | None = None) -> Split:
+               label_ids: Sequence[int] | np.ndarray | None = None, parcels: np.ndarray | None = None) -> Split:
     """Split ``labels`` (classes 0..K-1, -1 unlabelled) by the registered split ``mode``; deterministic for a
     seed. Without a train ratio or count the ratio is 0.1.
 
-    ``folds`` and ``fold`` choose the held-out fold of a split that runs in folds (``blocks``). ``class_names``
-    and ``label_ids`` (the ground truth file's id of each class) only serve the error and warning messages.
+    ``folds`` and ``fold`` choose the held-out fold of a split that runs in folds (``blocks``). ``parcels``
+    (polygon ground truth: each labelled pixel's polygon, -1 none) are the parcels ``disjoint`` draws whole.
+    ``class_names`` and ``label_ids`` (the ground truth file's id of each class) only serve the error and warning
+    messages.
     """
     maker = split_maker(mode)
     if not 0 <= val_ratio < 1:
@@ -144,7 +147,8 @@ def make_split(labels: np.ndarray, mode: str = "random", *, train_ratio: float |
         train_ratio = 0.1
     settings = SplitSettings(train_ratio=train_ratio, train_per_class=train_per_class, val_ratio=val_ratio,
                              patch_size=patch_size, min_per_class=min_per_class, max_fraction=max_fraction,
-                             class_names=class_names, folds=folds, fold=fold, label_ids=label_ids)
+                             class_names=class_names, folds=folds, fold=fold, label_ids=label_ids,
+                             parcels=parcels)
     return maker(labels, settings, np.random.default_rng(seed))
 
 
@@ -169,6 +173,10 @@ def _fixed(labels: np.ndarray, settings: SplitSettings, rng: np.random.Generator
 def _disjoint(labels: np.ndarray, settings: SplitSettings, rng: np.random.Generator) -> Split:
     if settings.train_ratio is None:
         raise SplitError("the disjoint split takes a train ratio, not a count per class")
+    if settings.parcels is not None:
+        return parcel_split(labels, settings.parcels, settings.train_ratio, patch_size=settings.patch_size,
+                            val_ratio=settings.val_ratio, rng=rng, class_names=settings.class_names,
+                            label_ids=settings.label_ids)
     return disjoint_split(labels, settings.train_ratio, patch_size=settings.patch_size,
                           val_ratio=settings.val_ratio, rng=rng, class_names=settings.class_names,
                           label_ids=settings.label_ids)
@@ -292,6 +300,58 @@ def disjoint_split(labels: np.ndarray, train_ratio: float, *, patch_size: int = 
     if max(train_choices + val_choices, default=0) <= 1:
         warnings.warn("disjoint split: the scene's parcels leave every class one best region, so every seed gives "
                       "this same split", stacklevel=2)
+    return split
+
+
+def parcel_split(labels: np.ndarray, parcels: np.ndarray, train_ratio: float, *, patch_size: int = 25,
+                 val_ratio: float = 0.1, rng: np.random.Generator | None = None,
+                 class_names: ClassNames = None, label_ids: LabelIds = None) -> Split:
+    """Disjoint split by given parcels (the polygons of vector ground truth): per class, fewest pixels first, its
+    parcels (each counted for its most frequent class) in the seed's random order go to training until about
+    ``train_ratio * (1 - val_ratio)`` of its pixels, then to validation until ``train_ratio * val_ratio``, the
+    rest to testing; a parcel is never split between subsets. Test pixels within ``patch_size // 2`` of a
+    training or validation pixel, and validation pixels as near training ones, belong to no subset (the buffer),
+    so no test window holds a training pixel."""
+    if not 0 < train_ratio < 1:
+        raise SplitError(f"train ratio must be between 0 and 1, got {train_ratio}")
+    if parcels.shape != labels.shape:
+        raise SplitError(f"parcels {parcels.shape} and labels {labels.shape} differ; expected one map each")
+    rng = rng or np.random.default_rng(0)
+    labelled = (labels >= 0) & (parcels >= 0)
+    buffer = patch_size // 2
+    n_classes = int(labels.max(initial=-1)) + 1
+    ids, index = np.unique(parcels[labelled], return_inverse=True)
+    sizes = np.zeros((len(ids), max(n_classes, 1)), dtype=np.int64)
+    np.add.at(sizes, (index, labels[labelled]), 1)
+    owner, size = sizes.argmax(axis=1), sizes.sum(axis=1)
+    subset = np.full(len(ids), 2)                           # 0 train, 1 validation, 2 test
+    totals = np.bincount(owner, weights=size, minlength=n_classes)
+    for k in np.argsort(totals, kind="stable"):
+        mine = rng.permutation(np.flatnonzero(owner == k))
+        goal = np.cumsum([train_ratio * (1 - val_ratio), train_ratio * val_ratio]) * totals[k]
+        taken = np.cumsum(size[mine]) - size[mine]              # pixels taken before each parcel
+        subset[mine[taken < goal[0]]] = 0
+        subset[mine[(taken >= goal[0]) & (taken < goal[1])]] = 1
+        if len(mine) > 1 and (subset[mine] != 2).all():
+            subset[mine[-1]] = 2                                # a test parcel for every class that has two
+    where = np.full(labels.shape, -1)
+    where[labelled] = subset[index]
+    train = np.where(where == 0, labels, -1)
+    val = np.where((where == 1) & ~_dilate(train >= 0, buffer), labels, -1)
+    test = np.where((where == 2) & ~_dilate((train >= 0) | (val >= 0), buffer), labels, -1)
+    split = Split(train, val, test, "disjoint")
+    counts = split.counts(n_classes)
+    split.info = {"parcels": "the polygons of the ground truth layer (sharing a pixel: one parcel), drawn whole",
+                  "buffer": buffer, "buffer_pixels": int((labelled & (train < 0) & (val < 0) & (test < 0)).sum()),
+                  "parcels_per_subset": {name: int((subset == i).sum()) for i, name in enumerate(("train", "val",
+                                                                                                  "test"))},
+                  "achieved_train_ratio": [round(float((a + b) / t), 4) if t else 0.0 for a, b, t in
+                                           zip(counts["train"], counts["val"], totals, strict=True)]}
+    missing = [k for k in range(n_classes) if totals[k] and (counts["train"][k] == 0 or counts["test"][k] == 0)]
+    if missing:
+        named = ", ".join(describe_class(k, class_names, label_ids) for k in missing)
+        warnings.warn(f"disjoint split by polygons: no training or no test pixels for {named} (a single polygon, "
+                      f"or test pixels all within the {buffer}-pixel buffer)", stacklevel=2)
     return split
 
 
