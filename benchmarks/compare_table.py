@@ -3,20 +3,50 @@
     python benchmarks/compare_table.py comparisons/ip-random-10 comparisons/ip-disjoint-10
 
 One row per model: for each folder OA / AA / kappa (mean ± std over its seeds) and the leakage, then the
-parameters (first folder) and the mean training and map seconds over every run.
+parameters (first folder) and the mean training and map seconds over every run. :func:`folder_table` rebuilds a
+folder's own ``results.md`` from its ``results.csv`` and ``timing.csv``, as ``hsi compare`` wrote it.
 """
 import argparse
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
 
-from hsi.experiments import format_mean_std
+import hsi
+from hsi.experiments import format_mean_std, format_results
 
 
 def read(path):
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
+
+
+def result_rows(folder):
+    """The rows ``hsi compare`` tabulated in ``folder``, read back from its ``results.csv`` and ``timing.csv``."""
+    timing = {(row["model"], row["seed"], row.get("fold", "")): row for row in read(folder / "timing.csv")}
+    rows = []
+    for row in read(folder / "results.csv"):
+        seconds = timing[row["model"], row["seed"], row.get("fold", "")]
+        rows.append({"model": row["model"], "seed": int(row["seed"]), "fold": int(row["fold"]) if row.get("fold")
+                     else None, **{key: float(row[key]) for key in ("oa", "aa", "kappa", "leakage")},
+                     "pca_saw_test": row["pca_saw_test"] == "True", "transductive": row["transductive"] == "True",
+                     "parameters": int(row["parameters"]), "train_seconds": float(seconds["train_seconds"]),
+                     "map_seconds": float(seconds["map_seconds"]) if seconds["map_seconds"] else None,
+                     "per_class_accuracy": [float(v) if v else None for k, v in row.items() if k.startswith("acc:")]})
+    return rows
+
+
+def folder_table(folder):
+    """``folder``'s ``results.md`` (:func:`hsi.experiments.format_results`) from its CSV files and its scene's
+    class ids (the scene of its ``experiment.json``)."""
+    if (folder / "results.csv").read_text().startswith("model,seed,fold,"):
+        raise SystemExit(f"{folder}: block folds name their held-out blocks in results.md only; not rebuilt")
+    rows = result_rows(folder)
+    base = json.loads((folder / "experiment.json").read_text())["base"]
+    scene = hsi.load_scene(base["dataset"]) if base["dataset"] else hsi.load_scene(base["cube"], base["gt"])
+    labels = list(dict.fromkeys(row["model"] for row in rows))
+    return format_results(rows, list(scene.class_names), scene.label_ids, labels)
 
 
 def table(folders):

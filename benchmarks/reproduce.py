@@ -16,9 +16,8 @@ protocol's preprocessing, optimiser settings and, seed for seed, the same split,
 :data:`MODELS` gives one (its authors'). ``benchmarks/results/results.md``
 tabulates them beside the paper, one row per protocol and model (``ip-paper-10/resnet18``);
 ``benchmarks/results/zoo.md`` puts every patch network's seed-0 scores on ``ip-paper-10`` and ``ip-disjoint`` (the
-same two splits for all) beside its parameter count and median epoch time. Both tables are also copied between
-``<!-- reproduce.py table -->`` / ``<!-- reproduce.py zoo -->`` markers and their closing ``<!-- /reproduce.py
-... -->`` in the pages of ``docs/``.
+same two splits for all) beside its parameter count and median epoch time. ``scripts/results_pages.py`` copies
+both into the docs.
 """
 import argparse
 import json
@@ -38,7 +37,6 @@ from hsi.pipeline import resume, train
 from hsi.runfolder import read_history
 
 RESULTS = Path(__file__).resolve().parent / "results"
-DOCS = Path(__file__).resolve().parent.parent / "docs"
 PAPER_FIT = dict(epochs=100, batch_size=256, lr=1e-3)
 PAPER_PREP = dict(pca=30, pca_fit="scene", whiten=True, patch=25, padding="zero")
 # The official HybridSN code trains on every training pixel and keeps the epoch with the best training accuracy.
@@ -172,7 +170,7 @@ def table(results=RESULTS):
     rows = ["| protocol | seeds | OA (%) | kappa (×100) | AA (%) | leakage (%) | paper OA / kappa / AA "
             "| test pixels (classes) | epochs | epoch time | training time |",
             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    found = [json.loads(p.read_text()) for p in sorted(results.glob("*-seed-*.json"))]
+    found = found_records(results)
     labels = sorted({label_of(r) for r in found})
     for (name, (description, _, _, paper)), model in (
             (p, m) for p in PROTOCOLS.items() for m in [own_model(p[0]), *(m for m in labels if m != own_model(p[0]))]):
@@ -181,24 +179,50 @@ def table(results=RESULTS):
             continue
         if model != own_model(name):
             description, paper = f"{model}, same protocol", None
-        cells = []
-        for key in ("oa", "kappa", "aa"):
-            values = 100 * np.array([r[key] for r in records])
-            std = values.std(ddof=1) if len(values) > 1 else 0.0
-            cells.append(f"{values.mean():.2f} ± {std:.2f}" if len(values) > 1 else f"{values.mean():.2f}")
+        cells, leakage_cell = score_cells(records)
         paper_cell = " / ".join(f"{v:.2f}" for v in paper) if paper else "—"
-        leaked = [r["leakage"]["fraction"] for r in records if r.get("leakage")]
-        leakage_cell = (f"{100 * np.mean(leaked):.1f}" if leaked else "—") + (
-            ", PCA saw test" if records[0]["config"]["pca_fit"] == "scene" else "")
         epoch_seconds = np.median([r["median_epoch_seconds"] for r in records])
         tested = sum(v is not None for v in records[0]["per_class_accuracy"].values())
         label = name if model == own_model(name) else f"{name}/{model}"
         rows.append(f"| `{label}`: {description} | {len(records)} | {' | '.join(cells)} | {leakage_cell} | "
                     f"{paper_cell} | {records[0]['n_test']:,} ({tested}) | {records[0]['epochs']} | "
                     f"{epoch_seconds:.1f} s | {np.mean([r['train_seconds'] for r in records]):.0f} s |")
-    text = "\n".join(rows) + "\n"
-    (results / "results.md").write_text(text)
-    return text
+    return "\n".join(rows) + "\n"
+
+
+def found_records(results=RESULTS):
+    """Every result JSON of ``results``."""
+    return [json.loads(p.read_text()) for p in sorted(results.glob("*-seed-*.json"))]
+
+
+def score_cells(records):
+    """The OA, kappa and AA cells (mean ± std over the records) and the leakage cell of a table row."""
+    cells = []
+    for key in ("oa", "kappa", "aa"):
+        values = 100 * np.array([r[key] for r in records])
+        std = values.std(ddof=1) if len(values) > 1 else 0.0
+        cells.append(f"{values.mean():.2f} ± {std:.2f}" if len(values) > 1 else f"{values.mean():.2f}")
+    leaked = [r["leakage"]["fraction"] for r in records if r.get("leakage")]
+    leakage = (f"{100 * np.mean(leaked):.1f}" if leaked else "—") + (
+        ", PCA saw test" if records[0]["config"]["pca_fit"] == "scene" else "")
+    return cells, leakage
+
+
+#: the README's headline rows: HybridSN on these protocols, described in a few words
+HEADLINE = {"ip-paper-10-val": "random 10 % train, PCA 30 on the scene",
+            "ip-disjoint": "spatially disjoint 10 % train, 12-pixel buffer, PCA on train only"}
+
+
+def headline_table(results=RESULTS):
+    """The README's table: HybridSN on the random and the leak-free split of :data:`HEADLINE`, as in
+    :func:`table`."""
+    found = [r for r in found_records(results) if label_of(r) == "hybridsn"]
+    rows = ["| protocol | seeds | OA (%) | kappa (×100) | AA (%) | leakage (%) |", "|---|---|---|---|---|---|"]
+    for name, description in HEADLINE.items():
+        records = [r for r in found if r["protocol"] == name]
+        cells, leakage = score_cells(records)
+        rows.append(f"| `{name}`: {description} | {len(records)} | {' | '.join(cells)} | {leakage} |")
+    return "\n".join(rows) + "\n"
 
 
 def zoo_table(results=RESULTS):
@@ -220,23 +244,7 @@ def zoo_table(results=RESULTS):
         scores = [" / ".join(f"{100 * r[key]:.2f}" for key in ("oa", "aa", "kappa")) if r else "—"
                   for r in records.values()]
         rows.append(f"| `{model}` | {window}×{window} | {parameters:,} | {epoch} | {' | '.join(scores)} |")
-    text = "\n".join(rows) + "\n"
-    (results / "zoo.md").write_text(text)
-    return text
-
-
-def write_docs(tables, docs=DOCS):
-    """Put each table of ``tables`` (marker name -> Markdown) between ``<!-- reproduce.py NAME -->`` and
-    ``<!-- /reproduce.py NAME -->`` in every page of ``docs`` that holds the pair."""
-    for page in sorted(docs.glob("*.md")):
-        text = original = page.read_text()
-        for name, table_text in tables.items():
-            start, end = f"<!-- reproduce.py {name} -->\n", f"<!-- /reproduce.py {name} -->"
-            if start in text and end in text:
-                head, rest = text.split(start, 1)
-                text = head + start + table_text + end + rest.split(end, 1)[1]
-        if text != original:
-            page.write_text(text)
+    return "\n".join(rows) + "\n"
 
 
 def main(argv=None):
@@ -255,7 +263,7 @@ def main(argv=None):
     parser.add_argument("--results", default=RESULTS, type=Path,
                         help="folder of the result JSON files and results.md (default benchmarks/results)")
     parser.add_argument("--table", action="store_true",
-                        help="only rebuild results.md and zoo.md (and the docs' copies) from the JSON files")
+                        help="only rebuild results.md and zoo.md from the JSON files")
     args = parser.parse_args(argv)
     unknown = [name for name in args.protocols if name not in PROTOCOLS]
     if unknown:
@@ -274,11 +282,9 @@ def main(argv=None):
                 run_protocol(name, args.seeds, args.runs_dir, args.data_dir, args.epochs, model, args.results,
                              args.folds)
     args.results.mkdir(parents=True, exist_ok=True)
-    tables = {"table": table(args.results), "zoo": zoo_table(args.results)}
-    print(tables["table"])
-    print(tables["zoo"])
-    if args.results == RESULTS:         # the docs show the committed results, not a scratch folder's
-        write_docs(tables)
+    for name, text in (("results.md", table(args.results)), ("zoo.md", zoo_table(args.results))):
+        (args.results / name).write_text(text)
+        print(text)
 
 
 if __name__ == "__main__":

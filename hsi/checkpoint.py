@@ -7,6 +7,7 @@ for resuming, the optimizer, scheduler, epoch, early-stopping and RNG states.
 from __future__ import annotations
 
 import pickle
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,10 +70,14 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if "Unsupported global" in str(exc) or "weights_only" in str(exc).lower().replace(" ", "_"):
+            found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+            raise CheckpointError(f"{path}: refused to load: the file holds pickled Python objects"
+                                  f"{f' ({found.group(1)})' if found else ''}, not plain tensors and numbers, and "
+                                  f"loading it could run any code; hsi reads the checkpoints hsi train writes: "
+                                  f"retrain, or ask whoever sent it for one (never load a file you did not make "
+                                  f"with torch.load(weights_only=False))") from None
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        if "Unsupported global" in str(exc) or "weights_only" in str(exc):
-            raise CheckpointError(f"{path}: refused to load: the file holds pickled Python objects, not plain "
-                                  f"tensors and numbers, and loading it could run code ({first})") from None
         raise CheckpointError(f"{path}: corrupted checkpoint ({first})") from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -1,17 +1,24 @@
-"""The ``hsi`` command: datasets, download, train, evaluate, predict. A thin shell over the Python API."""
+"""The ``hsi`` command: datasets, models, download, train, evaluate, predict. A thin shell over the Python API."""
+from __future__ import annotations
+
 import argparse
 import errno
 import logging
 import os
 import sys
 import warnings
-from dataclasses import fields
+from collections.abc import Iterable, Sequence
+from dataclasses import Field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .activations import return_freed_memory
 from .config import FitOptions, RunConfig, choices_of, field_default, value_types
 from .data.splits import is_folded
 from .errors import ConfigError, HSIError
+
+if TYPE_CHECKING:
+    from .runfolder import MovedScene
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -21,17 +28,17 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one ``error:`` line (exit 2), like every other user mistake; every
     option's help shows its default."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, formatter_class=_DefaultsFormatter, **kwargs)
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(formatter_class=_DefaultsFormatter, **kwargs)
 
-    def error(self, message):
+    def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"error: {message} (see '{self.prog} --help')\n")
 
 
 class _DefaultsFormatter(argparse.HelpFormatter):
     """Appends ``(default X)`` to an option's help when it has a default and the help does not name one."""
 
-    def _get_help_string(self, action):
+    def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         has_default = not (action.default is None or action.default is False or action.default == argparse.SUPPRESS)
         if has_default and action.option_strings and "default" not in text:
@@ -39,7 +46,7 @@ class _DefaultsFormatter(argparse.HelpFormatter):
         return text
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     code = _main(argv)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         # A torchrun process ends here, past the interpreter's teardown: there gloo's threads, destroyed with the
@@ -52,7 +59,7 @@ def main(argv=None):
     return code
 
 
-def _main(argv):
+def _main(argv: Sequence[str] | None) -> int:
     return_freed_memory()           # a finished batch's tensors leave the process at once
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -66,15 +73,15 @@ def _main(argv):
     except HSIError as exc:
         print(f"error{where}: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:     # output piped into head and the like (an OSError: caught before the others)
+        sys.stderr.close()
+        return 0
     except OSError as exc:      # a full disk, a read-only file system, ...: what failed and where
         print(f"error{where}: {_os_error(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except BrokenPipeError:     # output piped into head and the like
-        sys.stderr.close()
-        return 0
     except torch_distributed_errors() as exc:
         print(f"error{where}: another process of this torchrun job failed or stopped answering "
               f"({_one_line(exc)[:300]})", file=sys.stderr)
@@ -85,18 +92,18 @@ def _main(argv):
         finish()
 
 
-def torch_distributed_errors():
+def torch_distributed_errors() -> tuple[type[Exception], ...]:
     """What a collective raises when a peer process died or timed out."""
     import torch.distributed
 
     return (torch.distributed.DistBackendError,)
 
 
-def build_parser():
+def build_parser() -> _Parser:
     parser = _Parser(prog="hsi", description="Hyperspectral image classification: HybridSN, CNN backbones, FCNs, "
                                                  "SVM / random forest.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true",
                         help="print only warnings, errors and the results: no progress bars, no per-epoch or "
                              "per-step log lines on stderr")
@@ -105,6 +112,14 @@ def build_parser():
                        description="List the known scenes and where each is available locally.")
     p.add_argument("--data-dir", help="also look in this folder")
     p.set_defaults(run=_datasets)
+
+    p = sub.add_parser("models", parents=[common], help="list the models: kind, size, smallest window and bands",
+                       description="List every registered model (kind, smallest window and band count, how a scene "
+                                   "is mapped, attention slots, parameters at 30 bands and 16 classes), or one in "
+                                   "detail.")
+    p.add_argument("name", nargs="?", help="one model to describe in detail")
+    p.add_argument("--markdown", action="store_true", help="print the table as markdown")
+    p.set_defaults(run=_models)
 
     p = sub.add_parser("inspect", parents=[common], help="print what a cube file holds",
                        description="Print what the reader of FILE found: shape, dtype, wavelength range, bad "
@@ -166,7 +181,12 @@ def build_parser():
                         "for a swath with a GLT (EMIT) tif, cog and gpkg are orthorectified on the GLT's grid")
     p.add_argument("--probs", action="store_true",
                    help="also write the class probabilities and a confidence band as an ENVI float32 cube "
-                        "(OUT_probs.hdr)")
+                        "(OUT_probs.hdr), with any format; tif and cog add OUT_probs.tif (one float32 band per "
+                        "class, named by it, on the map's grid)")
+    p.add_argument("--geometry", default="ortho", choices=("ortho", "sensor"),
+                   help="swath products with a GLT (EMIT): tif and cog orthorectified on the GLT's map grid "
+                        "(ortho), or in the product's rows and columns with its latitude and longitude in "
+                        "OUT_latlon.tif (sensor); other scenes have one grid")
     p.add_argument("--memory-mb", type=int, default=1024,
                    help="memory budget of the tiled prediction in MB (default 1024); the scene itself is read "
                         "tile by tile from disk")
@@ -175,6 +195,7 @@ def build_parser():
     p.add_argument("--mode", default="auto", choices=("auto", "dense", "patch"),
                    help="dense: exact fully-convolutional; patch: window by window; auto: dense when exact")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    _add_setting(p, next(f for f in fields(RunConfig) if f.name == "rgb_bands"), "the run's own")
     p.add_argument("--palette", choices=("distinct", "published"),
                    help="map colours: distinct (CIELAB ΔE >= 39 between classes) or published (the colours used "
                         "before, some pairs hard to tell apart); default: the run's own")
@@ -182,7 +203,7 @@ def build_parser():
     return parser
 
 
-def _add_moved_scene_arguments(p):
+def _add_moved_scene_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("scene, if its recorded files moved")
     g.add_argument("--data-dir", help="folder that now holds the run's scene files (same names, same data)")
     g.add_argument("--cube", help="the run's scene cube at another path or name (its data is checked)")
@@ -194,12 +215,12 @@ def _add_moved_scene_arguments(p):
 GROUPS = ("scene", "model", "split and preprocessing", "optimisation", "run")
 
 
-def _add_train_arguments(p, compare=False):
+def _add_train_arguments(p: argparse.ArgumentParser, compare: bool = False) -> None:
     """The options of ``hsi train``, one per settings field of :class:`~hsi.config.RunConfig` and
     :class:`~hsi.config.FitOptions` (default, help and choices from the field); ``compare``: the fields ``hsi
     compare`` shares (no --model, no --model-option) and no --resume."""
     groups = {name: p.add_argument_group(name) for name in GROUPS}
-    exclusive = {}
+    exclusive: dict[str, argparse._MutuallyExclusiveGroup] = {}
     for f in settings_fields():
         if compare and not f.metadata["compare"]:
             continue
@@ -218,18 +239,19 @@ def _add_train_arguments(p, compare=False):
         r.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last.pt")
 
 
-def settings_fields():
+def settings_fields() -> list[Field[Any]]:
     """Every settings field that a command-line option sets: those of RunConfig, then those of its FitOptions."""
     return [f for f in fields(RunConfig) if f.name != "fit"] + list(fields(FitOptions))
 
 
-def _add_setting(group, f):
-    """The option of one settings field: its flag, type, default, choices and help from the field."""
+def _add_setting(group: argparse._ActionsContainer, f: Field[Any], unset: str | None = None) -> None:
+    """The option of one settings field: its flag, type, default, choices and help from the field; ``unset``:
+    left out, the option is None and means this (``hsi predict``: the run's own setting)."""
     flag = f.metadata["flag"] or "--" + f.name.replace("_", "-")
     default = field_default(f)
     kinds = [k for k in value_types(RunConfig if f.name in RUN_FIELDS else FitOptions)[f.name]
              if k is not type(None)]
-    help_text = f.metadata["help"]
+    help_text = f.metadata["help"] + (f"; here, left out: {unset}" if unset else "")
     if kinds == [bool]:
         group.add_argument(flag, dest=f.name, action="store_false" if default else "store_true", help=help_text)
         return
@@ -243,7 +265,7 @@ def _add_setting(group, f):
         return
     choices = choices_of(f)
     if f.name == "model":
-        help_text += f": {', '.join(choices)}"
+        help_text += f": {', '.join(choices or ())}; 'hsi models' gives each one's smallest window and band count"
         choices = None          # an unknown name is the registry's error, which lists the names
     default = None if f.metadata["unset_on_cli"] else default
     group.add_argument(flag, dest=f.name, type=kinds[0], default=default, metavar=f.metadata["metavar"],
@@ -253,7 +275,7 @@ def _add_setting(group, f):
 RUN_FIELDS = {f.name for f in fields(RunConfig)}
 
 
-def _train(args):
+def _train(args: argparse.Namespace) -> int:
     from . import experiments, pipeline
 
     progress = False if args.quiet else True if sys.stderr.isatty() else "log"
@@ -290,7 +312,7 @@ def _train(args):
         return EXIT_INTERRUPTED
 
 
-def _config_from_args(args):
+def _config_from_args(args: argparse.Namespace) -> RunConfig:
     """The run settings the ``hsi train`` (and ``hsi compare``) options describe; a field without an option (the
     model of ``hsi compare``) keeps its default."""
     if not (args.dataset or args.cube):
@@ -308,11 +330,11 @@ def _config_from_args(args):
     return RunConfig(**values, fit=FitOptions(**{f.name: getattr(args, f.name) for f in fields(FitOptions)}))
 
 
-def _model_options(items):
+def _model_options(items: Iterable[str]) -> dict[str, Any]:
     """``["dropout=0", "growth=24"]`` as builder keyword arguments."""
     import json
 
-    options = {}
+    options: dict[str, Any] = {}
     for item in items:
         name, sep, text = item.partition("=")
         if not sep or not name.strip().isidentifier():
@@ -324,7 +346,7 @@ def _model_options(items):
     return options
 
 
-def _compare(args):
+def _compare(args: argparse.Namespace) -> int:
     from .distributed import refuse_under_torchrun
     from .experiments import compare, parse_models, read_experiment
 
@@ -346,7 +368,7 @@ def _compare(args):
     return 0
 
 
-def _print_metrics(metrics, run_dir):
+def _print_metrics(metrics: dict[str, Any] | None, run_dir: Path | str | None) -> int:
     if metrics is None:         # not rank 0 of a torchrun job
         return 0
     print(f"OA {100 * metrics['oa']:.2f}%  AA {100 * metrics['aa']:.2f}%  kappa {metrics['kappa']:.4f}"
@@ -354,7 +376,7 @@ def _print_metrics(metrics, run_dir):
     return 0
 
 
-def _evaluate(args):
+def _evaluate(args: argparse.Namespace) -> int:
     from .metrics import format_report
     from .pipeline import evaluate_run
 
@@ -363,18 +385,19 @@ def _evaluate(args):
     return 0
 
 
-def _scene_elsewhere(args):
+def _scene_elsewhere(args: argparse.Namespace) -> MovedScene:
     """Where a run's scene is now, if its recorded files moved (``hsi.runs.run_scene`` arguments)."""
     return {"cube": args.cube, "gt": args.gt, "key": args.key, "gt_key": args.gt_key, "data_dir": args.data_dir}
 
 
-def _predict(args):
+def _predict(args: argparse.Namespace) -> int:
     from .checkpoint import TrainedModel
     from .data.splits import Split
     from .distributed import resolve_device
     from .outputs import parse_formats
     from .pipeline import write_map
     from .runfolder import read_run_config, run_scene
+    from .viz import parse_rgb_bands
 
     run_dir = Path(args.run_dir)
     read_run_config(run_dir)            # an edited or damaged config.json stops here, before anything is read
@@ -385,23 +408,26 @@ def _predict(args):
     if args.memory_mb < 16:
         raise ConfigError(f"--memory-mb must be at least 16, got {args.memory_mb}")
     trained = TrainedModel.from_checkpoint(checkpoint)
+    rgb_bands = args.rgb_bands if args.rgb_bands is not None else read_run_config(run_dir).rgb_bands
+    parse_rgb_bands(rgb_bands)
     scene = run_scene(run_dir, **_scene_elsewhere(args), verify=args.cube is None)   # any cube may be classified
     trained.check_scene(scene)
     own_split = args.cube is None and (run_dir / "split.npz").is_file()     # the run's scene: score test pixels
     split = Split.load(run_dir / "split.npz") if own_split else None
     written = write_map(trained, scene, Path(args.out) if args.out else run_dir / "map", formats=formats,
                         probs=args.probs, mode=args.mode, tile=args.tile, device=resolve_device(args.device),
-                        memory_mb=args.memory_mb, palette=args.palette,
+                        memory_mb=args.memory_mb, palette=args.palette, geometry=args.geometry,
                         progress=not args.quiet and sys.stderr.isatty(), here=None,
                         title=f"{scene.name} / {trained.name} ({run_dir.name}/{checkpoint.name})",
-                        trained_pixels=None if split is None else (split.train >= 0) | (split.val >= 0))
+                        trained_pixels=None if split is None else (split.train >= 0) | (split.val >= 0),
+                        rgb_bands=rgb_bands)
     if int(os.environ.get("RANK", "0")) == 0:
         for fmt, path in written.items():
             print(f"{fmt}: {path}")
     return 0
 
 
-def _datasets(args):
+def _datasets(args: argparse.Namespace) -> int:
     from .data.registry import SCENES
     from .data.scenes import locate
 
@@ -413,14 +439,25 @@ def _datasets(args):
     return 0
 
 
-def _inspect(args):
+def _models(args: argparse.Namespace) -> int:
+    from .models import catalog
+
+    if args.name is not None:
+        print(catalog.details(catalog.model_row(args.name)))
+        return 0
+    rows = catalog.model_rows()
+    print(catalog.markdown_table(rows) if args.markdown else catalog.plain_table(rows))
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
     from .data.io import inspect_file
 
     print("\n".join(inspect_file(args.file, args.key)))
     return 0
 
 
-def _download(args):
+def _download(args: argparse.Namespace) -> int:
     from .data.scenes import fetch
 
     for path in fetch(args.name, args.data_dir):
@@ -428,11 +465,11 @@ def _download(args):
     return 0
 
 
-def _os_error(exc):
+def _os_error(exc: OSError) -> str:
     """An OSError as one line: the file, the system's reason, and what it means for the files written before."""
     where = " -> ".join(str(name) for name in (exc.filename, exc.filename2) if name is not None)
     reason = exc.strerror or _one_line(exc)
-    hint = _OS_HINTS.get(exc.errno, "")
+    hint = _OS_HINTS.get(exc.errno, "") if exc.errno is not None else ""
     return f"{where + ': ' if where else ''}{reason}{hint}"
 
 
@@ -446,7 +483,7 @@ _OS_HINTS = {
 }
 
 
-def _one_line(exc):
+def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 

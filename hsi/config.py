@@ -20,6 +20,7 @@ from .data.splits import folded_splits, is_folded, list_splits
 from .data.vector import OVERLAP_RULES
 from .errors import ConfigError
 from .metrics import CHECKPOINT_RULES
+from .viz import parse_rgb_bands
 
 SCHEDULERS = (None, "plateau", "cosine")
 PCA_FIT_SCOPES = ("train", "scene")
@@ -166,6 +167,11 @@ class RunConfig:
                                      "of the whole scene (for scenes beyond memory)", group="split and preprocessing")
     seed: int = setting(0, "seed of the split, the initial weights and the batch order")
     write_map: bool = setting(True, "do not write the full-scene class map", flag="--no-map")
+    rgb_bands: str | list | None = setting(
+        None, "bands of the false-colour composite beside the map (map_rgb.png, the rgb format): three band indices "
+              "counted from 0 (R,G,B, e.g. 29,19,9) or wavelengths (640nm,550nm,460nm: the nearest bands); default "
+              "the bands nearest 650, 550 and 470 nm, or three evenly spaced bands when the scene records no "
+              "wavelengths", metavar="R,G,B")
     fit: FitOptions = field(default_factory=FitOptions)
 
     @classmethod
@@ -192,6 +198,7 @@ class RunConfig:
             raise ConfigError(f"padding must be one of {PADDING_MODES}, got {self.padding!r}")
         check_patch_size(self.patch)
         self.augment = augmentation_names(self.augment)
+        parse_rgb_bands(self.rgb_bands)             # the form; the range against the scene (choose_rgb_bands)
         for name, value, least in (("pca", self.pca, 1), ("seed", self.seed, 0), ("crop", self.crop, 1)):
             if value is not None and not is_whole(value, least):
                 raise ConfigError(f"--{name} must be an integer >= {least}, got {value!r}")

@@ -206,6 +206,11 @@ class Trainer:
                                                               len(labels)])
         return loss_sum / weight_sum, correct / seen
 
+    def release(self) -> None:
+        """Free what only training needs (the optimizer's moments and the gradients) before the test pass."""
+        self.optimizer.state.clear()
+        self.model.zero_grad(set_to_none=True)
+
     def predict_logits(self, loader: Batches) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits and labels of every batch, in eval mode with autograd off."""
         return predict_logits(self.model, loader, self.device, self.amp)

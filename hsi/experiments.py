@@ -23,6 +23,8 @@ fold, the held-out block and the classes it cannot train on (they score 0 there)
 Every score is reported with its leakage (see :mod:`hsi.leakage`): the share of test pixels whose model input
 holds a training or validation pixel, and whether the PCA saw the test pixels.
 """
+from __future__ import annotations
+
 import csv
 import io
 import json
@@ -30,11 +32,15 @@ import logging
 import multiprocessing
 import os
 import shutil
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
+from multiprocessing.queues import Queue
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 try:
@@ -47,7 +53,7 @@ from .checks import is_whole
 from .claim import LOCK_NAME, claim
 from .config import RunConfig
 from .data.augment import augmentation_names
-from .data.scenes import class_indices
+from .data.scenes import Scene, class_indices
 from .data.splits import Split, folded_splits, is_folded, make_split
 from .distributed import world
 from .errors import ConfigError
@@ -63,6 +69,10 @@ RESULT_FIELDS = ("model", "seed", "oa", "aa", "kappa", "leakage", "pca_saw_test"
                  "best_epoch", "run_dir")
 TIMING_FIELDS = ("model", "seed", "train_seconds", "map_seconds")
 MAX_LABEL = 100         # a label names a folder: well inside every file system's 255-byte name limit
+Metrics = dict[str, Any]                    # a run's metrics.json
+Row = dict[str, Any]                        # one run of the grid, as results.csv tabulates it
+GridRun = tuple[RunConfig, Path, Split | None]     # settings, run folder and the shared split (None: its own)
+Part = tuple[int, int | None]               # (seed, block fold or None)
 
 
 @dataclass
@@ -72,9 +82,9 @@ class ModelSpec:
 
     model: str
     label: str = ""
-    options: dict = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for what, value in (("model name", self.model), ("model label", self.label)):
             if not isinstance(value, str):
                 raise ConfigError(f"{what} must be text, got {type(value).__name__} {value!r}")
@@ -89,7 +99,7 @@ class ModelSpec:
             raise ConfigError(f"model {self.label!r}: setting 'fit' must be a table of optimisation settings, got "
                               f"{type(self.options['fit']).__name__} {self.options['fit']!r}")
 
-    def config(self, base, seed, fold=None):
+    def config(self, base: RunConfig, seed: int, fold: int | None = None) -> RunConfig:
         """The run settings of this model for one seed (and block fold): the base settings with this model's on
         top."""
         if self.model not in list_models():
@@ -107,7 +117,7 @@ class ModelSpec:
         return RunConfig.from_dict(values)
 
 
-def parse_models(text):
+def parse_models(text: str) -> list[ModelSpec]:
     """``"hybridsn,se_resnet18,svm"`` as model specs, one per name (each labelled by its name)."""
     names = [name.strip() for name in str(text).split(",") if name.strip()]
     if not names:
@@ -115,7 +125,7 @@ def parse_models(text):
     return [ModelSpec(name) for name in names]
 
 
-def read_experiment(path):
+def read_experiment(path: Path | str) -> tuple[RunConfig, list[ModelSpec], int, str | None]:
     """A TOML experiment: top-level ``hsi train`` settings (``fit`` a table), ``runs``, ``out``, and one
     ``[[models]]`` table per model with ``model``, an optional ``label`` and its own settings.
 
@@ -154,7 +164,8 @@ def read_experiment(path):
     return base, specs, runs, out
 
 
-def compare(base, models, out, *, runs=3, scene=None, progress=False, jobs=1):
+def compare(base: RunConfig, models: Sequence[ModelSpec], out: Path | str, *, runs: int = 3, scene: Scene | None = None,
+            progress: bool | str = False, jobs: int = 1) -> list[Row]:
     """Train and test every model on the same split per seed (seeds ``base.seed .. base.seed + runs - 1``; with the
     ``blocks`` split, every fold of each); write the files listed in the module docstring and return the result
     rows.
@@ -189,7 +200,7 @@ def compare(base, models, out, *, runs=3, scene=None, progress=False, jobs=1):
                 for part, split in zip(parts, splits) for spec in models]
         done = 0
 
-        def report(index, metrics):
+        def report(index: int, metrics: Metrics) -> None:
             nonlocal done
             done += 1
             config, run_dir, _ = grid[index]
@@ -204,7 +215,7 @@ def compare(base, models, out, *, runs=3, scene=None, progress=False, jobs=1):
         return rows
 
 
-def grid_parts(base, runs):
+def grid_parts(base: RunConfig, runs: int) -> list[Part]:
     """The ``(seed, fold)`` parts of a grid: seeds ``base.seed .. base.seed + runs - 1``, each with every fold of
     the ``blocks`` split (fold None for the other splits)."""
     seeds = range(base.seed, base.seed + runs)
@@ -212,16 +223,19 @@ def grid_parts(base, runs):
     return [(seed, fold) for seed in seeds for fold in folds]
 
 
-def run_grid(jobs_list, scene, jobs, progress, report):
+def run_grid(jobs_list: Sequence[GridRun], scene: Scene | None, jobs: int, progress: bool | str,
+             report: Callable[[int, Metrics], object]) -> list[Metrics]:
     """Metrics of every ``(config, run_dir, split)`` run, in order, ``jobs`` at a time: in this process when
     ``jobs`` is 1, else each run in a worker process of its own (spawned, so nothing of this process's torch
     state is shared), the CPU threads divided between them and, with several GPUs, each worker on one GPU.
     ``scene`` None: each run reads its scene from its settings (a memory-mapped cube is never copied).
     ``report(index, metrics)`` is called as each run finishes."""
     if jobs == 1:
-        results = []
+        results: list[Metrics] = []
         for index, (config, run_dir, split) in enumerate(jobs_list):
-            results.append(_run(config, run_dir, scene, split, progress))
+            metrics = _run(config, run_dir, scene, split, progress)
+            assert metrics is not None      # outside torchrun (which hsi compare refuses) a run returns its metrics
+            results.append(metrics)
             report(index, results[-1])
         return results
     threads = max(1, (os.cpu_count() or 1) // jobs)
@@ -230,21 +244,22 @@ def run_grid(jobs_list, scene, jobs, progress, report):
     slots = context.Queue()
     for slot in range(jobs):
         slots.put(slot)
-    results = [None] * len(jobs_list)
+    done: list[Metrics | None] = [None] * len(jobs_list)
     pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=(slots, threads, gpus))
     try:
         futures = {pool.submit(_run, config, run_dir, scene, split, False): index
                    for index, (config, run_dir, split) in enumerate(jobs_list)}
         for future in as_completed(futures):
             index = futures[future]
-            results[index] = future.result()
-            report(index, results[index])
+            done[index] = metrics = future.result()
+            assert metrics is not None      # a worker is a process on its own, which returns its run's metrics
+            report(index, metrics)
     finally:
         pool.shutdown(cancel_futures=True)      # after a failure: no new runs, the running ones finish
-    return results
+    return cast("list[Metrics]", done)         # every run's metrics: a failed run raised above
 
 
-def _start_worker(slots, threads, gpus):
+def _start_worker(slots: Queue[int], threads: int, gpus: int) -> None:
     """A comparison worker: its share of the CPU threads and, with several GPUs, its own one."""
     slot = slots.get()
     torch.set_num_threads(threads)
@@ -252,20 +267,23 @@ def _start_worker(slots, threads, gpus):
         os.environ["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
 
 
-def _check_out(out, experiment):
+def _check_out(out: Path, experiment: dict[str, Any]) -> None:
     """Refuse an ``out`` that holds another comparison or other files (before anything is written)."""
     path = out / "experiment.json"
     if path.is_file():
         stored, wanted = json.loads(path.read_text()), json.loads(json.dumps(experiment))
+        defaults = json.loads(json.dumps(asdict(RunConfig())))
         for record in (stored, wanted):         # augment: a bool before it named transforms (True: flip)
             record["base"]["augment"] = list(augmentation_names(record["base"].get("augment")))
+            # a setting added since the comparison began is its default there
+            record["base"] = {**defaults, **record["base"], "fit": {**defaults["fit"], **record["base"]["fit"]}}
         if stored != wanted:
             raise ConfigError(f"{out} holds another comparison (see {path}); choose another --out to start a new one")
     elif out.exists() and any(p.name != LOCK_NAME for p in out.iterdir()):
         raise ConfigError(f"output directory {out} is not empty and holds no comparison; choose another --out")
 
 
-def _claim(out, experiment, splits):
+def _claim(out: Path, experiment: dict[str, Any], splits: dict[Path, Split]) -> None:
     """Start ``out`` for this experiment: ``experiment.json``, then the shared splits (``{path: Split}``) not saved
     yet. A comparison stopped in between makes the missing splits again (a seed's split is deterministic)."""
     if not (out / "experiment.json").is_file():
@@ -277,21 +295,23 @@ def _claim(out, experiment, splits):
             split.save(path)
 
 
-def _part_name(seed, fold):
+def _part_name(seed: int, fold: int | None) -> str:
     """The folder (and split file) name of one seed's runs, or of one fold of them."""
     return f"seed-{seed}" if fold is None else f"seed-{seed}-fold-{fold}"
 
 
-def _shared_split(base, scene, seed, fold, path):
+def _shared_split(base: RunConfig, scene: Scene, seed: int, fold: int | None, path: Path) -> Split:
     """The base settings' split for one seed (and fold): the one saved at ``path`` by an earlier start, or made."""
     if path.is_file():
         return Split.load(path)
     return make_split(scene.labels, base.split, train_ratio=base.train_ratio, train_per_class=base.train_per_class,
                       val_ratio=base.val_ratio, patch_size=base.patch, seed=seed, class_names=scene.class_names,
-                      folds=base.folds, fold=base.fold if fold is None else fold, label_ids=scene.label_ids)
+                      folds=base.folds, fold=base.fold if fold is None else fold, label_ids=scene.label_ids,
+                      parcels=getattr(scene, "parcels", None))
 
 
-def _run(config, run_dir, scene, split, progress):
+def _run(config: RunConfig, run_dir: Path, scene: Scene | None, split: Split | None,
+         progress: bool | str) -> Metrics | None:
     if (run_dir / "metrics.json").is_file():
         return json.loads((run_dir / "metrics.json").read_text())
     if (run_dir / "last.pt").is_file():
@@ -301,7 +321,7 @@ def _run(config, run_dir, scene, split, progress):
     return train(config, run_dir, scene=scene, split=split, progress=progress)
 
 
-def _row(label, config, metrics, run_dir, out):
+def _row(label: str, config: RunConfig, metrics: Metrics, run_dir: Path, out: Path) -> Row:
     timing = json.loads((run_dir / "timing.json").read_text())
     leakage = metrics["leakage"]
     fold = config.fold if is_folded(config.split) else None
@@ -314,12 +334,12 @@ def _row(label, config, metrics, run_dir, out):
             "run_dir": str(run_dir.relative_to(out)), "per_class_accuracy": metrics["per_class_accuracy"]}
 
 
-def _with_fold(fields, rows):
+def _with_fold(fields: tuple[str, ...], rows: Sequence[Row]) -> tuple[str, ...]:
     """``fields`` with a ``fold`` column after ``seed`` when the rows are block folds."""
     return (*fields[:2], "fold", *fields[2:]) if rows[0]["fold"] is not None else fields
 
 
-def _write_results(out, rows, scene, labels):
+def _write_results(out: Path, rows: Sequence[Row], scene: Scene, labels: Sequence[str]) -> None:
     buffer = io.StringIO()
     names = list(scene.class_names)
     fields, timing_fields = _with_fold(RESULT_FIELDS, rows), _with_fold(TIMING_FIELDS, rows)
@@ -341,7 +361,8 @@ def _write_results(out, rows, scene, labels):
     if all(m is not None for m in maps.values()):
         split = Split.load(out / shown[0]["run_dir"] / "split.npz")       # the seed's split, shared by the models
         fold = "" if first[1] is None else f", fold {first[1]}"
-        save_figure(comparison_maps_figure(maps, scene.labels, names, scene.palette, scene.label_ids,
+        shown_maps = {name: m for name, m in maps.items() if m is not None}      # all of them
+        save_figure(comparison_maps_figure(shown_maps, scene.labels, names, scene.palette, scene.label_ids,
                                            trained=(split.train >= 0) | (split.val >= 0),
                                            title=f"seed {first[0]}{fold}"), out / "maps.png")
     save_figure(per_class_figure({label: _mean_std([row["per_class_accuracy"] for row in rows
@@ -349,7 +370,7 @@ def _write_results(out, rows, scene, labels):
                                  names, scene.label_ids), out / "per_class.png")
 
 
-def _class_map(run_dir, scene):
+def _class_map(run_dir: Path, scene: Scene) -> npt.NDArray[np.int64] | None:
     """The run's map as class indices 0..K-1 (from ``map.npy``, which holds label ids), or None without a map."""
     path = run_dir / "map.npy"
     if not path.is_file():
@@ -357,10 +378,10 @@ def _class_map(run_dir, scene):
     return class_indices(np.load(path), scene.label_ids)
 
 
-def _mean_std(per_class_runs):
+def _mean_std(per_class_runs: Iterable[Sequence[float | None]]) -> list[tuple[float, float] | tuple[None, None]]:
     """Mean and sample std per class over runs (None where a class had no test pixel in any run)."""
     columns = list(zip(*per_class_runs))
-    stats = []
+    stats: list[tuple[float, float] | tuple[None, None]] = []
     for values in columns:
         present = np.array([v for v in values if v is not None], dtype=np.float64)
         stats.append((float(present.mean()), float(present.std(ddof=1)) if len(present) > 1 else 0.0)
@@ -368,11 +389,11 @@ def _mean_std(per_class_runs):
     return stats
 
 
-def _percent(value):
+def _percent(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f} %"
 
 
-def format_mean_std(values, scale=100.0):
+def format_mean_std(values: Iterable[float | None], scale: float = 100.0) -> str:
     """``"mean ± std"`` (sample std) of ``values`` times ``scale``, None ignored; one value alone, ``-`` for none."""
     values = np.asarray([v for v in values if v is not None], dtype=np.float64) * scale
     if not len(values):
@@ -380,7 +401,8 @@ def format_mean_std(values, scale=100.0):
     return f"{values.mean():.2f} ± {values.std(ddof=1):.2f}" if len(values) > 1 else f"{values.mean():.2f}"
 
 
-def format_results(rows, class_names, label_ids, labels):
+def format_results(rows: Sequence[Row], class_names: Sequence[str], label_ids: Sequence[int] | np.ndarray,
+                   labels: Sequence[str]) -> str:
     """The comparison as Markdown: one line per model (mean ± std over seeds, or seeds and block folds), then
     per-class accuracy and, for block folds, what each fold held out and lacked."""
     folds = rows[0]["fold"] is not None
@@ -408,22 +430,24 @@ def format_results(rows, class_names, label_ids, labels):
     return "\n".join(lines) + "\n"
 
 
-def _fold_table(rows):
+def _fold_table(rows: Sequence[Row]) -> str:
     several_seeds = len({row["seed"] for row in rows}) > 1
-    folds = {}
+    folds: dict[str | int, dict[str, Any]] = {}
     for row in rows:
         name = f"{row['fold']} (seed {row['seed']})" if several_seeds else row["fold"]
         folds.setdefault(name, {"fold": name, **row["split"]})
     return format_folds(folds.values()).rstrip("\n")
 
 
-def train_many(config, runs, out=None, *, progress=True):
+def train_many(config: RunConfig, runs: int, out: Path | str | None = None, *,
+               progress: bool | str = True) -> dict[str, Any] | None:
     """Repeat ``train`` with seeds ``seed .. seed + runs - 1`` into ``out/seed-N``; write ``summary.json`` (mean,
     std and values of OA, AA, kappa) and ``summary.md`` (the grid's table)."""
     return _repeat(config, runs, out, progress)
 
 
-def train_folds(config, out=None, *, progress=True):
+def train_folds(config: RunConfig, out: Path | str | None = None, *,
+                progress: bool | str = True) -> dict[str, Any] | None:
     """Spatial block cross-validation: train every fold of the ``blocks`` split (``config.folds`` of them) into
     ``out/fold-N``; write a mean ± std summary that names the classes each fold could not train on or test."""
     if not is_folded(config.split) or not config.folds:
@@ -432,7 +456,7 @@ def train_folds(config, out=None, *, progress=True):
     return _repeat(config, 1, out, progress)
 
 
-def _repeat(config, runs, out, progress):
+def _repeat(config: RunConfig, runs: int, out: Path | str | None, progress: bool | str) -> dict[str, Any] | None:
     """One model over the grid's parts (seeds, or block folds), a run folder each (``seed-N`` / ``fold-F``), with
     the split each run draws itself; summarised by :func:`summarize_runs` and tabulated by
     :func:`format_results`."""
@@ -446,11 +470,12 @@ def _repeat(config, runs, out, progress):
     results = [_run(run_config, run_dir, scene, split, progress) for run_config, run_dir, split in grid]
     if results[0] is None:          # not rank 0 of a torchrun job
         return None
-    summary = summarize_runs(results)
+    finished = cast("list[Metrics]", results)     # rank 0: every run's metrics
+    summary = summarize_runs(finished)
     if is_folded(config.split):
-        summary["folds"] = [{"fold": fold, **r["split"]} for fold, r in enumerate(results)]  # see _with_run_facts
+        summary["folds"] = [{"fold": fold, **r["split"]} for fold, r in enumerate(finished)]  # see _with_run_facts
     rows = [_row(spec.label, run_config, metrics, run_dir, out)
-            for (run_config, run_dir, _), metrics in zip(grid, results)]
+            for (run_config, run_dir, _), metrics in zip(grid, finished)]
     text = format_results(rows, list(scene.class_names), scene.label_ids, [spec.label])
     if is_folded(config.split):
         text = (f"Spatial block cross-validation: {config.folds} folds, each tested on one block and trained on "

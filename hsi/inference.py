@@ -242,11 +242,11 @@ def _patch_tiles(trained: TrainedModel, cube: Cube, tile: int | None, batch_size
 def _pixel_tiles(trained: TrainedModel, cube: Cube, tile: int | None, batch_size: int, device: torch.device,
                  memory_mb: float, progress: bool, here: World) -> LogitTiles:
     """A pixel model's logits in one pass over the pixels, in bands of ``tile`` rows (by default as many as fit in
-    about ``memory_mb``): each pixel's reduced spectrum as a 1 x 1 window, no window cut, ``batch_size`` pixels
-    at a time."""
+    about ``memory_mb``: the band's spectra as read from the cube, twice, and four copies of its reduced
+    spectra): each pixel's reduced spectrum as a 1 x 1 window, no window cut, ``batch_size`` pixels at a time."""
     rows, cols = cube.shape[:2]
     bands = trained.reducer.n_components if trained.reducer else cube.shape[2]
-    height = tile or max(1, int(memory_mb * 2**20 / (4 * 4 * cols * bands)))
+    height = tile or max(1, int(memory_mb * 2**20 / (4 * cols * (2 * cube.shape[2] + 4 * bands))))
     with torch.inference_mode():
         for r0 in tqdm(here.mine(range(0, rows, height)), desc="row bands", unit="band",
                        disable=not shows_bar(progress), leave=False):

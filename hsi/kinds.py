@@ -16,7 +16,7 @@ from torch import nn
 
 from .config import RunConfig
 from .data.augment import make_augmentation
-from .data.patches import PatchDataset, collate_batch, pad_cube
+from .data.patches import PatchDataset, check_patch_size, collate_batch, pad_cube
 from .data.scene_samples import SceneLoader, SceneSamples
 from .data.scenes import Scene
 from .data.splits import Split
@@ -61,6 +61,8 @@ class PatchKind:
         if config.crop is not None:
             raise ConfigError(f"--crop applies to scene models; {config.model} reads {config.patch}x{config.patch} "
                               f"patches")
+        if self.receptive_field_radius(model):      # a pixel model (svm, rf) reads no window: any scene size
+            check_patch_size(config.patch, scene.cube.shape)
 
     def datasets(self, reduced: np.ndarray, split: Split, config: RunConfig,
                  subsets: Sequence[str] = SUBSETS) -> dict[str, PatchDataset]:

@@ -27,15 +27,16 @@ from .data.envi import carried_entries, classification_header, image_file
 from .data.grid import MapGrid, map_grid
 from .data.mapped import release_pages
 from .errors import ConfigError
-from .plugins import load_plugins
+from .plugins import Registry
 
 ENTRY_POINT_GROUP = "hsi.formats"
+#: map geometries of a swath product with a GLT: orthorectified on the GLT's grid, or the sensor's rows and columns
+GEOMETRIES = ("ortho", "sensor")
 SUFFIXES = {".png", ".npy", ".hdr", ".img", ".tif", ".gpkg"}
 log = logging.getLogger("hsi")
 
 Writer = Callable[["MapJob", Path], dict[str, tuple[Path, str]]]
-_registered: dict[str, Writer] = {}
-_entry_points: dict[str, Writer] | None = None
+FORMATS: Registry[Writer] = Registry("map format", ENTRY_POINT_GROUP)
 
 
 @dataclass
@@ -52,6 +53,9 @@ class MapJob:
     mask_unlabelled: bool | str = False
     title: str | None = None
     trained: np.ndarray | None = None        # training and validation pixels (bool), faded in the PNG
+    rgb_bands: Any = None                    # the rgb format's bands (hsi.viz.parse_rgb_bands), None: the default
+    geometry: str = "ortho"                  # swaths: "ortho" on the GLT's map grid, or "sensor" rows and cols
+    probs: np.ndarray | None = None          # (rows, cols, K) class probabilities, when asked (--probs)
 
     @property
     def classes(self) -> np.ndarray:
@@ -71,26 +75,11 @@ class MapJob:
 
 def register_format(name: str) -> Callable[[Writer], Writer]:
     """Decorator registering ``writer(job, prefix) -> {key: (file, suffix)}`` as the map format ``name``."""
-
-    def decorator(writer: Writer) -> Writer:
-        if name in _registered and _registered[name] is not writer:
-            raise ConfigError(f"map format {name!r} is already registered by {_registered[name]!r}")
-        _registered[name] = writer
-        return writer
-
-    return decorator
-
-
-def _load_entry_points() -> dict[str, Writer]:
-    """Formats offered by installed packages, read once; broken ones are skipped."""
-    global _entry_points
-    if _entry_points is None:
-        _entry_points = load_plugins(ENTRY_POINT_GROUP, "map format", "format", _registered)
-    return _entry_points
+    return lambda writer: FORMATS.register(name, writer)
 
 
 def _writer(name: str) -> Writer:
-    writer = _registered.get(name) or _load_entry_points().get(name)
+    writer = FORMATS.find(name)
     if writer is None:
         raise ConfigError(f"unknown map format {name!r}; expected one or more of {', '.join(list_formats())}")
     return writer
@@ -98,7 +87,7 @@ def _writer(name: str) -> Writer:
 
 def list_formats() -> list[str]:
     """Names of every known map format, built-in first."""
-    return list(dict.fromkeys([*_registered, *_load_entry_points()]))
+    return FORMATS.names()
 
 
 def parse_formats(formats: str | Iterable[str], known: Iterable[str] | None = None, *,
@@ -165,6 +154,16 @@ def write_rgb_png(image: np.ndarray, path: str | Path) -> Path:
     """Save a (rows, cols, 3) image (uint8, or float in [0, 1], clipped) as a PNG, atomically; return the path."""
     import matplotlib.image
 
+    arr = _as_uint8(image)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        matplotlib.image.imsave(tmp, arr, format="png")
+    return path
+
+
+def _as_uint8(image: np.ndarray) -> np.ndarray:
+    """A (rows, cols, 3) uint8 image, or float in [0, 1] (clipped, rounded), as uint8."""
     arr = np.asarray(image)
     if arr.ndim != 3 or arr.shape[2] != 3:
         raise ConfigError(f"image must be (rows, cols, 3) RGB, got shape {arr.shape}")
@@ -174,11 +173,7 @@ def write_rgb_png(image: np.ndarray, path: str | Path) -> Path:
         if not np.all(np.isfinite(arr)):
             raise ConfigError("image holds NaN or Inf values; expected floats in [0, 1]")
         arr = np.round(np.clip(arr, 0.0, 1.0) * 255).astype(np.uint8)     # rounded, not truncated
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        matplotlib.image.imsave(tmp, arr, format="png")
-    return path
+    return arr
 
 
 def _file(prefix: Path, suffix: str) -> Path:
@@ -228,20 +223,30 @@ def write_envi(job: MapJob, prefix: Path) -> dict[str, tuple[Path, str]]:
 
 @register_format("rgb")
 def write_rgb(job: MapJob, prefix: Path) -> dict[str, tuple[Path, str]]:
-    """``_rgb.png``: a false-colour composite of the classified scene."""
-    from .viz import false_color
+    """``_rgb.png``: a false-colour composite of the classified scene from ``job.rgb_bands`` (default
+    :func:`hsi.viz.rgb_bands`), each band stretched by :func:`hsi.viz.false_color` and shown pixel for pixel (in
+    blocks of equal size), under a title naming the bands (counted from 0) and their wavelengths (also the PNG's
+    ``Title`` text)."""
+    from .viz import choose_rgb_bands, false_color, rgb_caption, titled_image_figure
 
     if job.scene is None or not hasattr(job.scene, "cube"):
         raise ConfigError("the rgb format draws the classified scene; give a scene, not a bare map")
-    path = write_rgb_png(false_color(job.scene.cube, job.scene.wavelengths), _file(prefix, "_rgb.png"))
+    cube, wavelengths = job.scene.cube, getattr(job.scene, "wavelengths", None)
+    bands = choose_rgb_bands(job.rgb_bands, cube.shape[2], wavelengths)
+    name = getattr(job.scene, "name", None)
+    caption = f"{name + ': ' if name else ''}false colour (bands counted from 0)\n{rgb_caption(bands, wavelengths)}"
+    fig = titled_image_figure(_as_uint8(false_color(cube, wavelengths, bands=bands)), caption)
+    path = _file(prefix, "_rgb.png")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=fig.dpi, facecolor="white", metadata={"Title": caption})
     return {"rgb": (path, "_rgb.png")}
 
 
-def map_placement(job: MapJob) -> tuple[np.ndarray, MapGrid | None]:
-    """The class values on the map grid the scene names, and that grid: an ENVI header's map information, a
-    GeoTIFF's CRS and transform, or for a swath product the map grid of its GLT (each map cell takes the class of
-    the sensor pixel its GLT entry names; the map is then orthorectified). ``(values, None)`` when the scene names
-    no map placement (a bare map, a .mat or .npy cube, a swath with latitude/longitude alone): sensor geometry."""
+def map_placement(job: MapJob) -> MapGrid | None:
+    """The map grid the scene names: an ENVI header's map information, a GeoTIFF's CRS and transform, or for a
+    swath product the map grid of its GLT (each map cell takes the class of the sensor pixel its GLT entry names:
+    the map is orthorectified). None for sensor geometry: the scene names no map placement (a bare map, a .mat or
+    .npy cube, a swath with latitude/longitude alone), or ``job.geometry`` is ``"sensor"`` for a GLT swath."""
     import rasterio
 
     shape = (int(job.values.shape[0]), int(job.values.shape[1]))
@@ -249,13 +254,27 @@ def map_placement(job: MapJob) -> tuple[np.ndarray, MapGrid | None]:
     if source is not None:
         with rasterio.open(source) as src:
             if src.crs is not None:
-                return job.values, MapGrid(shape, tuple(src.transform)[:6], src.crs.to_wkt())
+                return MapGrid(shape, tuple(src.transform)[:6], src.crs.to_wkt())
     cube = getattr(job.scene, "cube", None)
     grid = map_grid(getattr(cube, "geometry", None), shape, str(getattr(job.scene, "source", "the scene")))
-    return (job.values, None) if grid is None else (grid.to_map(job.values), grid)
+    return None if grid is not None and grid.glt is not None and job.geometry == "sensor" else grid
 
 
-def _geometry_note(grid: MapGrid | None) -> str:
+def sensor_latlon(job: MapJob) -> tuple[np.ndarray, np.ndarray] | None:
+    """The product's latitude and longitude of every sensor pixel (its ``lat``/``lon`` arrays), when the map is in
+    sensor geometry (:func:`map_placement` is None) and the product gives them; else None."""
+    geometry = getattr(getattr(job.scene, "cube", None), "geometry", None) or {}
+    lat, lon = geometry.get("lat"), geometry.get("lon")
+    shape = tuple(job.values.shape[:2])
+    if lat is None or lon is None or np.shape(lat) != shape or np.shape(lon) != shape \
+            or map_placement(job) is not None:
+        return None
+    return np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64)
+
+
+def _geometry_note(grid: MapGrid | None, latlon: bool = False) -> str:
+    if latlon:
+        return "sensor geometry: rows and columns of the product, latitude and longitude in the _latlon.tif beside it"
     if grid is None:
         return "sensor geometry: the scene names no map placement (no CRS and transform, no GLT)"
     return "orthorectified through the product's GLT" if grid.glt is not None else "the scene's map grid"
@@ -271,36 +290,75 @@ def _rasterio() -> Any:
     return rasterio
 
 
-def _write_geotiff(job: MapJob, path: Path, rows_per_block: int = 512) -> tuple[Path, MapGrid | None]:
-    """The class values (0 = unclassified, the no-data value) as a tiled, deflate-compressed GeoTIFF on the map
-    grid of :func:`map_placement`, with the palette as colour table (8-bit maps), the class names as tags and as
-    GDAL category names (``.tif.aux.xml`` beside it)."""
+def _open_geotiff(path: Path, grid: MapGrid | None, shape: tuple[int, ...], dtype: Any, nodata: float | None) -> Any:
+    """A tiled, deflate-compressed GeoTIFF of ``shape`` (bands, rows, cols) for writing, on ``grid`` (pixel
+    coordinates when None)."""
     rasterio = _rasterio()
     from rasterio.transform import Affine
+
+    with warnings.catch_warnings():
+        if grid is None:            # said by the caller, once
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        return rasterio.open(path, "w", driver="GTiff", width=shape[2], height=shape[1], count=shape[0],
+                             dtype=np.dtype(dtype).name, nodata=nodata, compress="deflate", tiled=True,
+                             transform=Affine(*grid.transform) if grid else None, crs=grid.crs if grid else None)
+
+
+def _fill_geotiff(tif: Any, values: np.ndarray, grid: MapGrid | None, rows_per_block: int = 512) -> None:
+    """Write (rows, cols[, bands]) sensor-geometry ``values`` into ``tif``, placed on ``grid``, a block of map
+    rows at a time; then close it."""
     from rasterio.windows import Window
 
-    values, grid = map_placement(job)
-    if grid is None:
+    with tif:
+        for r0 in range(0, tif.height, rows_per_block):
+            block = grid.rows_to_map(values, r0, r0 + rows_per_block) if grid else np.asarray(
+                values[r0:r0 + rows_per_block])
+            block = block[None] if block.ndim == 2 else block.transpose(2, 0, 1)
+            tif.write(block, window=Window(0, r0, tif.width, block.shape[1]))
+            release_pages(values)
+
+
+def _write_latlon(path: Path, latlon: tuple[np.ndarray, np.ndarray]) -> Path:
+    """Latitude (band 1) and longitude (band 2) of each sensor pixel, float64, in sensor rows and columns."""
+    lat, lon = latlon
+    tif = _open_geotiff(path, None, (2, *lat.shape), np.float64, None)
+    tif.descriptions = ("latitude", "longitude")
+    tif.update_tags(crs="EPSG:4326 (WGS 84), degrees")
+    _fill_geotiff(tif, np.stack([lat, lon], axis=-1), None)
+    return path
+
+
+def _write_geotiffs(job: MapJob, prefix: Path, suffix: str = ".tif") -> dict[str, tuple[Path, str]]:
+    """The class values (0 = unclassified, the no-data value) as a tiled, deflate-compressed GeoTIFF on the map
+    grid of :func:`map_placement`, with the palette as colour table (8-bit maps), the class names as tags; with
+    ``job.probs`` the probabilities as ``_probs`` GeoTIFF (one float32 band per class, named by it) on the same
+    grid; in sensor geometry with the product's latitude and longitude, a ``_latlon`` GeoTIFF beside them."""
+    grid, latlon = map_placement(job), sensor_latlon(job)
+    if grid is None and latlon is None:
         log.warning("map in %s; the GeoTIFF has pixel coordinates only", _geometry_note(grid))
-    rows, cols = values.shape
+    note = _geometry_note(grid, latlon is not None)
+    made: dict[str, tuple[Path, str]] = {}
+    if latlon is not None:
+        made["latlon"] = (_write_latlon(_file(prefix, "_latlon" + suffix), latlon), "_latlon.tif")
+    values = job.values
     names = ["Unclassified", *job.id_names]
-    with warnings.catch_warnings():
-        if grid is None:            # said above, once
-            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-        tif = rasterio.open(path, "w", driver="GTiff", width=cols, height=rows, count=1,
-                            dtype=np.dtype(values.dtype).name, nodata=0, compress="deflate", tiled=True,
-                            transform=Affine(*grid.transform) if grid else None, crs=grid.crs if grid else None)
+    tif = _open_geotiff(_file(prefix, suffix), grid, (1, *(grid.shape if grid else values.shape)), values.dtype, 0)
     colors = np.vstack([np.zeros((1, 3), np.uint8), np.asarray(job.palette, dtype=np.uint8)])
     if np.dtype(values.dtype) == np.uint8:
         tif.write_colormap(1, {i: (*map(int, c), 255) for i, c in enumerate(colors)})
     tif.update_tags(1, class_names=",".join(names), **{f"class_{i}": name for i, name in enumerate(names)})
-    tif.update_tags(label_ids=",".join(str(int(i)) for i in [0, *job.label_ids]), geometry=_geometry_note(grid))
-    with tif:
-        for r0 in range(0, rows, rows_per_block):
-            block = np.asarray(values[r0:r0 + rows_per_block])
-            tif.write(block, 1, window=Window(0, r0, cols, len(block)))
-            release_pages(values)
-    return path, grid
+    tif.update_tags(label_ids=",".join(str(int(i)) for i in [0, *job.label_ids]), geometry=note)
+    _fill_geotiff(tif, values, grid)
+    made["map"] = (_file(prefix, suffix), ".tif")
+    if job.probs is not None:
+        probs = _open_geotiff(_file(prefix, "_probs" + suffix), grid,
+                              (job.probs.shape[2], *(grid.shape if grid else values.shape)), np.float32, None)
+        probs.descriptions = tuple(str(n) for n in job.class_names)
+        probs.update_tags(label_ids=",".join(str(int(i)) for i in job.label_ids), geometry=note,
+                          description="hsi class probabilities, one band per class")
+        _fill_geotiff(probs, job.probs, grid)
+        made["probs_tif"] = (_file(prefix, "_probs" + suffix), "_probs.tif")
+    return made
 
 
 def _category_names(names: list[str], path: Path) -> Path:
@@ -318,28 +376,34 @@ def _category_names(names: list[str], path: Path) -> Path:
 @register_format("tif")
 def write_tif(job: MapJob, prefix: Path) -> dict[str, tuple[Path, str]]:
     """``.tif``: the class values as a tiled, compressed GeoTIFF on the scene's map grid (see
-    :func:`map_placement`: the input's CRS and transform, or for a swath the GLT's grid, orthorectified), the
-    palette as colour table, 0 = unclassified as no-data and the class names as GDAL category names (``.tif.aux.xml``)
-    and tags; written a block of rows at a time. Needs the ``geo`` extra (rasterio)."""
-    path, _ = _write_geotiff(job, _file(prefix, ".tif"))
+    :func:`map_placement`: the input's CRS and transform, or for a swath the GLT's grid, orthorectified; with
+    ``--geometry sensor`` a swath's rows and columns, latitude and longitude in ``_latlon.tif``), the palette as
+    colour table, 0 = unclassified as no-data and the class names as GDAL category names (``.tif.aux.xml``) and
+    tags; with ``--probs`` also ``_probs.tif``. Written a block of rows at a time. Needs the ``geo`` extra."""
+    made = _write_geotiffs(job, prefix)
     aux = _category_names(["Unclassified", *map(str, job.class_names)], _file(prefix, ".tif.aux.xml"))
-    return {"tif": (path, ".tif"), "_tif categories": (aux, ".tif.aux.xml")}
+    made["tif"], made["_tif categories"] = made.pop("map"), (aux, ".tif.aux.xml")
+    return made
 
 
 @register_format("cog")
 def write_cog(job: MapJob, prefix: Path) -> dict[str, tuple[Path, str]]:
-    """``.tif`` as a Cloud-Optimized GeoTIFF: the ``tif`` format's image copied by GDAL's COG driver (512-pixel
-    tiles, deflate, overviews by nearest class), with the same colour table, tags and category names."""
+    """``.tif`` as a Cloud-Optimized GeoTIFF: the ``tif`` format's images copied by GDAL's COG driver (512-pixel
+    tiles, deflate, overviews by nearest class, by average for probabilities), with the same colour table, tags
+    and category names."""
     rasterio = _rasterio()
-    tiled, grid = _write_geotiff(job, _file(prefix, "_tiled.tif"))
-    path = _file(prefix, ".tif")
-    with warnings.catch_warnings():
-        if grid is None:            # said once by _write_geotiff
-            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-        rasterio.shutil.copy(tiled, path, driver="COG", compress="deflate", resampling="nearest", blocksize=512)
-    tiled.unlink()
-    aux = _category_names(["Unclassified", *map(str, job.class_names)], _file(prefix, ".tif.aux.xml"))
-    return {"cog": (path, ".tif"), "_cog categories": (aux, ".tif.aux.xml")}
+    made = {}
+    for key, (tiled, suffix) in _write_geotiffs(job, prefix, "_tiled.tif").items():
+        path = _file(prefix, suffix)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)     # said once already
+            rasterio.shutil.copy(tiled, path, driver="COG", compress="deflate", blocksize=512,
+                                 resampling="nearest" if key == "map" else "average")
+        tiled.unlink()
+        made["cog" if key == "map" else key] = (path, suffix)
+    made["_cog categories"] = (_category_names(["Unclassified", *map(str, job.class_names)],
+                                               _file(prefix, ".tif.aux.xml")), ".tif.aux.xml")
+    return made
 
 
 @register_format("gpkg")
@@ -354,11 +418,14 @@ def write_gpkg(job: MapJob, prefix: Path) -> dict[str, tuple[Path, str]]:
     from rasterio.features import shapes
     from rasterio.transform import Affine
 
-    values, grid = map_placement(job)
+    grid = map_placement(job)
+    if grid is None and job.geometry == "sensor" and sensor_latlon(job) is not None:
+        raise ConfigError("the gpkg format places polygons on a map, but --geometry sensor keeps this swath in its "
+                          "rows and columns; ask for --geometry ortho (the default) for gpkg")
     if grid is None:
         raise ConfigError(f"the gpkg format places polygons on a map, but this map is in {_geometry_note(grid)}; "
                           f"classify a georeferenced scene (GeoTIFF, ENVI with map info, EMIT with its GLT)")
-    values = np.asarray(values)
+    values = np.asarray(grid.to_map(job.values))
     regions = list(shapes(values, mask=values > 0, connectivity=4, transform=Affine(*grid.transform)))
     polygons = np.array([shapely.geometry.shape(g) for g, _ in regions], dtype=object)
     index = np.array([int(v) for _, v in regions], dtype=np.int64) - 1

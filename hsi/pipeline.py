@@ -3,32 +3,42 @@
 :func:`train` writes a run folder (see :mod:`hsi.runfolder` for its files), :func:`resume` continues one from
 its ``last.pt``, :func:`evaluate_run` recomputes a finished run's test metrics.
 """
+from __future__ import annotations
+
 import math
 import time
 import warnings
+from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
+from torch import nn
 
 from .atomic import write_json_atomic, write_text_atomic
 from .checkpoint import TrainedModel, load_checkpoint
 from .checks import check_trainable_classes
 from .claim import claim, remove_leftovers
-from .data.patches import check_patch_size
+from .config import RunConfig
+from .data.patches import PatchDataset
 from .data.preprocess import Reducer, fit_pca
 from .data.registry import palette_for
-from .data.scenes import class_indices
+from .data.scene_samples import SceneSamples
+from .data.scenes import Scene, class_indices
 from .data.splits import Split, describe_class, is_folded, make_split
-from .distributed import ALONE, resolve_device, world
+from .distributed import ALONE, World, resolve_device, world
 from .engine import Trainer, labelled_pixels, log, predict_logits
 from .errors import ConfigError, SplitError
-from .kinds import kind_of, kind_of_model_name
+from .kinds import ModelKind, kind_of, kind_of_model_name
 from .metrics import evaluate_predictions, format_report
 from .models import build_model
+from .models.footprint import layer_output_shapes
 from .runfolder import (
+    SceneLocation,
     check_writable,
     config_record,
     default_out,
@@ -41,7 +51,12 @@ from .runfolder import (
     write_history,
 )
 from .stream import stream_map
-from .viz import confusion_matrix_figure, curves_figure, save_figure
+from .viz import RgbSpec, choose_rgb_bands, confusion_matrix_figure, curves_figure, save_figure
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+OnEpoch = Callable[[dict[str, Any]], object] | None     # called with each history row once it is on disk
 
 
 class Interrupted(Exception):
@@ -51,18 +66,17 @@ class Interrupted(Exception):
 
 @dataclass
 class Prepared:
-    scene: object
+    scene: Scene
     split: Split
     reducer: Reducer
-    datasets: dict   # "train", "val", "test" -> the model kind's datasets (patch windows or the scene)
+    datasets: dict[str, PatchDataset | SceneSamples]   # "train", "val", "test" -> the kind's patch windows or scene
 
 
-def prepare(scene, config, kind=None, split=None):
+def prepare(scene: Scene, config: RunConfig, kind: ModelKind | None = None, split: Split | None = None) -> Prepared:
     """Split (or take ``split``), fit the PCA (on training pixels unless ``pca_fit == "scene"``) and cut the
     datasets of the model's ``kind`` (default: the kind of ``config.model``): lazy patch windows or the scene."""
     config.check()
     kind = kind or kind_of_model_name(config.model)
-    check_patch_size(config.patch, scene.cube.shape)
     if config.pca > scene.bands:
         raise ConfigError(f"--pca {config.pca} is larger than the scene's band count {scene.bands}")
     with warnings.catch_warnings(record=True) as caught:     # shown only if the split is usable at all
@@ -71,7 +85,8 @@ def prepare(scene, config, kind=None, split=None):
             split = make_split(scene.labels, config.split, train_ratio=config.train_ratio,
                                train_per_class=config.train_per_class, val_ratio=config.val_ratio,
                                patch_size=config.patch, seed=config.seed, class_names=scene.class_names,
-                               folds=config.folds, fold=config.fold, label_ids=scene.label_ids)
+                               folds=config.folds, fold=config.fold, label_ids=scene.label_ids,
+                               parcels=getattr(scene, "parcels", None))
     counts = split.counts(scene.n_classes)["train"]
     empty = [describe_class(k, scene.class_names, scene.label_ids) for k, c in enumerate(counts)
              if c == 0 and scene.class_counts()[k] > 0]
@@ -82,17 +97,19 @@ def prepare(scene, config, kind=None, split=None):
     for warning in caught:
         warnings.warn(warning.message, stacklevel=2)
     mask = None if config.pca_fit == "scene" else split.train >= 0
-    reducer = fit_pca(scene.cube, config.pca, mask=mask, whiten=config.whiten, standardize=config.standardize)
+    reducer = fit_pca(scene.cube, config.pca, mask=mask, whiten=config.whiten, standardize=config.standardize,
+                      wavelengths=scene.wavelengths)
     datasets = kind.datasets(reducer.transform(scene.cube), split, config)
     return Prepared(scene, split, reducer, datasets)
 
 
-def build_for(config, scene):
+def build_for(config: RunConfig, scene: Scene) -> nn.Module:
     return build_model(config.model, bands=config.pca, n_classes=scene.n_classes, patch_size=config.patch,
                        attention=config.attention, **config.model_kwargs)
 
 
-def train(config, out=None, *, scene=None, split=None, progress=True, on_epoch=None):
+def train(config: RunConfig, out: Path | str | None = None, *, scene: Scene | None = None, split: Split | None = None,
+          progress: bool | str = True, on_epoch: OnEpoch = None) -> dict[str, Any] | None:
     """Train one run into the folder ``out`` and return its test metrics.
 
     ``split`` (a :class:`~hsi.data.splits.Split`) replaces the one ``config`` would draw, so that several runs
@@ -112,6 +129,8 @@ def train(config, out=None, *, scene=None, split=None, progress=True, on_epoch=N
     model = build_for(config, scene)
     kind = kind_of(model)
     kind.check(config, model, scene, here)
+    if config.write_map:        # the map's composite: a band out of range stops here, not after training
+        choose_rgb_bands(config.rgb_bands, scene.bands, scene.wavelengths)
     prepared = prepare(scene, config, kind, split)
     trainer = _trainer(model, config, prepared, scene, here)
     here.barrier()          # every process has checked the folder before rank 0 writes into it
@@ -124,7 +143,7 @@ def train(config, out=None, *, scene=None, split=None, progress=True, on_epoch=N
         return _fit_and_finish(trainer, prepared, config, scene, out, progress, on_epoch)
 
 
-def _trainer(model, config, prepared, scene, here):
+def _trainer(model: nn.Module, config: RunConfig, prepared: Prepared, scene: Scene, here: World) -> Trainer:
     """The run's trainer; under torchrun, ranks other than 0 draw their own dropout numbers."""
     if here.rank:
         torch.manual_seed(config.seed + 1_000_003 * here.rank)
@@ -132,7 +151,8 @@ def _trainer(model, config, prepared, scene, here):
                    seed=config.seed, here=here)
 
 
-def resume(run_dir, *, progress=True, on_epoch=None, **where):
+def resume(run_dir: Path | str, *, progress: bool | str = True, on_epoch: OnEpoch = None,
+           **where: Unpack[SceneLocation]) -> dict[str, Any] | None:
     """Continue a run from its ``last.pt`` (after a crash, a kill or Ctrl-C) and finish it; a run stopped before
     its first ``last.pt`` starts again from its ``config.json`` and ``split.npz``.
 
@@ -151,7 +171,8 @@ def resume(run_dir, *, progress=True, on_epoch=None, **where):
         return _resume(run_dir, config, here, progress, on_epoch, where)
 
 
-def _resume(run_dir, config, here, progress, on_epoch, where):
+def _resume(run_dir: Path, config: RunConfig, here: World, progress: bool | str, on_epoch: OnEpoch,
+            where: SceneLocation) -> dict[str, Any] | None:
     state = load_checkpoint(run_dir / "last.pt") if (run_dir / "last.pt").is_file() else None
     scene = run_scene(run_dir, **where)
     torch.manual_seed(config.seed)
@@ -171,7 +192,8 @@ def _resume(run_dir, config, here, progress, on_epoch, where):
     return _fit_and_finish(trainer, prepared, config, scene, run_dir, progress, on_epoch)
 
 
-def _fit_and_finish(trainer, prepared, config, scene, out, progress, on_epoch):
+def _fit_and_finish(trainer: Trainer, prepared: Prepared, config: RunConfig, scene: Scene, out: Path,
+                    progress: bool | str, on_epoch: OnEpoch) -> dict[str, Any] | None:
     main = trainer.world.is_main
     saved = trainer.epoch           # the epoch last.pt holds
     try:
@@ -191,21 +213,22 @@ def _fit_and_finish(trainer, prepared, config, scene, out, progress, on_epoch):
         save_run_checkpoint(out / "best.pt", trainer, prepared, config, scene)
     if not main:
         return None
+    trainer.release()
     return _finish(out, config, scene, prepared, trainer.device)
 
 
-def _finish(out, config, scene, prepared, device):
+def _finish(out: Path, config: RunConfig, scene: Scene, prepared: Prepared, device: torch.device) -> dict[str, Any]:
     """Evaluate ``best.pt`` on the test split; write metrics, report, plots and the class map."""
     best = load_checkpoint(out / "best.pt")
     trained = TrainedModel.from_checkpoint(best)
-    metrics = _with_run_facts(evaluate_test(trained, prepared, device), out, best, trained)
+    metrics = _with_run_facts(evaluate_test(trained, prepared, device, config.fit.memory_mb), out, best, trained)
     history = read_history(out / "history.csv")
     timing = {"train_seconds": round(sum(row["seconds"] for row in history), 3), "map_seconds": None}
     if config.write_map:
         start = time.perf_counter()
         write_map(trained, scene, out / "map", device=device, memory_mb=config.fit.memory_mb,
-                  title=f"{scene.name} / {config.model}, seed {config.seed}",
-                  trained_pixels=(prepared.split.train >= 0) | (prepared.split.val >= 0))
+                  formats=("png", "npy", "rgb"), title=f"{scene.name} / {config.model}, seed {config.seed}",
+                  trained_pixels=(prepared.split.train >= 0) | (prepared.split.val >= 0), rgb_bands=config.rgb_bands)
         timing["map_seconds"] = round(time.perf_counter() - start, 3)
     write_json_atomic(out / "timing.json", timing)
     write_json_atomic(out / "metrics.json", metrics)
@@ -219,27 +242,49 @@ def _finish(out, config, scene, prepared, device):
     return metrics
 
 
-def evaluate_test(trained, prepared, device):
-    loader = kind_of(trained.model).loader(prepared.datasets["test"], batch_size=256)
-    logits, labels = labelled_pixels(*predict_logits(trained.model.to(device), loader, device))
+def evaluate_test(trained: TrainedModel, prepared: Prepared, device: torch.device,
+                  memory_mb: float = 1024) -> dict[str, Any]:
+    """Test metrics of ``trained``; patch windows go through the model a batch at a time, as many as keep the
+    pass within an eighth of ``memory_mb`` (see :func:`test_batch_size`)."""
+    test = prepared.datasets["test"]
+    trained.model.to(device)
+    loader = kind_of(trained.model).loader(test, batch_size=test_batch_size(trained.model, test, memory_mb, device))
+    logits, labels = labelled_pixels(*predict_logits(trained.model, loader, device))
     predictions = logits.argmax(1).numpy() if len(logits) else np.empty(0, dtype=np.int64)
     return evaluate_predictions(labels.numpy(), predictions, trained.class_names, trained.label_ids)
 
 
-def write_map(trained, scene, prefix, *, device=None, formats=("png", "npy"), probs=False, mode="auto", tile=None,
-              memory_mb=1024, palette=None, title=None, progress=False, here=ALONE, trained_pixels=None):
+def test_batch_size(model: torch.nn.Module, dataset: PatchDataset | SceneSamples, memory_mb: float,
+                    device: torch.device, largest: int = 256) -> int:
+    """Windows per test batch: at most ``largest``, and as many as keep the sum of every layer's outputs for the
+    batch within an eighth of ``memory_mb`` (without autograd each layer's input is freed soon after its output
+    is made, so the pass holds less). A scene model's test set is its scene: one batch whatever the size."""
+    if not isinstance(dataset, PatchDataset) or not len(dataset):
+        return largest
+    window = dataset[0][0][None].to(device)
+    floats = sum(math.prod(shape) for shape in layer_output_shapes(model, window))
+    return max(1, min(largest, int(memory_mb * 2**20 / 8 / (4 * floats))))
+
+
+def write_map(trained: TrainedModel, scene: Scene, prefix: Path | str, *, device: str | torch.device | None = None,
+              formats: str | Iterable[str] = ("png", "npy"), probs: bool = False, mode: str = "auto",
+              tile: int | None = None, memory_mb: float = 1024, palette: str | None = None, title: str | None = None,
+              progress: bool = False, here: World | None = ALONE,
+              trained_pixels: npt.NDArray[np.bool_] | None = None, rgb_bands: RgbSpec = None,
+              geometry: str = "ortho") -> dict[str, Path]:
     """Predict every pixel of ``scene`` and write the map in ``formats`` (see :mod:`hsi.outputs`: ``png`` the
     whole map, the map on labelled pixels and the ground truth, with a legend of ids and names, ``title`` above;
-    ``npy`` original label ids; ``envi``; ``tif``; ``rgb`` a false-colour composite, ``<prefix>_rgb.png``), tile
-    by tile (:func:`hsi.stream.stream_map`). ``palette`` names colours of :data:`hsi.data.registry.PALETTES`
-    instead of the run's (``"published"``). Returns ``{format: path}``."""
+    ``npy`` original label ids; ``envi``; ``tif``; ``rgb`` a false-colour composite of the bands ``rgb_bands``
+    names, ``<prefix>_rgb.png``), tile by tile (:func:`hsi.stream.stream_map`). ``palette`` names colours of
+    :data:`hsi.data.registry.PALETTES` instead of the run's (``"published"``). Returns ``{format: path}``."""
     return stream_map(trained, scene, prefix, formats=formats, probs=probs, mode=mode, tile=tile, device=device,
                       memory_mb=memory_mb, ground_truth=model_classes(scene, trained), title=title,
                       palette=None if palette is None else palette_for(trained.label_ids, palette),
-                      progress=progress, here=here, trained_pixels=trained_pixels)
+                      progress=progress, here=here, trained_pixels=trained_pixels, rgb_bands=rgb_bands,
+                      geometry=geometry)
 
 
-def model_classes(scene, trained):
+def model_classes(scene: Scene, trained: TrainedModel) -> npt.NDArray[np.int64] | None:
     """The scene's labels as the model's class indices (a scene may hold a subset of its label ids)."""
     if not scene.n_classes:
         return None
@@ -247,7 +292,7 @@ def model_classes(scene, trained):
                     -1)
 
 
-def evaluate_run(run_dir, **where):
+def evaluate_run(run_dir: Path | str, **where: Unpack[SceneLocation]) -> dict[str, Any]:
     """Recompute the test metrics of a finished run from ``best.pt`` and ``split.npz``.
 
     ``where`` (``cube``, ``gt``, ``data_dir``, ...) points to the scene if it moved, as in :func:`run_scene`."""
@@ -256,17 +301,19 @@ def evaluate_run(run_dir, **where):
         raise ConfigError(f"{run_dir} is not a finished run folder (expected config.json and best.pt)")
     config = read_run_config(run_dir)
     trained = TrainedModel.from_checkpoint(run_dir / "best.pt")
+    assert trained.reducer is not None      # a checkpoint always holds its PCA (a bare model has none)
     scene = run_scene(run_dir, **where)
     trained.check_scene(scene)
     split = Split.load(run_dir / "split.npz")
     datasets = kind_of(trained.model).datasets(trained.reducer.transform(scene.cube), split, config,
                                                subsets=("test",))
     prepared = Prepared(scene, split, trained.reducer, datasets)
-    metrics = evaluate_test(trained, prepared, resolve_device(config.fit.device))
+    metrics = evaluate_test(trained, prepared, resolve_device(config.fit.device), config.fit.memory_mb)
     return _with_run_facts(metrics, run_dir, load_checkpoint(run_dir / "best.pt"), trained)
 
 
-def _with_run_facts(metrics, run_dir, best, trained):
+def _with_run_facts(metrics: dict[str, Any], run_dir: Path | str, best: dict[str, Any],
+                    trained: TrainedModel) -> dict[str, Any]:
     """Test metrics with what the run folder says about them: the epoch ``best.pt`` holds and its validation OA
     (None without one), the leakage, the learned parameters, and a block fold's block and the classes it could
     not train on or test."""
@@ -281,7 +328,7 @@ def _with_run_facts(metrics, run_dir, best, trained):
     return {**metrics, **facts}
 
 
-def count_parameters(model):
+def count_parameters(model: nn.Module) -> int:
     """Learned numbers of a model: its parameters, or for a fitted classifier (SVM, forest) its stored buffers."""
     learned = sum(p.numel() for p in model.parameters())
     return int(learned or sum(b.numel() for b in model.buffers()))

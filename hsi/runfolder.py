@@ -9,42 +9,87 @@
                      ``curves.png``
 ``<out>/map.png``, ``map.npy``  the full-scene class map
 """
+from __future__ import annotations
+
 import csv
 import io
 import json
 import os
 import platform
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict
+from importlib.metadata import version
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
 import numpy as np
-import sklearn
 import torch
+from torch import nn
 
 from ._version import __version__
 from .atomic import write_text_atomic
 from .checkpoint import save_checkpoint
 from .claim import LOCK_NAME
 from .config import RunConfig
-from .data.scenes import check_arrays, load_recorded, load_scene, scene_record
+from .data.preprocess import Reducer
+from .data.scenes import Scene, check_arrays, load_recorded, load_scene, scene_record
+from .data.splits import Split
 from .errors import ConfigError
 from .kinds import kind_of
 from .leakage import leakage_record
+
+if TYPE_CHECKING:
+    from .distributed import World
+    from .engine import Trainer
 
 RECORD_SECTIONS = ("config", "scene", "split", "leakage")
 HISTORY_FIELDS = ("epoch", "train_loss", "train_oa", "val_loss", "val_oa", "lr", "seconds")
 
 
-def scene_for(config):
+class MovedScene(TypedDict, total=False):
+    """Where a run's scene is now, if its recorded files moved: the file arguments of :func:`run_scene`."""
+
+    cube: Path | str | None
+    gt: Path | str | None
+    key: str | None
+    gt_key: str | None
+    data_dir: Path | str | None
+
+
+class SceneLocation(MovedScene, total=False):
+    """Every keyword argument of :func:`run_scene`: where the scene is now, and whether to check its arrays."""
+
+    verify: bool
+
+
+class PreparedRun(Protocol):
+    """What a run folder records of a prepared run (a :class:`hsi.pipeline.Prepared`)."""
+
+    @property
+    def split(self) -> Split: ...
+
+    @property
+    def reducer(self) -> Reducer: ...
+
+
+def scene_for(config: RunConfig) -> Scene:
     source = config.dataset or config.cube
     if source is None:
         raise ConfigError("give a dataset name or a cube file (with its label file)")
-    return load_scene(source, config.gt, key=config.key, gt_key=config.gt_key, data_dir=config.data_dir,
-                      label_field=config.label_field, gt_layer=config.gt_layer, overlap=config.overlap)
+    scene = load_scene(source, config.gt, key=config.key, gt_key=config.gt_key, data_dir=config.data_dir,
+                       label_field=config.label_field, gt_layer=config.gt_layer, overlap=config.overlap)
+    if not scene.n_classes:     # training and testing need labelled pixels
+        if config.gt is None and config.dataset is None:
+            raise ConfigError(f"--gt is missing: --cube {config.cube} needs its label file (training and testing "
+                              f"need labelled pixels)")
+        raise ConfigError(f"the ground truth of {source} labels no pixel (every label is 0, unlabelled)")
+    return scene
 
 
-def run_scene(run_dir, *, cube=None, gt=None, key=None, gt_key=None, data_dir=None, verify=True):
+def run_scene(run_dir: Path | str, *, cube: Path | str | None = None, gt: Path | str | None = None,
+              key: str | None = None, gt_key: str | None = None, data_dir: Path | str | None = None,
+              verify: bool = True) -> Scene:
     """The scene a run folder was trained on, from the record in its ``config.json`` (any working directory,
     any environment; never downloaded). ``cube``/``gt`` or ``data_dir`` point elsewhere; see
     :func:`hsi.data.scenes.load_recorded`. A run without recorded files (written before they were recorded, or
@@ -58,14 +103,14 @@ def run_scene(run_dir, *, cube=None, gt=None, key=None, gt_key=None, data_dir=No
     if cube is not None:
         scene, where = load_scene(cube, gt, key=key or config.key, gt_key=gt_key or config.gt_key), str(cube)
     else:
-        config.data_dir = data_dir or config.data_dir
+        config.data_dir = str(data_dir) if data_dir else config.data_dir
         scene, where = scene_for(config), str(config.dataset or config.cube)
     if verify:          # config.json's settings may have been edited: the recorded checksum decides
         check_arrays(scene, origin, where)
     return scene
 
 
-def read_config(run_dir):
+def read_config(run_dir: Path | str) -> dict[str, Any]:
     """The parsed ``config.json`` of a run folder, its structure checked: an object holding the ``config``,
     ``scene``, ``split`` and ``leakage`` objects ``hsi train`` writes, and the scene's recorded checksum. A damaged,
     truncated or edited file is one :class:`~hsi.errors.ConfigError` naming the file and the field."""
@@ -89,7 +134,7 @@ def read_config(run_dir):
     return record
 
 
-def read_run_config(run_dir):
+def read_run_config(run_dir: Path | str) -> RunConfig:
     """The :class:`~hsi.config.RunConfig` of a run folder's ``config.json``, every value's type and range checked
     (errors name the file)."""
     source = str(Path(run_dir) / "config.json")
@@ -101,7 +146,7 @@ def read_run_config(run_dir):
     return config
 
 
-def check_writable(out):
+def check_writable(out: Path | str) -> None:
     """Fail before any work if ``out`` cannot be created or written; create nothing."""
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -113,11 +158,12 @@ def check_writable(out):
         raise ConfigError(f"output directory {out} cannot be written (no write permission on {parent})")
 
 
-def default_out(config, scene):
+def default_out(config: RunConfig, scene: Scene) -> Path:
     return Path("runs") / f"{scene.name}-{config.model}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def save_run_checkpoint(path, trainer, prepared, config, scene):
+def save_run_checkpoint(path: Path | str, trainer: Trainer, prepared: PreparedRun, config: RunConfig,
+                        scene: Scene) -> None:
     """Write a checkpoint; called by every process (the trainer state gathers their RNG states), written by
     rank 0."""
     model = trainer.model
@@ -134,12 +180,13 @@ def save_run_checkpoint(path, trainer, prepared, config, scene):
     }, path)
 
 
-def _model_kwargs(config, scene):
+def _model_kwargs(config: RunConfig, scene: Scene) -> dict[str, Any]:
     return {"bands": config.pca, "n_classes": scene.n_classes, "patch_size": config.patch,
             "attention": config.attention, **config.model_kwargs}
 
 
-def config_record(config, scene, prepared, model, here):
+def config_record(config: RunConfig, scene: Scene, prepared: PreparedRun, model: nn.Module,
+                  here: World) -> dict[str, Any]:
     kind = kind_of(model)
     return {
         "config": asdict(config),
@@ -154,14 +201,14 @@ def config_record(config, scene, prepared, model, here):
                                   kind.transductive),
         "pca_fit": prepared.reducer.fit_record(),
         "versions": {"hsi": __version__, "torch": torch.__version__, "numpy": np.__version__,
-                     "scikit-learn": sklearn.__version__, "python": platform.python_version()},
+                     "scikit-learn": version("scikit-learn"), "python": platform.python_version()},
         "host": {"platform": platform.platform(), "cpu_threads": torch.get_num_threads(),
                  "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
                  "processes": here.size},
     }
 
 
-def write_history(path, history):
+def write_history(path: Path | str, history: Iterable[Mapping[str, Any]]) -> None:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=HISTORY_FIELDS, lineterminator="\n")
     writer.writeheader()
@@ -169,7 +216,7 @@ def write_history(path, history):
     write_text_atomic(path, buffer.getvalue())
 
 
-def read_history(path):
+def read_history(path: Path | str) -> list[dict[str, float]]:
     if not Path(path).is_file():
         return []
     with open(path, newline="") as f:

@@ -8,7 +8,8 @@ writes a prefix (:mod:`hsi.claim`), and removes the hidden folders a killed one 
 
 The formats are those of :mod:`hsi.outputs` (``envi``, ``npy``, ``png``, ``tif``, ``rgb`` and any registered
 one), written from the finished map; ``probs`` adds ``prefix_probs.hdr/.img``: float32 class probabilities, band
-K + 1 the confidence (max probability), filled tile by tile.
+K + 1 the confidence (max probability), filled tile by tile, whatever the formats (``tif`` and ``cog`` add a
+probability GeoTIFF, ``prefix_probs.tif``, one band per class).
 
 Every ENVI output header carries the input header's ``map info``, ``coordinate system string``,
 ``pixel size`` (unchanged) and its band centres as ``source wavelength``.
@@ -35,9 +36,11 @@ from .data.envi import carried_entries, envi_class_names, format_header
 from .data.mapped import Cube, MappedCube, release_pages
 from .data.scenes import Scene
 from .distributed import World, world
+from .errors import ConfigError
 from .inference import Trained, as_trained, logit_tiles
-from .outputs import MapJob, output_prefix, parse_formats, write_outputs
+from .outputs import GEOMETRIES, MapJob, output_prefix, parse_formats, write_outputs
 from .progress import shows_bar
+from .viz import RgbSpec, choose_rgb_bands
 
 
 def stream_map(trained: Trained, scene: Scene | Cube, prefix: str | Path, *,
@@ -45,17 +48,24 @@ def stream_map(trained: Trained, scene: Scene | Cube, prefix: str | Path, *,
                tile: int | None = None, device: str | torch.device | None = None, memory_mb: float = 1024,
                batch_size: int = 256, ground_truth: np.ndarray | None = None, palette: np.ndarray | None = None,
                title: str | None = None, progress: bool = False, here: World | None = None,
-               trained_pixels: np.ndarray | None = None) -> dict[str, Path]:
+               trained_pixels: np.ndarray | None = None, rgb_bands: RgbSpec = None,
+               geometry: str = "ortho") -> dict[str, Path]:
     """Predict every pixel of ``scene`` tile by tile and write the map in ``formats``; return
     ``{format: path}`` (``probs`` under the key ``"probs"``). No-data pixels of a mapped cube get no class
     (0 in every file, probabilities 0). ``ground_truth`` (classes, -1 unlabelled) is drawn beside the PNG, with
     the map on labelled pixels only; ``palette`` (K x 3) replaces the model's colours in the PNG; ``title`` is
-    the PNG's; ``trained_pixels`` (bool) the training pixels it fades. ``here``: the processes sharing the tiles
+    the PNG's; ``trained_pixels`` (bool) the training pixels it fades; ``rgb_bands`` the bands of the ``rgb``
+    format (:func:`hsi.viz.parse_rgb_bands`; checked against the scene before any tile is predicted); ``geometry``
+    a swath's map geometry (:data:`hsi.outputs.GEOMETRIES`). ``here``: the processes sharing the tiles
     (default: those of this ``torchrun`` job)."""
     formats = parse_formats(formats, required=not probs)
+    if geometry not in GEOMETRIES:
+        raise ConfigError(f"geometry must be one of {', '.join(GEOMETRIES)}, got {geometry!r}")
+    cube = scene.cube if hasattr(scene, "cube") else scene
+    if "rgb" in formats:
+        choose_rgb_bands(rgb_bands, cube.shape[2], getattr(scene, "wavelengths", None))
     here = here or world(device or "auto")
     trained = as_trained(trained)
-    cube = scene.cube if hasattr(scene, "cube") else scene
     rows, cols = cube.shape[:2]
     k = len(trained.class_names)
     prefix = output_prefix(prefix)
@@ -98,7 +108,8 @@ def stream_map(trained: Trained, scene: Scene | Cube, prefix: str | Path, *,
         if here.is_main:
             job = MapJob(values, list(trained.class_names), np.asarray(trained.label_ids),
                          np.asarray(trained.palette if palette is None else palette), scene, ground_truth,
-                         "both" if ground_truth is not None else False, title, trained_pixels)
+                         "both" if ground_truth is not None else False, title, trained_pixels, rgb_bands,
+                         geometry, None if prob_cube is None else prob_cube[:, :, :k])
             staged = _probs_header(tmpdir, job) if probs else {}
             written = write_outputs(job, formats, prefix, staged=staged, tmpdir=tmpdir)
     finally:

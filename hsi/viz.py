@@ -7,6 +7,7 @@ Save with :func:`save_figure`, which writes atomically.
 from __future__ import annotations
 
 import math
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -269,16 +270,85 @@ def rgb_bands(n_bands: int, wavelengths: np.ndarray | Sequence[float] | None = N
     return tuple(int(np.argmin(np.abs(wl - target))) for target in RGB_NM)
 
 
+RgbSpec = str | Sequence[int | str] | None
+
+_RGB_USAGE = ("three band indices counted from 0 (R,G,B, e.g. 29,19,9) or three wavelengths (e.g. "
+              "640nm,550nm,460nm)")
+
+
+def parse_rgb_bands(spec: RgbSpec) -> tuple[int | float, ...] | None:
+    """``spec`` (``"29,19,9"``, ``"640nm,550nm,460nm"`` or a list of such values) as three band indices (ints,
+    counted from 0) or wavelengths in nm (floats); None stays None (the default bands of :func:`rgb_bands`).
+    Anything else is a :class:`~hsi.errors.ConfigError`; the range is checked against a scene by
+    :func:`choose_rgb_bands`."""
+    if spec is None:
+        return None
+    items: Sequence[object] = spec.split(",") if isinstance(spec, str) else \
+        spec if isinstance(spec, Sequence) and not isinstance(spec, bytes) else [spec]
+    values: list[int | float] = []
+    for item in items:
+        text = item.strip().lower() if isinstance(item, str) else None
+        if is_whole(item, 0):
+            values.append(int(item))  # type: ignore[call-overload]
+        elif text is not None and re.fullmatch(r"\d+", text):
+            values.append(int(text))
+        elif text is not None and re.fullmatch(r"\d+(\.\d*)?\s*nm", text):
+            values.append(float(text[:-2]))
+        else:
+            values = []
+            break
+    if len(values) != 3:
+        raise ConfigError(f"--rgb-bands expects {_RGB_USAGE}, got {spec!r}")
+    return tuple(values)
+
+
+def _nanometres(wavelengths: np.ndarray | Sequence[float]) -> np.ndarray:
+    wl = np.asarray(wavelengths, dtype=np.float64).ravel()
+    return wl * 1000.0 if wl.max() < 100 else wl          # micrometres
+
+
+def choose_rgb_bands(spec: RgbSpec, n_bands: int,
+                     wavelengths: np.ndarray | Sequence[float] | None = None) -> tuple[int, int, int]:
+    """The band indices ``(r, g, b)`` that ``spec`` (see :func:`parse_rgb_bands`) names in a cube of ``n_bands``
+    bands: indices as given, a wavelength as the band nearest to it; ``spec`` None: :func:`rgb_bands`."""
+    parsed = parse_rgb_bands(spec)
+    if parsed is None:
+        r, g, b = rgb_bands(n_bands, wavelengths)
+        return r, g, b
+    chosen = []
+    for value in parsed:
+        if isinstance(value, float):
+            if wavelengths is None:
+                raise ConfigError(f"--rgb-bands {spec!r} names wavelengths, but the scene records none; give "
+                                  f"three band indices counted from 0 (0..{n_bands - 1})")
+            chosen.append(int(np.argmin(np.abs(_nanometres(wavelengths) - value))))
+        elif value >= n_bands:
+            raise ConfigError(f"--rgb-bands {spec!r}: band {value} is out of range; the scene has {n_bands} bands, "
+                              f"counted from 0 (0..{n_bands - 1})")
+        else:
+            chosen.append(value)
+    return chosen[0], chosen[1], chosen[2]
+
+
+def rgb_caption(bands: Sequence[int], wavelengths: np.ndarray | Sequence[float] | None = None) -> str:
+    """``R band 29 (650 nm), G band 19 (550 nm), B band 9 (470 nm)``: the bands of a composite (counted from 0),
+    with their wavelengths when known."""
+    wl = None if wavelengths is None else _nanometres(wavelengths)
+    return ", ".join(f"{c} band {b}" + ("" if wl is None else f" ({wl[b]:.0f} nm)") for c, b in zip("RGB", bands))
+
+
 def false_color(cube: np.ndarray, wavelengths: np.ndarray | Sequence[float] | None = None, *,
                 bands: Sequence[int] | None = None) -> np.ndarray:
     """(rows, cols, 3) float32 image in [0, 1] from three bands of a (rows, cols, bands) cube.
 
     Bands: ``bands=(r, g, b)`` if given, else :func:`rgb_bands` (nearest to 650 / 550 / 470 nm when the
     wavelengths are known, an approximate true-colour view; else three evenly spaced bands). Each channel is
-    stretched linearly between its 2nd and 98th percentiles and clipped.
+    stretched linearly between its 2nd and 98th percentiles and clipped. A memory-mapped cube is read one band at
+    a time.
     """
-    cube = np.asarray(cube)
-    if cube.ndim != 3:
+    if not hasattr(cube, "shape") or not hasattr(cube, "__getitem__"):
+        cube = np.asarray(cube)
+    if len(cube.shape) != 3:
         raise ConfigError(f"cube must be (rows, cols, bands), got shape {cube.shape}")
     n = cube.shape[2]
     if bands is None:
@@ -289,7 +359,7 @@ def false_color(cube: np.ndarray, wavelengths: np.ndarray | Sequence[float] | No
             raise ConfigError(f"bands must be three band indices within 0..{n - 1}, got {bands!r}")
     image = np.empty(cube.shape[:2] + (3,), dtype=np.float32)
     for c, b in enumerate(bands):
-        band = cube[:, :, b].astype(np.float64)
+        band = np.asarray(cube[:, :, b]).astype(np.float64)
         lo, hi = np.percentile(band, [2, 98])
         if hi <= lo:
             image[:, :, c] = 0.0 if hi == 0 else 0.5
@@ -313,13 +383,28 @@ def false_color_figure(cube: np.ndarray, wavelengths: np.ndarray | Sequence[floa
     ax.imshow(image, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
-    if wavelengths is not None:
-        wl = np.asarray(wavelengths, dtype=np.float64).ravel()
-        wl = wl * 1000.0 if wl.max() < 100 else wl
-        caption = ", ".join(f"{c} band {b} ({wl[b]:.0f} nm)" for c, b in zip("RGB", chosen))
-    else:
-        caption = ", ".join(f"{c} band {b}" for c, b in zip("RGB", chosen))
-    ax.set_title((f"{title}\n" if title else "") + caption, fontsize=9)
+    ax.set_title((f"{title}\n" if title else "") + rgb_caption(chosen, wavelengths), fontsize=9)
+    return fig
+
+
+def titled_image_figure(image: np.ndarray, caption: str, min_width: int = 600, dpi: int = 100) -> Figure:
+    """A figure showing ``image`` (rows, cols, 3 uint8) pixel for pixel, each pixel an integer block of the
+    smallest size that makes it ``min_width`` pixels wide, under ``caption``; saved at ``dpi`` with
+    ``fig.savefig(..., dpi=dpi)`` (no tight bounding box), its lowest rows are the image, unresampled."""
+    import textwrap
+
+    cols = image.shape[1]
+    scale = max(1, -(-min_width // cols))
+    shown = np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
+    width = shown.shape[1]
+    lines = [line for text in caption.splitlines() for line in textwrap.wrap(text, max(20, width // 6)) or [""]]
+    band = 16 * len(lines) + 12
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width / dpi, (shown.shape[0] + band) / dpi), dpi=dpi, facecolor="white")
+    fig.figimage(shown, xo=0, yo=0, origin="upper")
+    fig.text(0.5, 1 - 6 / (shown.shape[0] + band), "\n".join(lines), ha="center", va="top", fontsize=8.5,
+             linespacing=1.3)
     return fig
 
 

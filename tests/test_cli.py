@@ -66,6 +66,36 @@ def test_predict_writes_png_npy_envi(cli_run, tmp_path, field):
     assert ids.shape == field.scene.labels.shape
 
 
+def test_predict_draws_the_rgb_bands_asked_for_and_names_them(cli_run, tmp_path, field):
+    from PIL import Image
+
+    from hsi.viz import false_color
+
+    hsi("predict", cli_run, "--format", "rgb", "--rgb-bands", "10, 20,30", "--out", tmp_path / "scene")
+    with Image.open(tmp_path / "scene_rgb.png") as png:
+        pixels, title = np.asarray(png.convert("RGB")), png.text["Title"]
+    rows, cols = field.scene.labels.shape
+    scale = pixels.shape[1] // cols
+    shown = pixels[pixels.shape[0] - scale * rows::scale, ::scale]
+    np.testing.assert_array_equal(shown, np.round(false_color(field.scene.cube, bands=(10, 20, 30)) * 255))
+    assert title.endswith("\nR band 10, G band 20, B band 30")          # the .mat field records no wavelengths
+
+
+def test_predict_refuses_bad_rgb_bands_before_predicting(cli_run, tmp_path, capsys):
+    from hsi.cli import main
+
+    result = hsi("predict", cli_run, "--format", "png,rgb", "--rgb-bands", "1,2,999", "--out", tmp_path / "m",
+                 check=False)
+    assert result.returncode == 2 and result.stderr == \
+        "error: --rgb-bands '1,2,999': band 999 is out of range; the scene has 200 bands, counted from 0 (0..199)\n"
+    for bad in ("1,2", "True"):         # the form, checked in this process (the same main)
+        assert main(["predict", str(cli_run), "--rgb-bands", bad, "--out", str(tmp_path / "m")]) == 2
+        assert capsys.readouterr().err == (f"error: --rgb-bands expects three band indices counted from 0 (R,G,B, "
+                                           f"e.g. 29,19,9) or three wavelengths (e.g. 640nm,550nm,460nm), got "
+                                           f"{bad!r}\n")
+    assert not list(tmp_path.iterdir())
+
+
 def test_datasets_lists_every_scene(ip_data_dir):
     from hsi.data.registry import SCENES
 

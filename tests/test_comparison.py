@@ -205,3 +205,17 @@ def test_experiment_file(tmp_path):
     (tmp_path / "bad.toml").write_text('dataset = "indian_pines"\nepoch = 5\n[[models]]\nmodel = "hybridsn"\n')
     with pytest.raises(hsi.ConfigError, match=r"unknown setting\(s\) \['epoch'\]"):
         comparison.read_experiment(tmp_path / "bad.toml")
+
+
+def test_a_comparison_begun_before_a_setting_existed_is_still_the_same_comparison(tmp_path):
+    """experiment.json written before rgb_bands (or fit.label_smoothing) existed: the missing settings are their
+    defaults, so the comparison resumes; a setting that differs is still refused."""
+    base = RunConfig(dataset="indian_pines")
+    experiment = {"base": comparison.asdict(base), "models": [], "seeds": [0]}
+    older = json.loads(json.dumps(experiment))
+    del older["base"]["rgb_bands"], older["base"]["fit"]["label_smoothing"]
+    tmp_path.joinpath("experiment.json").write_text(json.dumps(older))
+    comparison._check_out(tmp_path, experiment)
+    experiment["base"]["rgb_bands"] = "1,2,3"
+    with pytest.raises(hsi.ConfigError, match="holds another comparison"):
+        comparison._check_out(tmp_path, experiment)

@@ -109,3 +109,66 @@ def test_a_map_without_placement_refuses_gpkg_and_two_formats_of_one_file(tmp_pa
     with pytest.raises(ConfigError, match=r"map format 'cog' writes \['.tif', '.tif.aux.xml'\], as another asked"):
         export_map(field.scene.labels, field.scene, tmp_path / "m", formats=("tif", "cog"))
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+def test_glt_swath_in_sensor_geometry_keeps_rows_cols_with_the_products_lat_lon(geotiff_run, tmp_path):
+    """--geometry sensor: the GeoTIFF holds the class of each sensor pixel in its own row and column, and
+    _latlon.tif the product's location/lat and location/lon arrays; gpkg refuses, pointing to --geometry ortho."""
+    import h5py
+
+    folder, scene = geotiff_run
+    with rasterio.open(folder / "field.tif") as src:
+        cube = src.read().transpose(1, 2, 0)
+    glt_y, glt_x = geo_products.random_glt(cube.shape[:2], (cube.shape[0] + 2, cube.shape[1] + 4), seed=3)
+    nc = geo_products.write_emit(tmp_path / "EMIT_L2A_RFL_002.nc", cube, glt_y, glt_x)
+    assert main(["predict", str(folder / "run"), "--cube", str(nc), "--format", "tif,npy", "--geometry", "sensor",
+                 "--out", str(tmp_path / "sensor"), "-q"]) == 0
+    classes = np.searchsorted(np.concatenate([[0], scene.label_ids]), np.load(tmp_path / "sensor.npy"))
+    with rasterio.open(tmp_path / "sensor.tif") as tif:
+        assert tif.shape == cube.shape[:2] and tif.crs is None
+        assert tif.tags()["geometry"].startswith("sensor geometry: rows and columns of the product")
+        np.testing.assert_array_equal(tif.read(1), classes)
+    with rasterio.open(tmp_path / "sensor_latlon.tif") as latlon, h5py.File(nc) as product:
+        assert latlon.descriptions == ("latitude", "longitude") and latlon.dtypes == ("float64", "float64")
+        np.testing.assert_array_equal(latlon.read(1), product["location/lat"][...])
+        np.testing.assert_array_equal(latlon.read(2), product["location/lon"][...])
+    assert main(["predict", str(folder / "run"), "--cube", str(nc), "--format", "gpkg", "--geometry", "sensor",
+                 "--out", str(tmp_path / "refused"), "-q"]) == 2
+    assert not list(tmp_path.glob("refused*"))
+
+
+def _envi_probs(path, k):
+    import spectral.io.envi as envi
+
+    return np.asarray(envi.open(str(path)).load())[:, :, :k]
+
+
+def test_probs_geotiff_one_named_float32_band_per_class_on_the_maps_grid(geotiff_run, tmp_path):
+    """--probs with tif: _probs.tif holds the ENVI cube's probabilities, one float32 band per class named by it, in
+    the input's CRS and transform; on a GLT swath each cell holds its GLT pixel's probabilities. With gpkg alone
+    --probs writes the ENVI cube."""
+    folder, scene = geotiff_run
+    k = len(scene.class_names)
+    assert main(["predict", str(folder / "run"), "--format", "tif", "--probs", "--out", str(tmp_path / "p"),
+                 "-q"]) == 0
+    expected = _envi_probs(tmp_path / "p_probs.hdr", k)
+    with rasterio.open(folder / "field.tif") as source, rasterio.open(tmp_path / "p_probs.tif") as probs:
+        assert probs.count == k and set(probs.dtypes) == {"float32"}
+        assert probs.descriptions == tuple(scene.class_names)
+        assert probs.crs == source.crs and probs.transform == source.transform
+        np.testing.assert_array_equal(probs.read().transpose(1, 2, 0), expected)
+    with rasterio.open(folder / "field.tif") as src:
+        cube = src.read().transpose(1, 2, 0)
+    glt_y, glt_x = geo_products.random_glt(cube.shape[:2], (cube.shape[0] + 1, cube.shape[1] + 2), seed=5)
+    nc = geo_products.write_emit(tmp_path / "EMIT_L2A_RFL_003.nc", cube, glt_y, glt_x)
+    assert main(["predict", str(folder / "run"), "--cube", str(nc), "--format", "cog", "--probs", "--out",
+                 str(tmp_path / "swath"), "-q"]) == 0
+    sensor = _envi_probs(tmp_path / "swath_probs.hdr", k)
+    with rasterio.open(tmp_path / "swath_probs.tif") as probs:
+        assert probs.crs == CRS.from_epsg(4326) and probs.descriptions == tuple(scene.class_names)
+        placed = np.where((glt_y > 0)[..., None], sensor[glt_y - 1, glt_x - 1], 0)
+        np.testing.assert_array_equal(probs.read().transpose(1, 2, 0), placed)
+    assert main(["predict", str(folder / "run"), "--format", "gpkg", "--probs", "--out", str(tmp_path / "g"),
+                 "-q"]) == 0
+    assert sorted(p.name for p in tmp_path.glob("g*")) == ["g.gpkg", "g_probs.hdr", "g_probs.img"]

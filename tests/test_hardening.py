@@ -7,10 +7,12 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import scipy.io
 
 from hsi.cli import main
+from hsi.data.preprocess import fit_pca
 
 
 def run_cli(*args):
@@ -291,3 +293,35 @@ def test_a_full_disk_during_predict_is_one_error_and_leaves_nothing(tmp_path, tr
                                       "--format", "npy")
     assert_one_error(result, "File too large", "files written before this one are intact")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_cube_without_its_labels_is_one_error_naming_gt(tmp_path, field):
+    """#28 also found: --cube without --gt said 'n_classes must be at least 1, got 0'."""
+    out = tmp_path / "run"
+    assert_one_error(run_cli("train", "--cube", field.cube, *TRAIN, "--out", out), "--gt is missing")
+    assert not out.exists()
+
+
+def test_constant_bands_are_named_in_a_warning_and_stay_finite(indian_pines):
+    """#28 also found: an all-zero cube or a constant band trained without a word."""
+    cube = indian_pines.cube[:40, :40].astype(np.float32)
+    cube[..., 5], cube[..., 9] = 0, 7
+    with pytest.warns(UserWarning, match=r"2 band\(s\) constant .*: band 5 at 1.5, band 9 at 1.9$"):
+        reducer = fit_pca(cube, 10, standardize=True, whiten=True, wavelengths=np.arange(200) / 10 + 1)
+    assert np.isfinite(reducer.transform(cube)).all()
+    with pytest.warns(UserWarning, match="every band is constant"):
+        fit_pca(np.zeros_like(cube), 10, standardize=True)
+
+
+def test_pixel_models_train_on_a_scene_smaller_than_the_patch(tmp_path, indian_pines):
+    """#28 also found: svm and rf refused a 12 x 12 scene because of the 25 x 25 patch they never read; a model
+    that reads windows still gets the check."""
+    np.save(tmp_path / "cube.npy", indian_pines.cube[10:22, 30:42])
+    labels = indian_pines.labels[10:22, 30:42]
+    np.save(tmp_path / "gt.npy", np.where(labels >= 0, indian_pines.label_ids[np.maximum(labels, 0)], 0))
+    scene = ("--cube", tmp_path / "cube.npy", "--gt", tmp_path / "gt.npy", "--pca", "15", "--train-ratio", "0.3",
+             "--no-map", "-q")
+    code, printed, err = run_cli("train", *scene, "--model", "svm", "--out", tmp_path / "svm")
+    assert code == 0 and "OA " in printed, err
+    assert_one_error(run_cli("train", *scene, "--model", "hybridsn", "--out", tmp_path / "net"),
+                     "patch size 25 is too large for a 12x12 scene")

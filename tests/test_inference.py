@@ -104,3 +104,22 @@ def test_a_pixel_model_maps_each_spectrum_once_and_gives_the_window_by_window_ma
     windows = np.concatenate([logits for _, logits in _patch_tiles(as_trained(model), cube, None, 64,
                                                                       torch.device("cpu"), 1024, False, ALONE)])
     np.testing.assert_allclose(np.concatenate([logits for _, logits in tiles]), windows, rtol=1e-5, atol=1e-5)
+
+
+def test_a_pixel_models_row_bands_keep_the_cubes_own_bands_within_the_budget(indian_pines):
+    """The row bands of a pixel model after a PCA are sized by the bands read from the cube (200 here), not by the
+    5 reduced ones: each band read stays within ``memory_mb`` (before, all 40 rows were read at once)."""
+    from hsi.checkpoint import TrainedModel
+    from hsi.data.preprocess import Reducer
+
+    torch.manual_seed(0)
+    model = hsi.build_model("spectral_cnn", bands=5, n_classes=16, patch_size=1).eval()
+    cube = indian_pines.cube[:40, :48]
+    rng = np.random.default_rng(0)
+    reducer = Reducer(mean=np.zeros(200), components=rng.standard_normal((5, 200)) / 100, scale=np.ones(5),
+                      band_std=np.ones(200))
+    trained = TrainedModel(model, reducer, 1, "zero", [f"class {i}" for i in range(1, 17)], np.arange(1, 17),
+                           np.zeros((16, 3), np.uint8), 200)
+    regions = [region for region, _ in hsi.inference.logit_tiles(trained, cube, memory_mb=1)]
+    assert len(regions) > 1
+    assert max((r1 - r0) * (c1 - c0) * 200 * 4 for r0, r1, c0, c1 in regions) <= 2**20

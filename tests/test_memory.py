@@ -49,3 +49,16 @@ def test_a_small_training_budget_trains_the_same_model(tmp_path, field, field_co
     (metrics, weights), (small_metrics, small_weights) = runs[1024], runs[16]
     assert metrics["oa"] == small_metrics["oa"] and metrics["confusion_matrix"] == small_metrics["confusion_matrix"]
     assert all(torch.equal(weights[k], small_weights[k]) for k in weights)
+
+
+def test_the_last_saved_activations_stay_in_memory():
+    """The backward pass frees the last saved tensors first: those stay in memory, the earliest go to files."""
+    x = torch.linspace(0, 1, 1024, requires_grad=True)       # saved tensors of 4, 8 and 16 KB, in this order
+    store = ActivationStore(budget=16 << 10, least=1 << 10)
+    with store:
+        y = torch.sin(torch.sin(torch.sin(x).repeat(2)).repeat(2)).sum()
+    assert store.offloaded == 12 << 10 and store.held == 16 << 10
+    y.backward()
+    expected = torch.linspace(0, 1, 1024, requires_grad=True)
+    torch.sin(torch.sin(torch.sin(expected).repeat(2)).repeat(2)).sum().backward()
+    assert torch.equal(x.grad, expected.grad)

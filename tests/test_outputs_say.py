@@ -114,8 +114,8 @@ def test_predict_png_names_the_model_and_the_test_oa(trained_run, tmp_path, monk
         seen["job"] = job
         return original(job, prefix)
 
-    original = hsi.outputs._registered["png"]
-    monkeypatch.setitem(hsi.outputs._registered, "png", record)
+    original = hsi.outputs.FORMATS.registered["png"]
+    monkeypatch.setitem(hsi.outputs.FORMATS.registered, "png", record)
     assert cli.main(["predict", str(trained_run[0]), "--format", "png", "--out", str(tmp_path / "m"), "-q"]) == 0
     job = seen["job"]
     assert job.title.endswith(f"({trained_run[0].name}/best.pt)") and "hybridsn" in job.title.lower()
@@ -125,3 +125,52 @@ def test_predict_png_names_the_model_and_the_test_oa(trained_run, tmp_path, monk
     fig = class_map_figure(job.classes, job.class_names, job.palette, ground_truth=job.ground_truth,
                            mask_unlabelled="both", trained=job.trained)
     assert "test pixels" in [ax for ax in fig.axes if ax.images][1].get_title()
+
+
+def _composite(path):
+    """The rgb format's PNG: (its image pixel for pixel, the height of its title band, its Title text)."""
+    from PIL import Image
+
+    with Image.open(path) as png:
+        pixels, title = np.asarray(png.convert("RGB")), png.text["Title"]
+    return pixels, title
+
+
+def _shown(pixels, shape):
+    """The scene's pixels in a composite drawn in square blocks under a title band."""
+    scale = pixels.shape[1] // shape[1]
+    image = pixels[pixels.shape[0] - scale * shape[0]:]
+    return image[::scale, ::scale], pixels[:pixels.shape[0] - scale * shape[0]]
+
+
+def test_the_composite_shows_the_bands_asked_for_by_wavelength_and_names_them(indian_pines, tmp_path):
+    from hsi.outputs import MapJob, write_outputs
+    from hsi.viz import false_color
+
+    values = np.ones(indian_pines.labels.shape, np.uint8)
+    job = MapJob(values, ["a"], np.array([1]), np.zeros((1, 3), np.uint8), indian_pines,
+                 rgb_bands="640nm,550nm,460nm")
+    written = write_outputs(job, ["rgb"], tmp_path / "m")
+    pixels, title = _composite(written["rgb"])
+    bands = [int(np.argmin(np.abs(indian_pines.wavelengths - nm))) for nm in (640, 550, 460)]
+    shown, band = _shown(pixels, values.shape)
+    expected = np.round(false_color(indian_pines.cube, bands=bands) * 255).astype(np.uint8)
+    np.testing.assert_array_equal(shown, expected)
+    nm = [f"{indian_pines.wavelengths[b]:.0f} nm" for b in bands]
+    assert title == (f"indian_pines: false colour (bands counted from 0)\nR band {bands[0]} ({nm[0]}), "
+                     f"G band {bands[1]} ({nm[1]}), B band {bands[2]} ({nm[2]})")
+    assert (band < 128).any() and (band == 255).mean() > 0.8          # the title is drawn above the image
+    default = write_outputs(MapJob(values, ["a"], np.array([1]), np.zeros((1, 3), np.uint8), indian_pines),
+                            ["rgb"], tmp_path / "d")
+    assert "R band 25 (647 nm), G band 15 (548 nm), B band 7 (469 nm)" in _composite(default["rgb"])[1]
+
+
+def test_rgb_bands_out_of_range_or_by_wavelength_without_wavelengths_stop_a_run_before_training(
+        field, field_config, tmp_path):
+    from hsi.errors import ConfigError
+
+    for bad, message in (("1,2,999", "band 999 is out of range; the scene has 200 bands, counted from 0"),
+                         ("640nm,550nm,460nm", "names wavelengths, but the scene records none")):
+        with pytest.raises(ConfigError, match=message):
+            train(field_config(rgb_bands=bad), tmp_path / "run", scene=field.scene, progress=False)
+        assert not (tmp_path / "run").exists()

@@ -153,6 +153,8 @@ def test_pickled_object_checkpoint_is_refused_and_not_executed(run_folder, tmp_p
     torch.save(payload, evil / "best.pt")
     result = run_cli("predict", evil)
     assert_one_line_error(result, "refused to load")
+    assert "objects (getattr)" in result.stderr and "hsi train writes" in result.stderr     # named, advice
+    assert "can still be loaded" not in result.stderr     # torch's advice: load it with weights_only=False
     assert not marker.exists()
 
 

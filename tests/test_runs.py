@@ -13,7 +13,7 @@ from hsi.experiments import train_folds, train_many
 from hsi.pipeline import Interrupted, evaluate_run, prepare, resume, train
 
 RUN_FILES = {"config.json", "split.npz", "best.pt", "last.pt", "history.csv", "metrics.json", "report.txt",
-             "confusion.png", "curves.png", "map.png", "map.npy"}
+             "confusion.png", "curves.png", "map.png", "map.npy", "map_rgb.png"}
 
 
 def history_without_time(run_dir):

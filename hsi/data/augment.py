@@ -24,23 +24,28 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import torch
 
 from ..checks import is_whole
 from ..errors import ConfigError
-from ..plugins import load_plugins
+from ..plugins import Registry
 
 ENTRY_POINT_GROUP = "hsi.augmentations"
-_registered: dict[str, Callable[[], Transform]] = {}    # lower-case name -> class or factory (built-ins first)
-_entry_points: dict[str, Callable[[], Transform]] | None = None     # from installed packages; None until first use
+TransformFactory = TypeVar("TransformFactory", bound="Callable[[], Transform]")  # a Transform class or factory
 
 
-class Source(Protocol):
-    """What a transform may ask of the data it augments."""
+class SceneSource(Protocol):
+    """What a transform may ask of the scene draws it augments (:meth:`Transform.scene`)."""
 
-    band_std: torch.Tensor          # (bands,) float32: each band's std over the training pixels
+    @property
+    def band_std(self) -> torch.Tensor:
+        """(bands,) float32: each band's std over the training pixels."""
+
+
+class Source(SceneSource, Protocol):
+    """What a transform may ask of the windows it augments (:meth:`Transform.apply`)."""
 
     def windows_at(self, indices: torch.Tensor) -> torch.Tensor:
         """The raw windows ``(len(indices), bands, s, s)`` of these items."""
@@ -52,14 +57,15 @@ class Transform:
     name = ""
     width = 1
 
-    def draw(self, labels: torch.Tensor, indices: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def draw(self, labels: torch.Tensor, indices: torch.Tensor,
+             generator: torch.Generator | None) -> torch.Tensor:
         raise NotImplementedError
 
     def apply(self, x: torch.Tensor, params: torch.Tensor, source: Source) -> torch.Tensor:
         raise NotImplementedError
 
     def scene(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
-              source: Source) -> tuple[torch.Tensor, torch.Tensor]:
+              source: SceneSource) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -70,7 +76,7 @@ class Transform:
 class Augmentation:
     """Transforms applied in the order given; what the datasets hold (None there means no augmentation)."""
 
-    def __init__(self, transforms: Sequence[Transform]):
+    def __init__(self, transforms: Sequence[Transform]) -> None:
         self.transforms = list(transforms)
 
     @property
@@ -83,7 +89,8 @@ class Augmentation:
         if missing:
             raise ConfigError(f"augmentation(s) {', '.join(missing)} cannot transform {what} (no {method}() method)")
 
-    def draw(self, labels: torch.Tensor, indices: torch.Tensor, generator: torch.Generator) -> list[list[float]]:
+    def draw(self, labels: torch.Tensor, indices: torch.Tensor,
+             generator: torch.Generator | None) -> list[list[float]]:
         """Each item's random numbers (one row of Python floats per item), every transform's in turn."""
         columns = [t.draw(labels, indices, generator).to(torch.float64).reshape(len(indices), t.width)
                    for t in self.transforms]
@@ -99,7 +106,7 @@ class Augmentation:
         return x
 
     def scene(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
-              source: Source) -> tuple[torch.Tensor, torch.Tensor]:
+              source: SceneSource) -> tuple[torch.Tensor, torch.Tensor]:
         for t in self.transforms:
             x, y = t.scene(x, y, generator, source)
         return x, y
@@ -114,38 +121,31 @@ def _key(name: str) -> str:
     return name.strip().lower()
 
 
-def register_augmentation(name: str) -> Callable:
+TRANSFORMS: Registry[Callable[[], Transform]] = Registry("augmentation", ENTRY_POINT_GROUP, thing="transform",
+                                                        key=lambda name: name.strip().lower(), sort=True)
+
+
+def register_augmentation(name: str) -> Callable[[TransformFactory], TransformFactory]:
     """Decorator registering a :class:`Transform` class (or factory called without arguments) under ``name``."""
     key = _key(name)
 
-    def decorator(transform):
-        if key in _registered and _registered[key] is not transform:
-            raise ConfigError(f"augmentation {key!r} is already registered as {_registered[key]!r}")
-        _registered[key] = transform
+    def decorator(transform: TransformFactory) -> TransformFactory:
+        TRANSFORMS.register(key, transform)
         if isinstance(transform, type):
-            transform.name = key
+            transform.name = key  # type: ignore[attr-defined]
         return transform
 
     return decorator
 
 
-def _load_entry_points(force: bool = False) -> dict[str, Callable[[], Transform]]:
-    """Transforms offered by installed packages, read once (again with ``force=True``); broken ones are skipped."""
-    global _entry_points
-    if _entry_points is None or force:
-        _entry_points = load_plugins(ENTRY_POINT_GROUP, "augmentation", "transform", _registered,
-                                      key=lambda n: n.strip().lower())
-    return _entry_points
-
-
 def reload_entry_points() -> None:
     """Read the ``hsi.augmentations`` entry points again (after installing a package or changing ``sys.path``)."""
-    _load_entry_points(force=True)
+    TRANSFORMS.reload()
 
 
 def list_augmentations() -> list[str]:
     """Sorted names of every known transform: built-in, registered in code, or offered by an installed package."""
-    return sorted({*_registered, *_load_entry_points()})
+    return TRANSFORMS.names()
 
 
 def augmentation_names(spec: str | bool | Iterable[str] | None) -> tuple[str, ...]:
@@ -178,7 +178,7 @@ def make_augmentation(spec: str | bool | Iterable[str] | None) -> Augmentation |
 
 
 def _build(name: str) -> Transform:
-    factory = _registered.get(name) or _load_entry_points()[name]
+    factory = TRANSFORMS.get(name)
     transform = factory()
     if not isinstance(transform, Transform):
         raise ConfigError(f"augmentation {name!r} built a {type(transform).__name__}, expected an "
@@ -192,7 +192,7 @@ def _per_item(values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return values.to(x.dtype).view(-1, *[1] * (x.dim() - 1))
 
 
-def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> torch.Tensor:
+def _uniform(n: int, low: float, high: float, generator: torch.Generator | None) -> torch.Tensor:
     return low + (high - low) * torch.rand(n, generator=generator, dtype=torch.float64)
 
 
@@ -216,15 +216,17 @@ class Flip(Transform):
     """Random left-right flip and 0-3 quarter turns of each window, all eight equally likely (no parameter); a
     scene draw is flipped and turned with its label map. The centre pixel stays in place."""
 
-    def draw(self, labels, indices, generator):
+    def draw(self, labels: torch.Tensor, indices: torch.Tensor,
+             generator: torch.Generator | None) -> torch.Tensor:
         return torch.randint(0, ORIENTATIONS, (len(indices),), generator=generator)
 
-    def apply(self, x, params, source):
+    def apply(self, x: torch.Tensor, params: torch.Tensor, source: Source) -> torch.Tensor:
         return orient(x, params[:, 0].long())
 
-    def scene(self, x, y, generator, source):
+    def scene(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
+              source: SceneSource) -> tuple[torch.Tensor, torch.Tensor]:
         flip = torch.randint(0, 2, (1,), generator=generator).item()
-        turns = torch.randint(0, 4, (1,), generator=generator).item()
+        turns = int(torch.randint(0, 4, (1,), generator=generator).item())
         x, y = (x.flip(-1), y.flip(-1)) if flip else (x, y)
         return torch.rot90(x, turns, (-2, -1)), torch.rot90(y, turns, (-2, -1))
 
@@ -239,13 +241,15 @@ class Brightness(Transform):
             raise ConfigError(f"brightness amount must be in [0, 1), got {amount!r}")
         self.amount = amount
 
-    def draw(self, labels, indices, generator):
+    def draw(self, labels: torch.Tensor, indices: torch.Tensor,
+             generator: torch.Generator | None) -> torch.Tensor:
         return _uniform(len(indices), 1 - self.amount, 1 + self.amount, generator)
 
-    def apply(self, x, params, source):
+    def apply(self, x: torch.Tensor, params: torch.Tensor, source: Source) -> torch.Tensor:
         return x * _per_item(params[:, 0], x)
 
-    def scene(self, x, y, generator, source):
+    def scene(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
+              source: SceneSource) -> tuple[torch.Tensor, torch.Tensor]:
         gain = _uniform(x[0].numel(), 1 - self.amount, 1 + self.amount, generator).view(x.shape[1:])
         return x * gain.to(x.dtype), y
 
@@ -261,15 +265,17 @@ class Noise(Transform):
             raise ConfigError(f"noise std must be >= 0, got {std!r}")
         self.std = std
 
-    def draw(self, labels, indices, generator):
+    def draw(self, labels: torch.Tensor, indices: torch.Tensor,
+             generator: torch.Generator | None) -> torch.Tensor:
         return torch.randint(0, 2 ** 53, (len(indices),), generator=generator)     # exact in float64
 
-    def apply(self, x, params, source):
+    def apply(self, x: torch.Tensor, params: torch.Tensor, source: Source) -> torch.Tensor:
         noise = torch.stack([torch.randn(x.shape[1:], generator=torch.Generator().manual_seed(int(seed)))
                              for seed in params[:, 0].tolist()]) if len(x) else torch.zeros_like(x)
         return x + noise * (self.std * source.band_std.to(x.dtype)).view(1, -1, *[1] * (x.dim() - 2))
 
-    def scene(self, x, y, generator, source):
+    def scene(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
+              source: SceneSource) -> tuple[torch.Tensor, torch.Tensor]:
         noise = torch.randn(x.shape, generator=generator)
         return x + noise * (self.std * source.band_std.to(x.dtype)).view(-1, 1, 1), y
 
@@ -292,13 +298,15 @@ class SpectralShift(Transform):
             raise ConfigError(f"spectral_shift max_shift must be a whole number >= 1, got {max_shift!r}")
         self.max_shift = max_shift
 
-    def draw(self, labels, indices, generator):
+    def draw(self, labels: torch.Tensor | None, indices: torch.Tensor,
+             generator: torch.Generator | None) -> torch.Tensor:
         return torch.randint(-self.max_shift, self.max_shift + 1, (len(indices),), generator=generator)
 
-    def apply(self, x, params, source):
+    def apply(self, x: torch.Tensor, params: torch.Tensor, source: Source) -> torch.Tensor:
         return _shift_bands(x, params[:, 0])
 
-    def scene(self, x, y, generator, source):
+    def scene(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
+              source: SceneSource) -> tuple[torch.Tensor, torch.Tensor]:
         return _shift_bands(x[None], self.draw(None, torch.zeros(1), generator))[0], y
 
 
@@ -329,17 +337,19 @@ class SpectralSmooth(Transform):
         self.max_sigma = max_sigma
         self.radius = math.ceil(2 * max_sigma)
 
-    def draw(self, labels, indices, generator):
+    def draw(self, labels: torch.Tensor | None, indices: torch.Tensor,
+             generator: torch.Generator | None) -> torch.Tensor:
         return _uniform(len(indices), 0.0, self.max_sigma, generator)
 
-    def apply(self, x, params, source):
+    def apply(self, x: torch.Tensor, params: torch.Tensor, source: Source) -> torch.Tensor:
         return _smooth_bands(x, params[:, 0], self.radius)
 
-    def scene(self, x, y, generator, source):
+    def scene(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
+              source: SceneSource) -> tuple[torch.Tensor, torch.Tensor]:
         return _smooth_bands(x[None], self.draw(None, torch.zeros(1), generator), self.radius)[0], y
 
 
-def _same_class_partners(labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def _same_class_partners(labels: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """For each position, a random other position with the same label (itself when its class is alone)."""
     u = torch.rand(len(labels), generator=generator, dtype=torch.float64)
     partners = torch.arange(len(labels))
@@ -365,15 +375,17 @@ class Mix(Transform):
             raise ConfigError(f"mix max_weight must be in (0, 1], got {max_weight!r}")
         self.max_weight = max_weight
 
-    def draw(self, labels, indices, generator):
+    def draw(self, labels: torch.Tensor, indices: torch.Tensor,
+             generator: torch.Generator | None) -> torch.Tensor:
         partners = torch.as_tensor(indices)[_same_class_partners(torch.as_tensor(labels), generator)]
         return torch.stack([partners.to(torch.float64), _uniform(len(indices), 0, self.max_weight, generator)], 1)
 
-    def apply(self, x, params, source):
+    def apply(self, x: torch.Tensor, params: torch.Tensor, source: Source) -> torch.Tensor:
         w = _per_item(params[:, 1], x)
         return (1 - w) * x + w * source.windows_at(params[:, 0].long())
 
-    def scene(self, x, y, generator, source):
+    def scene(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
+              source: SceneSource) -> tuple[torch.Tensor, torch.Tensor]:
         where = torch.nonzero(y >= 0, as_tuple=True)
         spectra = x[:, where[0], where[1]]                                         # (bands, labelled)
         partners = _same_class_partners(y[where], generator)

@@ -3,9 +3,14 @@
 Header values are kept as the text of the file (lists without their braces), so entries such as ``map info``
 and ``coordinate system string`` can be written into an output header unchanged.
 """
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ..errors import DataError
 
@@ -21,7 +26,7 @@ _BRACED = {"description", "map info", "coordinate system string", "pixel size", 
 _IMAGE_SUFFIXES = (".img", ".dat", ".raw", ".bsq", ".bil", ".bip", "")
 
 
-def read_header(hdr):
+def read_header(hdr: Path | str) -> dict[str, str]:
     """``{key: text}`` of an ENVI header (keys lower-case; a ``{...}`` list keeps the text between its braces)."""
     hdr = Path(hdr)
     try:
@@ -31,7 +36,8 @@ def read_header(hdr):
     lines = text.splitlines()
     if not lines or lines[0].strip() != "ENVI":
         raise DataError(f"{hdr}: not an ENVI header (expected the first line to be 'ENVI')")
-    entries, i = {}, 1
+    entries: dict[str, str] = {}
+    i = 1
     while i < len(lines):
         line = lines[i]
         i += 1
@@ -49,12 +55,12 @@ def read_header(hdr):
     return entries
 
 
-def split_list(text):
+def split_list(text: str) -> list[str]:
     """The items of a header list value, stripped."""
     return [item.strip() for item in text.replace("\n", " ").split(",") if item.strip()]
 
 
-def format_header(entries):
+def format_header(entries: Mapping[str, Any]) -> str:
     """ENVI header text from ``{key: value}``: a list or tuple becomes ``{a, b}``; a string is written as is,
     inside braces for list and text entries (``map info``, ``description`` and the like)."""
     out = ["ENVI"]
@@ -67,7 +73,7 @@ def format_header(entries):
     return "\n".join(out) + "\n"
 
 
-def carried_entries(header):
+def carried_entries(header: Mapping[str, str]) -> dict[str, str]:
     """The georeferencing entries of an input header, and its band centres as ``source wavelength`` /
     ``source fwhm`` (an output's bands are classes, not the input's bands)."""
     carried = {k: header[k] for k in GEOREF_KEYS if k in header}
@@ -77,12 +83,13 @@ def carried_entries(header):
     return carried
 
 
-def envi_class_names(names):
+def envi_class_names(names: Iterable[object]) -> list[str]:
     """Class names fit for an ENVI list ``{a, b}``: commas and braces inside a name would split or end it."""
     return [str(n).replace(",", ";").replace("{", "(").replace("}", ")") for n in names]
 
 
-def classification_header(shape, dtype, names, palette, carried=None):
+def classification_header(shape: Sequence[int], dtype: npt.DTypeLike, names: Sequence[object],
+                          palette: npt.ArrayLike, carried: Mapping[str, str] | None = None) -> str:
     """ENVI classification header text of a ``shape`` map of ``dtype`` (uint8 or uint16, little-endian):
     0 = Unclassified (black), k + 1 = class k, plus the ``carried`` entries of an input header."""
     colors = np.vstack([np.zeros((1, 3), np.uint8), np.asarray(palette, dtype=np.uint8)]).astype(int)
@@ -95,7 +102,7 @@ def classification_header(shape, dtype, names, palette, carried=None):
         **(carried or {})})
 
 
-def open_image(hdr):
+def open_image(hdr: Path | str) -> tuple[np.memmap[Any, np.dtype[Any]], dict[str, str]]:
     """``(raw, header)``: the image as a read-only ``numpy.memmap`` viewed as (rows, cols, bands) in the file's
     dtype and byte order (a strided view for BSQ and BIL, nothing read), and the header entries."""
     hdr = Path(hdr)
@@ -137,7 +144,7 @@ def open_image(hdr):
     return mapped.transpose(order), header
 
 
-def image_file(hdr):
+def image_file(hdr: Path) -> Path:
     """The image file beside an ENVI header (same name, usual suffixes or none)."""
     for suffix in _IMAGE_SUFFIXES:
         for candidate in (hdr.with_suffix(suffix), hdr.with_suffix(suffix.upper())):

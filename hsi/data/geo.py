@@ -7,39 +7,66 @@ to reflectance, no-data as NaN (read as 0 and masked), bad bands dropped. ``cube
 from __future__ import annotations
 
 import os
+import threading
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ..errors import DataError
 from .mapped import MappedCube
 from .readers import Contents, register_reader
 from .windowed import WindowedArray
 
+#: GDAL's options while a window is read: uncompressed GeoTIFFs straight from the file, not through the block
+#: cache, and a cache of 128 MB for compressed ones (GDAL's default is 5 % of the RAM, beyond --memory-mb)
+GDAL_READ_OPTIONS = {"GTIFF_DIRECT_IO": "YES", "GDAL_CACHEMAX": 128}
+
+if TYPE_CHECKING:
+    import h5py
+
 
 class _Handle:
     """An open file, opened at first use in each process (so a cube survives pickling into data-loader workers)."""
 
-    def __init__(self, path: Path, opener):
-        self.path, self.opener, self._file, self._pid = path, opener, None, None
+    def __init__(self, path: Path, opener: Callable[[Path], Any]) -> None:
+        self.path, self.opener = path, opener
+        self._file: Any = None           # the open file, in process _pid
+        self._pid: int | None = None
 
-    def get(self):
+    def get(self) -> Any:
         if self._file is None or self._pid != os.getpid():
             self._file, self._pid = self.opener(self.path), os.getpid()
         return self._file
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_file": None, "_pid": None}
 
 
-def _cube(path: Path, windowed: WindowedArray, keep, wavelengths, fwhm, geometry: dict[str, Any]) -> Contents:
+class _Scratch(threading.local):
+    """A reader's buffer for the raw window, reused while the window's shape repeats (a window is converted to
+    float32 before the next is read, and fresh pages of a large array cost more than the copy); one per thread."""
+
+    buffer: np.ndarray | None = None
+
+    def get(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        if self.buffer is None or self.buffer.shape != shape or self.buffer.dtype != dtype:
+            self.buffer = np.empty(shape, dtype=dtype)
+        return self.buffer
+
+
+def _cube(path: Path, windowed: WindowedArray, keep: np.ndarray | None, wavelengths: npt.ArrayLike | None,
+          fwhm: npt.ArrayLike | None, geometry: dict[str, Any]) -> Contents:
     if keep is not None and len(keep) == 0:
         raise DataError(f"{path}: every band is flagged bad; expected at least one good band")
+    if keep is not None and np.array_equal(keep, np.arange(windowed.shape[2])):
+        keep = None
     cube = MappedCube(windowed, keep=keep, ignore_value=float("nan"), source=str(path))
 
-    def select(values):
+    def select(values: npt.ArrayLike | None) -> npt.NDArray[np.float64] | None:
         return None if values is None else np.asarray(values, dtype=np.float64)[keep if keep is not None else ...]
 
     cube.fwhm, cube.geometry = select(fwhm), geometry
@@ -94,16 +121,19 @@ def read_geotiff(path: Path) -> Contents:
         geometry["metadata"] = str(xml)
     elif all(n and n.replace(".", "", 1).isdigit() for n in names):
         wavelengths = np.array(names, dtype=np.float64)
-    handle = _Handle(path, rasterio.open)
+    handle, scratch = _Handle(path, rasterio.open), _Scratch()
 
-    def read(r0, r1, c0, c1):
-        return handle.get().read(window=Window(c0, r0, c1 - c0, r1 - r0)).transpose(1, 2, 0)
+    def read(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+        out = scratch.get((r1 - r0, c1 - c0, shape[2]), dtype)         # GDAL fills it pixel-interleaved
+        with rasterio.Env(**GDAL_READ_OPTIONS):
+            handle.get().read(window=Window(c0, r0, c1 - c0, r1 - r0), out=out.transpose(2, 0, 1))
+        return out
 
     windowed = WindowedArray(shape, read, scale=scales, offset=offsets, nodata=nodata, file_dtype=dtype)
     return _cube(path, windowed, None, wavelengths, fwhm, geometry)
 
 
-def _h5(path: Path):
+def _h5(path: Path) -> h5py.File:
     import h5py
 
     try:
@@ -112,7 +142,7 @@ def _h5(path: Path):
         raise DataError(f"{path}: unreadable HDF5/NetCDF-4 file ({exc})") from None
 
 
-def _attr(obj, name: str, default=None):
+def _attr(obj: h5py.HLObject, name: str, default: Any = None) -> Any:
     value = obj.attrs.get(name, default)
     return value.item() if isinstance(value, np.ndarray) and value.size == 1 else value
 
@@ -140,10 +170,13 @@ def read_netcdf(path: Path) -> Contents:
             geometry["glt_transform"] = tuple(float(v) for v in f.attrs["geotransform"])
         if "spatial_ref" in f.attrs:
             geometry["crs"] = str(_attr(f, "spatial_ref"))
-    handle = _Handle(path, _h5)
+    handle, scratch = _Handle(path, _h5), _Scratch()
 
-    def read(r0, r1, c0, c1):
-        return handle.get()[name][r0:r1, c0:c1, :]
+    def read(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+        out = scratch.get((r1 - r0, c1 - c0, shape[2]), dtype)
+        if out.size:
+            handle.get()[name].read_direct(out, np.s_[r0:r1, c0:c1, :])
+        return out
 
     keep = None if good is None or good.all() else np.flatnonzero(good)
     windowed = WindowedArray(shape, read, scale=scale, offset=offset, nodata=nodata, file_dtype=dtype)
@@ -182,11 +215,16 @@ def read_prisma(path: Path) -> Contents:
             size = 30.0
             geometry["transform"] = (size, 0.0, float(_attr(f, "Product_ULcorner_easting")), 0.0, -size,
                                      float(_attr(f, "Product_ULcorner_northing")))
-    handle = _Handle(path, _h5)
+    handle, scratch = _Handle(path, _h5), [_Scratch() for _ in cubes]
 
-    def read(r0, r1, c0, c1):
-        return np.concatenate([handle.get()[f"{group}/{n}"][r0:r1, :, c0:c1].transpose(0, 2, 1) for n in cubes],
-                              axis=2)
+    def read(r0: int, r1: int, c0: int, c1: int) -> list[np.ndarray]:
+        parts = []
+        for name, count, buffer in zip(cubes, counts, scratch, strict=True):
+            out = buffer.get((r1 - r0, count, c1 - c0), dtype)
+            if out.size:
+                handle.get()[f"{group}/{name}"].read_direct(out, np.s_[r0:r1, :, c0:c1])
+            parts.append(out.transpose(0, 2, 1))
+        return parts
 
     all_wavelengths = np.concatenate(wavelengths)
     keep = np.flatnonzero(all_wavelengths > 0)

@@ -40,13 +40,21 @@ class MapGrid:
         where none lies); ``values`` itself when the grid is the cube's own. Read a block of map rows at a time."""
         if self.glt is None:
             return values
-        rows, cols = self.glt
-        out = np.full(self.shape, fill, dtype=values.dtype)
+        out = np.empty(self.shape, dtype=values.dtype)
         for r0 in range(0, self.shape[0], rows_per_block):
-            r, c = rows[r0:r0 + rows_per_block], cols[r0:r0 + rows_per_block]
-            hit = r >= 0
-            if hit.any():
-                out[r0:r0 + rows_per_block][hit] = np.asarray(values)[r[hit], c[hit]]
+            out[r0:r0 + rows_per_block] = self.rows_to_map(values, r0, r0 + rows_per_block, fill)
+        return out
+
+    def rows_to_map(self, values: np.ndarray, r0: int, r1: int, fill: float = 0) -> np.ndarray:
+        """Map rows ``r0:r1`` of a (rows, cols, ...) sensor-geometry array placed on the grid (any trailing axes,
+        such as class probabilities, come along); rows ``r0:r1`` of ``values`` when the grid is the cube's own."""
+        if self.glt is None:
+            return np.asarray(values[r0:r1])
+        rows, cols = self.glt[0][r0:r1], self.glt[1][r0:r1]
+        out = np.full(rows.shape + tuple(values.shape[2:]), fill, dtype=values.dtype)
+        hit = rows >= 0
+        if hit.any():
+            out[hit] = np.asarray(values)[rows[hit], cols[hit]]
         return out
 
     def any_to_sensor(self, mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

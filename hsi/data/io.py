@@ -4,20 +4,35 @@
 ENVI and .npy cubes stay on disk as a :class:`~hsi.data.mapped.MappedCube` (memory-mapped, read as needed);
 .mat cubes are read whole.
 """
+from __future__ import annotations
+
 from pathlib import Path
+from typing import Any, Literal, overload
 
 import numpy as np
+import numpy.typing as npt
 
 from ..errors import DataError
 from .envi import open_image, split_list
 from .grid import map_grid
-from .mapped import MappedCube
+from .mapped import Cube, MappedCube
 from .readers import Contents, reader_for, register_reader
 
 _KINDS = {"cube": "3-D numeric array (rows, cols, bands)", "labels": "2-D integer label map (rows, cols)"}
 
 
-def read_array(path, key=None, kind="cube"):
+@overload
+def read_array(path: Path | str, key: str | None = None,
+               kind: Literal["cube"] = "cube") -> tuple[Cube, np.ndarray | None]: ...
+
+
+@overload
+def read_array(path: Path | str, key: str | None = None,
+               kind: Literal["labels"] = ...) -> tuple[np.ndarray, np.ndarray | None]: ...
+
+
+def read_array(path: Path | str, key: str | None = None,
+               kind: Literal["cube", "labels"] = "cube") -> tuple[Cube, np.ndarray | None]:
     """Return ``(array, wavelengths)`` read from ``path``; ``wavelengths`` is None unless the file has them.
 
     ``kind`` is ``"cube"`` or ``"labels"``. Without ``key`` the file must hold exactly one array of that kind.
@@ -38,7 +53,7 @@ def read_array(path, key=None, kind="cube"):
     return array, wavelengths
 
 
-def inspect_file(path, key=None) -> list[str]:
+def inspect_file(path: Path | str, key: str | None = None) -> list[str]:
     """What the reader of ``path`` found, one ``name: value`` line each: reader, shape, dtype, wavelength range,
     bad bands, no-data share, geometry. Reads the whole cube once (a block of rows at a time) for the no-data share."""
     path = Path(path)
@@ -68,19 +83,19 @@ def inspect_file(path, key=None) -> list[str]:
     swath = [k for k in ("lat", "lon", "glt_x", "glt_y") if k in geometry]
     if swath:
         lines.append(f"swath geometry: {', '.join(f'{k} {geometry[k].shape}' for k in swath)}")
-    grid = map_grid(geometry, cube.shape[:2], str(path))
+    grid = map_grid(geometry, (cube.shape[0], cube.shape[1]), str(path))
     if grid is not None and grid.glt is not None:
         lines.append(f"map grid (GLT): {grid.shape[0]} x {grid.shape[1]} cells, {_crs_name(grid.crs)}, "
                      f"transform {tuple(round(v, 6) for v in grid.transform)}")
     return lines
 
 
-def _file_dtype(cube):
+def _file_dtype(cube: Cube) -> np.dtype[Any]:
     raw = getattr(cube, "raw", cube)
     return getattr(raw, "file_dtype", raw.dtype)
 
 
-def _crs_name(crs):
+def _crs_name(crs: object) -> str:
     try:
         from pyproj import CRS
 
@@ -91,7 +106,7 @@ def _crs_name(crs):
 
 
 @register_reader("mat", suffixes=(".mat",))
-def _read_mat(path):
+def _read_mat(path: Path) -> Contents:
     """Every numeric array of a MATLAB v5 or v7.3 file, read whole."""
     import h5py
     import scipy.io
@@ -105,7 +120,7 @@ def _read_mat(path):
     return Contents({k: v for k, v in data.items() if not k.startswith("__") and isinstance(v, np.ndarray)})
 
 
-def _read_mat73(path):
+def _read_mat73(path: Path) -> dict[str, np.ndarray]:
     import h5py
 
     try:
@@ -117,7 +132,7 @@ def _read_mat73(path):
 
 
 @register_reader("envi", suffixes=(".hdr", ".img", ".raw", ".dat"))
-def _read_envi(path):
+def _read_envi(path: Path) -> Contents:
     """The image as a :class:`MappedCube` (``bbl`` bad bands dropped, ``data ignore value`` kept as no-data,
     the header entries in ``.header``) and its wavelengths (of the kept bands)."""
     hdr = path if path.suffix.lower() == ".hdr" else path.with_suffix(".hdr")
@@ -145,7 +160,7 @@ def _read_envi(path):
     return Contents({"": cube}, wavelengths)
 
 
-def _numbers(hdr, header, key, count):
+def _numbers(hdr: Path, header: dict[str, str], key: str, count: int) -> npt.NDArray[np.float64]:
     try:
         values = np.asarray(split_list(header[key]), dtype=np.float64)
     except ValueError:
@@ -156,7 +171,7 @@ def _numbers(hdr, header, key, count):
 
 
 @register_reader("npy", suffixes=(".npy",))
-def _read_npy(path):
+def _read_npy(path: Path) -> Contents:
     """The array of a .npy file, memory-mapped."""
     try:
         return Contents({"": np.load(path, mmap_mode="r", allow_pickle=False)})
@@ -164,7 +179,7 @@ def _read_npy(path):
         raise DataError(f"{path}: unreadable or truncated .npy file ({_reason(exc)})") from None
 
 
-def _pick(path, arrays, key, kind):
+def _pick(path: Path, arrays: dict[str, Cube], key: str | None, kind: str) -> Cube:
     if key is not None:
         if key not in arrays:
             raise DataError(f"{path}: no array named {key!r}; the file holds {sorted(arrays)}")
@@ -183,7 +198,7 @@ def _pick(path, arrays, key, kind):
     return arrays[candidates[0]]
 
 
-def _fits(array, kind):
+def _fits(array: Cube, kind: str) -> bool:
     array = getattr(array, "raw", array)
     if array.dtype.kind not in "uif" or array.size == 0:
         return False
@@ -196,7 +211,7 @@ def _fits(array, kind):
     return array.dtype.kind in "ui" or bool(np.all(np.isfinite(array)) and np.all(array == np.round(array)))
 
 
-def _reason(exc):
+def _reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
 

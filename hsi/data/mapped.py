@@ -25,6 +25,7 @@ class MappedCube:
     dtype = np.dtype(np.float32)
     fwhm: np.ndarray | None
     geometry: dict
+    header: dict[str, str]     # the ENVI header entries, set by the ENVI reader only
 
     def __init__(self, raw: np.ndarray | WindowedArray, *, keep: npt.ArrayLike | None = None,
                  ignore_value: float | None = None, source: str = "") -> None:
@@ -61,7 +62,7 @@ class MappedCube:
     def __getitem__(self, key: Key) -> np.ndarray:
         pixels, bands = self._split(key)
         block = self._read(pixels, slice(None) if bands is None else bands)
-        if self.raw.dtype.kind == "f":
+        if self.raw.dtype.kind == "f" and getattr(self.raw, "may_hold_nan", True):
             bad = ~np.isfinite(block)
             if bad.any():
                 empty = self.nodata(pixels)
@@ -99,9 +100,13 @@ class MappedCube:
     def _read(self, pixels: tuple[Key, ...], bands: Key) -> np.ndarray:
         raw = self.raw[pixels]
         if self.keep is not None:
-            raw = raw[..., self.keep[bands]]
+            kept = self.keep[bands]
+            step = np.diff(kept) if kept.ndim == 1 and kept.size > 1 else None
+            raw = raw[..., kept[0]:kept[-1] + 1] if step is not None and (step == 1).all() else raw[..., kept]
         elif not (isinstance(bands, slice) and bands == slice(None)):
             raw = raw[..., bands]
+        if isinstance(self.raw, WindowedArray):
+            return np.asarray(raw, dtype=np.float32)        # a fresh array already
         return np.array(raw, dtype=np.float32)
 
     def _nodata(self, block: np.ndarray, ignore_value: float) -> np.ndarray:

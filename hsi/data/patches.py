@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import numpy as np
 import torch
@@ -26,8 +26,9 @@ def check_patch_size(patch_size: int, shape: Sequence[int] | None = None) -> Non
 
 
 def pad_cube(cube: np.ndarray, patch_size: int, mode: str = "zero") -> np.ndarray:
-    """Pad (rows, cols, bands) by ``patch_size // 2`` on each side so every pixel has a full window."""
-    check_patch_size(patch_size, cube.shape)
+    """Pad (rows, cols, bands) by ``patch_size // 2`` on each side so every pixel has a full window (a margin
+    wider than the scene reflects back and forth)."""
+    check_patch_size(patch_size)
     if mode not in PADDING_MODES:
         raise ConfigError(f"padding must be one of {PADDING_MODES}, got {mode!r}")
     margin = patch_size // 2
@@ -79,18 +80,21 @@ class PatchDataset(torch.utils.data.Dataset):
         x, y = self.__getitems__([index])
         return x[0], y[0]
 
-    def __getitems__(self, items):
+    def __getitems__(self, items: Sequence[int] | Sequence[tuple[int, Sequence[float]]]
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
         """A whole batch in one vectorised gather: ``(windows (B, 1, bands, s, s), labels (B,))``. ``items``:
         indices, or ``(index, params)`` pairs with the random numbers :meth:`draw` gave for each."""
-        params = None
+        params: Sequence[Sequence[float]] | None = None
+        indices: Sequence[int]
         if len(items) and isinstance(items[0], (tuple, list)):
             indices, params = (list(column) for column in zip(*items))
         else:
-            indices = items
+            indices = cast("Sequence[int]", items)     # the first item is no pair, so none is
             if self.augmentation is not None:
                 params = self.draw(torch.as_tensor(indices, dtype=torch.int64), self.generator)
         x = self.windows_at(indices)
         if params is not None:
+            assert self.augmentation is not None        # only an augmented dataset's items carry params
             x = self.augmentation.apply(x, params, self)
         if self.spectral_channel:
             x = x.unsqueeze(1)
@@ -102,10 +106,11 @@ class PatchDataset(torch.utils.data.Dataset):
         rows, cols = self.coords[np.asarray(indices, dtype=np.int64)].T
         return torch.from_numpy(np.ascontiguousarray(self.windows[rows, cols]))
 
-    def draw(self, indices, generator):
+    def draw(self, indices: torch.Tensor, generator: torch.Generator | None) -> list[list[float]]:
         """The augmentation's random numbers for the items ``indices`` (a global batch), from ``generator``."""
         labels = torch.from_numpy(self.labels[indices.numpy()]) if self.labels is not None else \
             torch.full((len(indices),), -1)
+        assert self.augmentation is not None            # drawn for an augmented dataset only
         return self.augmentation.draw(labels, indices, generator)
 
     @property

@@ -1,6 +1,7 @@
 """PCA band reduction (optionally whitened, optionally after per-band standardisation) as plain arrays."""
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -73,7 +74,8 @@ class Reducer:
 
 
 def fit_pca(cube: Cube, n_components: int = 30, *, mask: np.ndarray | None = None, whiten: bool = False,
-            standardize: bool = False, fit_scope: str | None = None, chunk_pixels: int = 65536) -> Reducer:
+            standardize: bool = False, fit_scope: str | None = None, chunk_pixels: int = 65536,
+            wavelengths: np.ndarray | None = None) -> Reducer:
     """Fit PCA on the pixels where ``mask`` is True (all pixels when ``mask`` is None).
 
     Pass the training mask for a leak-free fit; ``fit_scope`` defaults to ``"train"`` with a mask and
@@ -82,7 +84,8 @@ def fit_pca(cube: Cube, n_components: int = 30, *, mask: np.ndarray | None = Non
     in float64 over chunks of ``chunk_pixels`` pixels and eigen-decomposed, so memory is ``bands²`` plus one
     chunk (plus the gathered pixels) whatever the scene size. Components
     and variances equal scikit-learn's ``PCA`` (same sign convention: each component's largest loading is
-    positive).
+    positive). Bands constant over the fitting pixels (all zero, say) carry nothing: a warning names them (with
+    their ``wavelengths`` when given), and standardising leaves them at 0 rather than dividing by 0.
     """
     bands = cube.shape[-1]
     if not 1 <= n_components <= bands:
@@ -98,6 +101,7 @@ def fit_pca(cube: Cube, n_components: int = 30, *, mask: np.ndarray | None = Non
         centred = torch.from_numpy(chunk.astype(np.float64) - mean)
         products += centred.T @ centred
     covariance = products.numpy() / max(n - 1, 1)
+    _warn_constant_bands(np.flatnonzero(np.diag(covariance) == 0), bands, n, wavelengths)
     band_std = np.sqrt(np.diag(covariance) * (max(n - 1, 1) / n)) if standardize else np.ones(bands)
     band_std[band_std == 0] = 1.0
     covariance /= np.outer(band_std, band_std)
@@ -110,6 +114,19 @@ def fit_pca(cube: Cube, n_components: int = 30, *, mask: np.ndarray | None = Non
     return Reducer(mean=mean / band_std, components=components, scale=scale, band_std=band_std,
                    fit_scope=fit_scope or ("scene" if mask is None else "train"), whiten=whiten,
                    standardize=standardize, fit_pixels=n)
+
+
+def _warn_constant_bands(constant: np.ndarray, bands: int, n: int, wavelengths: np.ndarray | None) -> None:
+    if not len(constant):
+        return
+    if len(constant) == bands:
+        warnings.warn(f"every band is constant over the {n} PCA fitting pixels (an all-zero or constant cube?): "
+                      f"the reduced cube is 0 everywhere and nothing can be learnt from it", stacklevel=3)
+        return
+    named = [f"band {i}" + ("" if wavelengths is None else f" at {float(wavelengths[i]):g}") for i in constant[:10]]
+    more = f" and {len(constant) - 10} more" if len(constant) > 10 else ""
+    warnings.warn(f"{len(constant)} band(s) constant over the {n} PCA fitting pixels carry no information "
+                  f"(counted from 0): {', '.join(named)}{more}", stacklevel=3)
 
 
 def _chunks(cube: Cube, pixels: np.ndarray | None, chunk_pixels: int) -> Iterator[np.ndarray]:

@@ -9,16 +9,15 @@ with a ``suffixes`` attribute), read at first use.
 """
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from ..plugins import Registry
 
 ENTRY_POINT_GROUP = "hsi.readers"
 
@@ -35,16 +34,35 @@ class Contents:
     geometry: dict[str, Any] = field(default_factory=dict)
 
 
-Reader = Callable[[Path], Contents]
-_registered: dict[str, Reader] = {}           # reader name -> function, in registration order
-_suffixes: dict[str, str] = {}                # lower-case suffix (".hdr") -> reader name
-_entry_points_loaded = False
+Reader = Callable[[Path], Contents]         # carries ``suffixes``, the lower-case suffixes it reads (".hdr", ...)
 
 
 def _suffix_key(suffix: str) -> str:
     if not isinstance(suffix, str) or not suffix.strip(". "):
         raise ConfigError(f"a reader suffix must be a non-empty string such as '.tif', got {suffix!r}")
     return "." + suffix.strip().lower().lstrip(".")
+
+
+def _check_free(name: str, suffixes: Iterable[str]) -> None:
+    """Refuse ``suffixes`` that a reader registered in code under another name already reads."""
+    taken = {s: other for s in suffixes for other, reader in READERS.registered.items()
+             if other != name and s in getattr(reader, "suffixes", ())}
+    if taken:
+        raise ConfigError(f"reader {name!r}: suffixes already read by other readers: {taken}")
+
+
+def _adopt(name: str, loaded: Any) -> Reader:
+    """What a ``hsi.readers`` entry point loaded, if it is a reader whose suffixes no reader in code reads."""
+    suffixes = getattr(loaded, "suffixes", None)
+    if not callable(loaded) or not suffixes:
+        raise ConfigError("it is not a function with a 'suffixes' attribute (use @register_reader)")
+    keys = [_suffix_key(s) for s in ([suffixes] if isinstance(suffixes, str) else suffixes)]
+    _check_free(name, keys)
+    loaded.suffixes = tuple(keys)
+    return loaded
+
+
+READERS: Registry[Reader] = Registry("reader", ENTRY_POINT_GROUP, adopt=_adopt)
 
 
 def register_reader(name: str, suffixes: Iterable[str]) -> Callable[[Reader], Reader]:
@@ -56,13 +74,8 @@ def register_reader(name: str, suffixes: Iterable[str]) -> Callable[[Reader], Re
         raise ConfigError(f"reader {name!r} needs at least one file suffix")
 
     def decorator(reader: Reader) -> Reader:
-        if name in _registered and _registered[name] is not reader:
-            raise ConfigError(f"reader {name!r} is already registered as {_registered[name]!r}")
-        taken = {s: _suffixes[s] for s in keys if _suffixes.get(s, name) != name}
-        if taken:
-            raise ConfigError(f"reader {name!r}: suffixes already read by other readers: {taken}")
-        _registered[name] = reader
-        _suffixes.update(dict.fromkeys(keys, name))
+        _check_free(name, keys)
+        READERS.register(name, reader)
         reader.suffixes = tuple(keys)  # type: ignore[attr-defined]
         reader.reader_name = name  # type: ignore[attr-defined]
         return reader
@@ -70,43 +83,23 @@ def register_reader(name: str, suffixes: Iterable[str]) -> Callable[[Reader], Re
     return decorator
 
 
-def _load_entry_points(force: bool = False) -> None:
-    """Register the readers offered by installed packages, once (again with ``force``); broken ones are skipped."""
-    global _entry_points_loaded
-    if _entry_points_loaded and not force:
-        return
-    _entry_points_loaded = True
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            reader = entry.load()
-            if entry.name not in _registered:
-                suffixes = getattr(reader, "suffixes", None)
-                if not callable(reader) or not suffixes:
-                    raise ConfigError("not a function with a 'suffixes' attribute (use @register_reader)")
-                register_reader(entry.name, suffixes)(reader)
-        except Exception as error:  # a broken plug-in must not take the built-in readers down with it
-            warnings.warn(f"reader entry point {entry.name!r} = {entry.value!r} skipped: "
-                          f"{type(error).__name__}: {error}", RuntimeWarning, stacklevel=3)
-
-
 def reload_entry_points() -> None:
     """Read the ``hsi.readers`` entry points again (after installing a package or changing ``sys.path``)."""
-    _load_entry_points(force=True)
+    READERS.reload()
 
 
 def list_readers() -> dict[str, tuple[str, ...]]:
     """Every known reader and the suffixes it reads, built-in first."""
-    _load_entry_points()
-    return {name: tuple(s for s, owner in _suffixes.items() if owner == name) for name in _registered}
+    return {name: READERS.get(name).suffixes for name in READERS.names()}  # type: ignore[attr-defined]
 
 
 def reader_for(path: str | Path) -> Reader:
     """The reader of ``path``'s suffix; a :class:`DataError` naming the known readers when none reads it."""
     path = Path(path)
-    _load_entry_points()
-    name = _suffixes.get(path.suffix.lower())
+    known = list_readers()
+    name = next((n for n, suffixes in known.items() if path.suffix.lower() in suffixes), None)
     if name is None:
-        known = "; ".join(f"{n} ({', '.join(s)})" for n, s in list_readers().items())
+        listed = "; ".join(f"{n} ({', '.join(s)})" for n, s in known.items())
         raise DataError(f"{path}: unsupported file type {path.suffix.lower() or '(no suffix)'!r}; "
-                        f"known readers: {known}")
-    return _registered[name]
+                        f"known readers: {listed}")
+    return READERS.get(name)

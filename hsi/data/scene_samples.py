@@ -52,20 +52,20 @@ class SceneSamples:
     def __len__(self) -> int:
         return len(self.labelled)
 
-    def draw(self, generator):
+    def draw(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = self.x, self.y
         if self.crop is not None:
-            x, y = self._crop(generator)
+            x, y = self._crop(self.crop, generator)
         if self.augmentation is not None:
             x, y = self.augmentation.scene(x, y, generator, self)
         return x.contiguous()[None], y.contiguous()[None]
 
-    def _crop(self, generator):
+    def _crop(self, crop: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         rows, cols = self.y.shape
-        height, width = min(self.crop, rows), min(self.crop, cols)
-        r, c = self.labelled[torch.randint(len(self.labelled), (1,), generator=generator).item()].tolist()
-        r0 = r - torch.randint(height, (1,), generator=generator).item()
-        c0 = c - torch.randint(width, (1,), generator=generator).item()
+        height, width = min(crop, rows), min(crop, cols)
+        r, c = self.labelled[int(torch.randint(len(self.labelled), (1,), generator=generator).item())].tolist()
+        r0 = r - int(torch.randint(height, (1,), generator=generator).item())
+        c0 = c - int(torch.randint(width, (1,), generator=generator).item())
         r0, c0 = min(max(r0, 0), rows - height), min(max(c0, 0), cols - width)
         return self.x[:, r0:r0 + height, c0:c0 + width], self.y[r0:r0 + height, c0:c0 + width]
 

@@ -1,22 +1,27 @@
 """The Scene object and ``load_scene``: by registry name (local, tensorly, download) or by file path; the record of
 where a scene was read from (``scene_record``) and loading it again from that record (``load_recorded``)."""
+from __future__ import annotations
+
 import hashlib
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from ..errors import ConfigError, DataError
 from . import download as _download
 from .io import read_array
-from .mapped import MappedCube
+from .mapped import Cube, MappedCube
 from .registry import SCENES, SceneInfo, find_by_file, palette_for
 from .vector import is_vector, rasterize_labels
 
 log = logging.getLogger("hsi")
 _LARGEST_ID = int(np.iinfo(np.int32).max)      # map.npy holds label ids as int32
+Record = dict[str, Any]     # a scene_record: JSON, as config.json keeps it
 
 
 @dataclass
@@ -34,36 +39,37 @@ class Scene:
     ``origin`` says which files were read (``None`` for a scene built in memory).
     """
 
-    cube: np.ndarray
-    labels: np.ndarray
-    label_ids: np.ndarray
-    class_names: list
-    palette: np.ndarray
+    cube: Cube
+    labels: npt.NDArray[np.int64]
+    label_ids: npt.NDArray[np.int64]
+    class_names: list[str]
+    palette: npt.NDArray[np.uint8]
     name: str
     wavelengths: np.ndarray | None = None
     source: str = ""
-    origin: dict | None = None
-    header: dict | None = None      # the ENVI header entries of the cube file (georeferencing for outputs)
+    origin: Record | None = None
+    header: dict[str, str] | None = None     # the ENVI header entries of the cube file (georeferencing for outputs)
+    parcels: np.ndarray | None = None   # polygon ground truth: each labelled pixel's polygon (parcel), -1 elsewhere
 
     @property
-    def n_classes(self):
+    def n_classes(self) -> int:
         return len(self.class_names)
 
     @property
-    def bands(self):
+    def bands(self) -> int:
         return self.cube.shape[2]
 
-    def class_counts(self):
+    def class_counts(self) -> npt.NDArray[np.intp]:
         """Number of labelled pixels of each class."""
         return np.bincount(self.labels[self.labels >= 0], minlength=self.n_classes)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         rows, cols, bands = self.cube.shape
         return (f"Scene({self.name!r}, {rows}x{cols}x{bands}, {self.n_classes} classes, "
                 f"{int((self.labels >= 0).sum())} labelled pixels)")
 
 
-def class_indices(ids, label_ids):
+def class_indices(ids: npt.ArrayLike, label_ids: npt.ArrayLike) -> npt.NDArray[np.int64]:
     """The class index ``k`` of each label id in ``ids`` (``label_ids[k] == id``), -1 for an id not among
     ``label_ids`` (0, unlabelled, included). Found by binary search: the memory grows with the number of pixels
     and classes, never with the largest id."""
@@ -77,13 +83,14 @@ def class_indices(ids, label_ids):
     return np.where(ordered[at] == ids, order[at], -1).astype(np.int64)
 
 
-def list_scenes():
+def list_scenes() -> list[str]:
     """Names of the known scenes, in registry order."""
     return list(SCENES)
 
 
-def load_scene(source, gt=None, *, key=None, gt_key=None, data_dir=None, download=True, label_field=None,
-               gt_layer=None, overlap="refuse"):
+def load_scene(source: str | Path, gt: str | Path | None = None, *, key: str | None = None,
+               gt_key: str | None = None, data_dir: str | Path | None = None, download: bool = True,
+               label_field: str | None = None, gt_layer: str | None = None, overlap: str = "refuse") -> Scene:
     """Load a scene by registry name (``"indian_pines"``) or from a cube file and an optional label file.
 
     A label file may be polygons (GeoPackage, Shapefile, GeoJSON): ``label_field`` names the class attribute,
@@ -104,27 +111,31 @@ def load_scene(source, gt=None, *, key=None, gt_key=None, data_dir=None, downloa
     gt_info = find_by_file(Path(gt).name) if gt is not None else None
     info = cube_info if cube_info is not None and cube_info is gt_info else None
     cube, wavelengths = read_array(path, key or _registry_key(path, cube_info, "cube_key"), "cube")
-    origin, classes = _files_origin(path, gt, key, gt_key), None
+    origin = _files_origin(path, gt, key, gt_key)
+    classes: dict[int, str] | None = None
+    parcels: np.ndarray | None = None
     if gt is None:
         labels = np.zeros(cube.shape[:2], dtype=np.int64)
     elif is_vector(gt):
-        labels, classes, vector = rasterize_labels(gt, cube, field=label_field, layer=gt_layer, overlap=overlap)
+        labels, classes, vector, parcels = rasterize_labels(gt, cube, field=label_field, layer=gt_layer,
+                                                            overlap=overlap)
         origin.update(label_field=label_field, gt_layer=gt_layer, overlap=overlap, vector=vector)
     else:
         labels, _ = read_array(gt, gt_key or _registry_key(gt, gt_info, "gt_key"), "labels")
     scene = _make_scene(cube, labels, info, info.name if info else path.stem, wavelengths, str(path),
                         str(gt) if gt is not None else None, origin)
-    if classes is not None:
+    if classes is not None and parcels is not None:
         scene.class_names = [classes[int(i)] for i in scene.label_ids]
+        scene.parcels = np.where(scene.labels >= 0, parcels, -1)
     return scene
 
 
-def _vector_options(record):
+def _vector_options(record: Record) -> dict[str, Any]:
     """The polygon options a :func:`scene_record` kept, to read its ground truth again the same way."""
     return {k: record[k] for k in ("label_field", "gt_layer", "overlap") if k in record}
 
 
-def locate(name, data_dir=None):
+def locate(name: str, data_dir: str | Path | None = None) -> tuple[Path, Path] | Literal["tensorly"] | None:
     """Where a known scene can be read from: ``(cube_path, gt_path)``, ``"tensorly"``, or None."""
     info = SCENES[name]
     for folder in _search_dirs(data_dir):
@@ -137,13 +148,13 @@ def locate(name, data_dir=None):
     return None
 
 
-def fetch(name, data_dir=None):
+def fetch(name: str, data_dir: str | Path | None = None) -> tuple[Path, Path]:
     """Download a known scene's files into ``data_dir`` (default: the user cache); return their paths."""
     if name not in SCENES:
         raise ConfigError(f"unknown dataset {name!r}; known datasets: {', '.join(SCENES)}")
     info = SCENES[name]
     folder = Path(data_dir) if data_dir else _download.cache_dir() / name
-    paths = []
+    paths: list[Path] = []
     for filename, url, sha in ((info.cube_file, info.cube_url, info.cube_sha256),
                                (info.gt_file, info.gt_url, info.gt_sha256)):
         dest = folder / filename
@@ -155,10 +166,10 @@ def fetch(name, data_dir=None):
                                 f"{info.gt_file}: fetch them by hand ({info.cube_url} and {info.gt_url}) and "
                                 f"put both into {folder.resolve()}") from None
         paths.append(dest)
-    return tuple(paths)
+    return paths[0], paths[1]
 
 
-def _load_known(info: SceneInfo, data_dir, download):
+def _load_known(info: SceneInfo, data_dir: str | Path | None, download: bool) -> Scene:
     where = locate(info.name, data_dir)
     if where is None:
         if not download:
@@ -175,7 +186,7 @@ def _load_known(info: SceneInfo, data_dir, download):
                        _files_origin(cube_path, gt_path, None, None))
 
 
-def _load_tensorly(info):
+def _load_tensorly(info: SceneInfo) -> Scene:
     import tensorly
     from tensorly.datasets import load_indian_pines
 
@@ -186,12 +197,12 @@ def _load_tensorly(info):
                        {"tensorly": tensorly.__version__, "dataset": info.name})
 
 
-def _files_origin(cube, gt, key, gt_key):
+def _files_origin(cube: str | Path, gt: str | Path | None, key: str | None, gt_key: str | None) -> Record:
     return {"cube": str(Path(cube).resolve()), "gt": str(Path(gt).resolve()) if gt is not None else None,
             "key": key, "gt_key": gt_key}
 
 
-def scene_record(scene):
+def scene_record(scene: Scene) -> Record:
     """What ``config.json`` keeps about where ``scene`` came from, enough for :func:`load_recorded`.
 
     Files: their resolved absolute paths, sizes and sha256. The copy inside ``tensorly``: its version (its
@@ -207,7 +218,7 @@ def scene_record(scene):
     return {**record, "arrays_sha256": arrays_sha256(scene)}
 
 
-def arrays_sha256(scene, chunk_rows=64):
+def arrays_sha256(scene: Scene, chunk_rows: int = 64) -> str:
     """sha256 of the float32 cube (read ``chunk_rows`` rows at a time, so a mapped cube stays on disk), the int64
     labels and the label ids."""
     digest = hashlib.sha256()
@@ -221,7 +232,9 @@ def arrays_sha256(scene, chunk_rows=64):
 _POINT_ELSEWHERE = "--data-dir FOLDER (the folder that now holds the files) or --cube CUBE --gt LABELS"
 
 
-def load_recorded(record, *, cube=None, gt=None, key=None, gt_key=None, data_dir=None, verify=True):
+def load_recorded(record: Record, *, cube: str | Path | None = None, gt: str | Path | None = None,
+                  key: str | None = None, gt_key: str | None = None, data_dir: str | Path | None = None,
+                  verify: bool = True) -> Scene:
     """Load the scene a :func:`scene_record` describes, never downloading.
 
     ``cube`` (with ``gt``) or ``data_dir`` (a folder holding files of the recorded names, directly or in a
@@ -253,7 +266,7 @@ def load_recorded(record, *, cube=None, gt=None, key=None, gt_key=None, data_dir
     return scene
 
 
-def check_arrays(scene, record, where):
+def check_arrays(scene: Scene, record: Record, where: str) -> None:
     """Refuse a ``scene`` (read from ``where``) whose arrays are not the ones ``record`` (a :func:`scene_record`)
     describes."""
     if arrays_sha256(scene) != record["arrays_sha256"]:
@@ -262,7 +275,7 @@ def check_arrays(scene, record, where):
                         f"{_POINT_ELSEWHERE}")
 
 
-def _check_recorded_file(entry):
+def _check_recorded_file(entry: dict[str, Any]) -> None:
     path = Path(entry["path"])
     if not path.is_file():
         raise DataError(f"{path}: this run's scene file is no longer there (moved or deleted); point to it with "
@@ -272,10 +285,11 @@ def _check_recorded_file(entry):
                         f"{entry['sha256'][:16]}...); restore it, or point to the original with {_POINT_ELSEWHERE}")
 
 
-def _load_from_folder(record, folder):
+def _load_from_folder(record: Record, folder: Path) -> Scene:
     if "tensorly" in record:
         info = SCENES[record["dataset"]]
-        names, sub = (info.cube_file, info.gt_file), info.name
+        names: tuple[str, ...] = (info.cube_file, info.gt_file)
+        sub = info.name
     else:
         names = tuple(Path(record[r]["path"]).name for r in ("cube", "gt") if record.get(r))
         sub = Path(record["cube"]["path"]).parent.name
@@ -288,14 +302,15 @@ def _load_from_folder(record, folder):
                     f"was trained on")
 
 
-def _load_recorded_tensorly(record):
+def _load_recorded_tensorly(record: Record) -> Scene:
     if not _tensorly_available():
         raise DataError(f"this run read {record['dataset']} from the tensorly package ({record['tensorly']}), "
                         f"which is not installed here; install it, or point to the files with {_POINT_ELSEWHERE}")
     return _load_tensorly(SCENES[record["dataset"]])
 
 
-def _make_scene(cube, labels, info, name, wavelengths, source, gt_source, origin):
+def _make_scene(cube: Cube, labels: np.ndarray, info: SceneInfo | None, name: str, wavelengths: np.ndarray | None,
+                source: str, gt_source: str | None, origin: Record | None) -> Scene:
     where_gt = gt_source or source
     if labels.shape != cube.shape[:2]:
         raise DataError(f"{where_gt}: label map is {labels.shape[0]}x{labels.shape[1]} but the cube {source} is "
@@ -311,7 +326,7 @@ def _make_scene(cube, labels, info, name, wavelengths, source, gt_source, origin
     if raw.max(initial=0) > _LARGEST_ID:
         raise DataError(f"{where_gt}: label ids {sorted(set(raw[raw > _LARGEST_ID].tolist()))[:5]} are too large; "
                         f"expected ids up to {_LARGEST_ID} (class maps store ids as int32)")
-    if mapped:
+    if isinstance(cube, MappedCube):
         _drop_nodata_labels(cube, raw, where_gt)
     present = np.unique(raw[raw > 0])
     if info is not None:
@@ -333,7 +348,7 @@ def _make_scene(cube, labels, info, name, wavelengths, source, gt_source, origin
                  header=getattr(cube, "header", None), origin=origin)
 
 
-def _drop_nodata_labels(cube, raw, where_gt):
+def _drop_nodata_labels(cube: MappedCube, raw: npt.NDArray[np.int64], where_gt: str) -> None:
     """Unlabel (in place) the labelled pixels that are no-data in the cube: they are never trained on."""
     if cube.dropped_bands:
         log.info("%s: %d bad bands dropped (bbl): %s", cube.source, len(cube.dropped_bands), cube.dropped_bands)
@@ -347,7 +362,7 @@ def _drop_nodata_labels(cube, raw, where_gt):
         raw[rows[empty], cols[empty]] = 0
 
 
-def _registry_key(path, info, field):
+def _registry_key(path: str | Path, info: SceneInfo | None, field: str) -> str | None:
     """The registry's .mat key for this file, unless the file (e.g. a re-saved copy) does not use it."""
     if info is None or Path(path).suffix.lower() != ".mat":
         return None
@@ -361,7 +376,7 @@ def _registry_key(path, info, field):
     return key if key in names else None
 
 
-def _search_dirs(data_dir):
+def _search_dirs(data_dir: str | Path | None) -> list[Path]:
     dirs = [Path(data_dir)] if data_dir else []
     if os.environ.get("HSI_DATA_DIR"):
         dirs.append(Path(os.environ["HSI_DATA_DIR"]))
@@ -369,7 +384,7 @@ def _search_dirs(data_dir):
     return dirs
 
 
-def _tensorly_available():
+def _tensorly_available() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("tensorly") is not None

@@ -11,17 +11,23 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from scipy.ndimage import distance_transform_cdt, maximum_filter
 
 from ..checks import is_whole
 from ..errors import SplitError
-from ..plugins import load_plugins
+from ..plugins import Registry
 
 ENTRY_POINT_GROUP = "hsi.splits"
+Coords = npt.NDArray[np.intp]        # (n, 2) row/col coordinates
+ClassNames = Sequence[str] | None
+LabelIds = Sequence[int] | np.ndarray | None
 
 
 @dataclass
@@ -32,30 +38,30 @@ class Split:
     val: np.ndarray
     test: np.ndarray
     mode: str
-    info: dict = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
 
-    def coords(self, subset):
+    def coords(self, subset: str) -> tuple[Coords, np.ndarray]:
         """(N, 2) row/col coordinates and (N,) classes of a subset, in raster order."""
         labels = getattr(self, subset)
         rows, cols = np.nonzero(labels >= 0)
         return np.stack([rows, cols], axis=1), labels[rows, cols]
 
-    def counts(self, n_classes):
+    def counts(self, n_classes: int) -> dict[str, list[int]]:
         """Pixels per class in each subset."""
         return {name: np.bincount(getattr(self, name)[getattr(self, name) >= 0], minlength=n_classes).tolist()
                 for name in ("train", "val", "test")}
 
-    def save(self, path):
+    def save(self, path: str | Path) -> None:
         """The three maps, the mode and (when there is one) ``info`` as JSON, in one ``.npz`` file."""
         from ..atomic import atomic_path
 
-        info = {"info": json.dumps(self.info)} if self.info else {}
+        info: dict[str, Any] = {"info": json.dumps(self.info)} if self.info else {}
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
                 np.savez_compressed(f, train=self.train, val=self.val, test=self.test, mode=self.mode, **info)
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: str | Path) -> Split:
         with np.load(path, allow_pickle=False) as data:
             info = json.loads(str(data["info"])) if "info" in data.files else {}
             return cls(data["train"], data["val"], data["test"], str(data["mode"]), info)
@@ -76,11 +82,11 @@ class SplitSettings:
     folds: int | None = None
     fold: int = 0
     label_ids: Sequence[int] | np.ndarray | None = None
+    parcels: np.ndarray | None = None    # (rows, cols) parcel of each labelled pixel (polygon ground truth), -1 none
 
 
 SplitMaker = Callable[[np.ndarray, SplitSettings, np.random.Generator], Split]
-_registered: dict[str, SplitMaker] = {}         # name -> maker registered in code (built-ins first)
-_entry_points: dict[str, SplitMaker] | None = None  # from installed packages; None until first use
+SPLITS: Registry[SplitMaker] = Registry("split", ENTRY_POINT_GROUP, SplitError)
 
 
 def register_split(name: str, *, folded: bool = False) -> Callable[[SplitMaker], SplitMaker]:
@@ -90,35 +96,21 @@ def register_split(name: str, *, folded: bool = False) -> Callable[[SplitMaker],
         raise SplitError(f"a split name must be a non-empty string without surrounding spaces, got {name!r}")
 
     def decorator(maker: SplitMaker) -> SplitMaker:
-        if name in _registered and _registered[name] is not maker:
-            raise SplitError(f"split {name!r} is already registered as {_registered[name]!r}")
+        SPLITS.register(name, maker)
         maker.folded = folded  # type: ignore[attr-defined]
-        _registered[name] = maker
         return maker
 
     return decorator
 
 
-def _load_entry_points() -> dict[str, SplitMaker]:
-    """Splits offered by installed packages, read once; broken ones are skipped."""
-    global _entry_points
-    if _entry_points is None:
-        _entry_points = load_plugins(ENTRY_POINT_GROUP, "split", "split", _registered)
-    return _entry_points
-
-
 def list_splits() -> list[str]:
     """Names of every known split, built-in first."""
-    return list(dict.fromkeys([*_registered, *_load_entry_points()]))
+    return SPLITS.names()
 
 
 def split_maker(name: str) -> SplitMaker:
     """The maker registered as ``name``; an unknown name is a :class:`SplitError` listing the known ones."""
-    maker = _registered.get(name) if isinstance(name, str) else None
-    maker = maker or (_load_entry_points().get(name) if isinstance(name, str) else None)
-    if maker is None:
-        raise SplitError(f"unknown split {name!r}; known splits: {', '.join(list_splits())}")
-    return maker
+    return SPLITS.get(name)
 
 
 def is_folded(name: str) -> bool:
@@ -135,12 +127,14 @@ def make_split(labels: np.ndarray, mode: str = "random", *, train_ratio: float |
                train_per_class: int | None = None, val_ratio: float = 0.1, patch_size: int = 25,
                min_per_class: int = 1, max_fraction: float = 0.5, seed: int = 0,
                class_names: Sequence[str] | None = None, folds: int | None = None, fold: int = 0,
-               label_ids: Sequence[int] | np.ndarray | None = None) -> Split:
+               label_ids: Sequence[int] | np.ndarray | None = None, parcels: np.ndarray | None = None) -> Split:
     """Split ``labels`` (classes 0..K-1, -1 unlabelled) by the registered split ``mode``; deterministic for a
     seed. Without a train ratio or count the ratio is 0.1.
 
-    ``folds`` and ``fold`` choose the held-out fold of a split that runs in folds (``blocks``). ``class_names``
-    and ``label_ids`` (the ground truth file's id of each class) only serve the error and warning messages.
+    ``folds`` and ``fold`` choose the held-out fold of a split that runs in folds (``blocks``). ``parcels``
+    (polygon ground truth: each labelled pixel's polygon, -1 none) are the parcels ``disjoint`` draws whole.
+    ``class_names`` and ``label_ids`` (the ground truth file's id of each class) only serve the error and warning
+    messages.
     """
     maker = split_maker(mode)
     if not 0 <= val_ratio < 1:
@@ -153,7 +147,8 @@ def make_split(labels: np.ndarray, mode: str = "random", *, train_ratio: float |
         train_ratio = 0.1
     settings = SplitSettings(train_ratio=train_ratio, train_per_class=train_per_class, val_ratio=val_ratio,
                              patch_size=patch_size, min_per_class=min_per_class, max_fraction=max_fraction,
-                             class_names=class_names, folds=folds, fold=fold, label_ids=label_ids)
+                             class_names=class_names, folds=folds, fold=fold, label_ids=label_ids,
+                             parcels=parcels)
     return maker(labels, settings, np.random.default_rng(seed))
 
 
@@ -178,6 +173,10 @@ def _fixed(labels: np.ndarray, settings: SplitSettings, rng: np.random.Generator
 def _disjoint(labels: np.ndarray, settings: SplitSettings, rng: np.random.Generator) -> Split:
     if settings.train_ratio is None:
         raise SplitError("the disjoint split takes a train ratio, not a count per class")
+    if settings.parcels is not None:
+        return parcel_split(labels, settings.parcels, settings.train_ratio, patch_size=settings.patch_size,
+                            val_ratio=settings.val_ratio, rng=rng, class_names=settings.class_names,
+                            label_ids=settings.label_ids)
     return disjoint_split(labels, settings.train_ratio, patch_size=settings.patch_size,
                           val_ratio=settings.val_ratio, rng=rng, class_names=settings.class_names,
                           label_ids=settings.label_ids)
@@ -185,14 +184,19 @@ def _disjoint(labels: np.ndarray, settings: SplitSettings, rng: np.random.Genera
 
 @register_split("blocks", folded=True)
 def _blocks(labels: np.ndarray, settings: SplitSettings, rng: np.random.Generator) -> Split:
+    if settings.folds is None:
+        raise SplitError("the blocks split needs folds >= 2, got None")
     return block_split(labels, settings.folds, settings.fold, patch_size=settings.patch_size,
                        val_ratio=settings.val_ratio, rng=rng, class_names=settings.class_names,
                        label_ids=settings.label_ids)
 
 
-def random_split(labels, *, train_ratio=None, train_per_class=None, val_ratio=0.1, min_per_class=1, rng=None,
-                 class_names=None, label_ids=None):
+def random_split(labels: np.ndarray, *, train_ratio: float | None = None, train_per_class: int | None = None,
+                 val_ratio: float = 0.1, min_per_class: int = 1, rng: np.random.Generator | None = None,
+                 class_names: ClassNames = None, label_ids: LabelIds = None) -> Split:
     """Stratified random split: per class a ratio (or count) of pixels for training, the rest for testing."""
+    if train_ratio is None and train_per_class is None:
+        raise SplitError("the random split needs a train ratio or a number of training pixels per class")
     if train_ratio is not None and not 0 < train_ratio < 1:
         raise SplitError(f"train ratio must be between 0 and 1, got {train_ratio}")
     rng = rng or np.random.default_rng(0)
@@ -200,7 +204,7 @@ def random_split(labels, *, train_ratio=None, train_per_class=None, val_ratio=0.
     test = train.copy()
     for k, pixels in _class_pixels(labels, rng):
         n = len(pixels)
-        wanted = train_per_class if train_per_class is not None else int(round(train_ratio * n))
+        wanted = train_per_class if train_per_class is not None else int(round((train_ratio or 0) * n))
         n_train = max(wanted, min_per_class)
         if n_train >= n:
             raise SplitError(f"{describe_class(k, class_names, label_ids)} has {n} labelled pixels, too few for "
@@ -211,15 +215,16 @@ def random_split(labels, *, train_ratio=None, train_per_class=None, val_ratio=0.
     return Split(train, val, test, "random")
 
 
-def fixed_split(labels, per_class, *, val_ratio=0.1, max_fraction=0.5, rng=None, class_names=None,
-                label_ids=None):
+def fixed_split(labels: np.ndarray, per_class: int, *, val_ratio: float = 0.1, max_fraction: float = 0.5,
+                rng: np.random.Generator | None = None, class_names: ClassNames = None,
+                label_ids: LabelIds = None) -> Split:
     """``per_class`` training pixels per class; a small class gives at most ``max_fraction`` of its pixels."""
     if per_class < 1:
         raise SplitError(f"training pixels per class must be at least 1, got {per_class}")
     rng = rng or np.random.default_rng(0)
     train = np.full(labels.shape, -1, dtype=np.int64)
     test = train.copy()
-    capped = []
+    capped: list[str] = []
     for k, pixels in _class_pixels(labels, rng):
         n_train = min(per_class, int(max_fraction * len(pixels)))
         if n_train < 1:
@@ -248,8 +253,9 @@ VALIDATION = "regions of their own, drawn the same way, beyond the buffer of eve
 DIRECTIONS = ((1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (1, -1), (-1, 1), (-1, -1))
 
 
-def disjoint_split(labels, train_ratio, *, patch_size=25, val_ratio=0.1, rng=None, tries=TRIES, class_names=None,
-                   label_ids=None):
+def disjoint_split(labels: np.ndarray, train_ratio: float, *, patch_size: int = 25, val_ratio: float = 0.1,
+                   rng: np.random.Generator | None = None, tries: int = TRIES, class_names: ClassNames = None,
+                   label_ids: LabelIds = None) -> Split:
     """Spatially disjoint split: no test window (``patch_size`` wide) holds a training or validation pixel, and
     no validation pixel lies within ``patch_size // 2`` pixels (rows and columns) of a training or test pixel.
 
@@ -297,12 +303,66 @@ def disjoint_split(labels, train_ratio, *, patch_size=25, val_ratio=0.1, rng=Non
     return split
 
 
-def _dilate(mask, buffer):
+def parcel_split(labels: np.ndarray, parcels: np.ndarray, train_ratio: float, *, patch_size: int = 25,
+                 val_ratio: float = 0.1, rng: np.random.Generator | None = None,
+                 class_names: ClassNames = None, label_ids: LabelIds = None) -> Split:
+    """Disjoint split by given parcels (the polygons of vector ground truth): per class, fewest pixels first, its
+    parcels (each counted for its most frequent class) in the seed's random order go to training until about
+    ``train_ratio * (1 - val_ratio)`` of its pixels, then to validation until ``train_ratio * val_ratio``, the
+    rest to testing; a parcel is never split between subsets. Test pixels within ``patch_size // 2`` of a
+    training or validation pixel, and validation pixels as near training ones, belong to no subset (the buffer),
+    so no test window holds a training pixel."""
+    if not 0 < train_ratio < 1:
+        raise SplitError(f"train ratio must be between 0 and 1, got {train_ratio}")
+    if parcels.shape != labels.shape:
+        raise SplitError(f"parcels {parcels.shape} and labels {labels.shape} differ; expected one map each")
+    rng = rng or np.random.default_rng(0)
+    labelled = (labels >= 0) & (parcels >= 0)
+    buffer = patch_size // 2
+    n_classes = int(labels.max(initial=-1)) + 1
+    ids, index = np.unique(parcels[labelled], return_inverse=True)
+    sizes = np.zeros((len(ids), max(n_classes, 1)), dtype=np.int64)
+    np.add.at(sizes, (index, labels[labelled]), 1)
+    owner, size = sizes.argmax(axis=1), sizes.sum(axis=1)
+    subset = np.full(len(ids), 2)                           # 0 train, 1 validation, 2 test
+    totals = np.bincount(owner, weights=size, minlength=n_classes)
+    for k in np.argsort(totals, kind="stable"):
+        mine = rng.permutation(np.flatnonzero(owner == k))
+        goal = np.cumsum([train_ratio * (1 - val_ratio), train_ratio * val_ratio]) * totals[k]
+        taken = np.cumsum(size[mine]) - size[mine]              # pixels taken before each parcel
+        subset[mine[taken < goal[0]]] = 0
+        subset[mine[(taken >= goal[0]) & (taken < goal[1])]] = 1
+        if len(mine) > 1 and (subset[mine] != 2).all():
+            subset[mine[-1]] = 2                                # a test parcel for every class that has two
+    where = np.full(labels.shape, -1)
+    where[labelled] = subset[index]
+    train = np.where(where == 0, labels, -1)
+    val = np.where((where == 1) & ~_dilate(train >= 0, buffer), labels, -1)
+    test = np.where((where == 2) & ~_dilate((train >= 0) | (val >= 0), buffer), labels, -1)
+    split = Split(train, val, test, "disjoint")
+    counts = split.counts(n_classes)
+    split.info = {"parcels": "the polygons of the ground truth layer (sharing a pixel: one parcel), drawn whole",
+                  "buffer": buffer, "buffer_pixels": int((labelled & (train < 0) & (val < 0) & (test < 0)).sum()),
+                  "parcels_per_subset": {name: int((subset == i).sum()) for i, name in enumerate(("train", "val",
+                                                                                                  "test"))},
+                  "achieved_train_ratio": [round(float((a + b) / t), 4) if t else 0.0 for a, b, t in
+                                           zip(counts["train"], counts["val"], totals, strict=True)]}
+    missing = [k for k in range(n_classes) if totals[k] and (counts["train"][k] == 0 or counts["test"][k] == 0)]
+    if missing:
+        named = ", ".join(describe_class(k, class_names, label_ids) for k in missing)
+        warnings.warn(f"disjoint split by polygons: no training or no test pixels for {named} (a single polygon, "
+                      f"or test pixels all within the {buffer}-pixel buffer)", stacklevel=2)
+    return split
+
+
+def _dilate(mask: npt.NDArray[np.bool_], buffer: int) -> npt.NDArray[np.bool_]:
     """Pixels within ``buffer`` rows and columns of ``mask``."""
     return maximum_filter(mask, size=2 * buffer + 1, mode="constant", cval=False)
 
 
-def _claim_regions(labels, pool, wanted, buffer, rng, tries, anchor=None, optional=False, slack=SLACK):
+def _claim_regions(labels: np.ndarray, pool: npt.NDArray[np.bool_], wanted: npt.NDArray[np.int_], buffer: int,
+                   rng: np.random.Generator, tries: int, anchor: npt.NDArray[np.bool_] | None = None,
+                   optional: bool = False, slack: float = SLACK) -> tuple[npt.NDArray[np.int64], list[int]]:
     """Per class (fewest wanted pixels first), a region of about ``wanted[k]`` of its pixels in ``pool``, drawn
     with ``rng`` among the candidates within :data:`SLACK` of the best score (size off target + each class's
     share of the still free pool pixels it puts within ``buffer``). Returns the (rows, cols) map of the claimed
@@ -344,8 +404,9 @@ def _claim_regions(labels, pool, wanted, buffer, rng, tries, anchor=None, option
     return claimed, choices
 
 
-def block_split(labels, folds, fold, *, patch_size=25, val_ratio=0.1, rng=None, tries=TRIES, class_names=None,
-                label_ids=None):
+def block_split(labels: np.ndarray, folds: int, fold: int, *, patch_size: int = 25, val_ratio: float = 0.1,
+                rng: np.random.Generator | None = None, tries: int = TRIES, class_names: ClassNames = None,
+                label_ids: LabelIds = None) -> Split:
     """Spatial block cross-validation: the scene is cut into a grid of ``folds`` blocks and fold ``fold`` tests on
     the labelled pixels of block ``fold``. Training and validation take the labelled pixels of the other blocks
     farther than ``patch_size // 2`` from the held-out block, so no test window holds a training or validation
@@ -386,7 +447,7 @@ def block_split(labels, folds, fold, *, patch_size=25, val_ratio=0.1, rng=None, 
     counts = split.counts(n_classes)
     present = np.bincount(labels[labelled], minlength=n_classes) > 0
 
-    def names(ks):
+    def names(ks: list[int]) -> list[str]:
         return [class_names[k] if class_names is not None else f"class {k}" for k in ks]
 
     no_train = [k for k in range(n_classes) if present[k] and counts["train"][k] + counts["val"][k] == 0]
@@ -399,13 +460,14 @@ def block_split(labels, folds, fold, *, patch_size=25, val_ratio=0.1, rng=None, 
     return split
 
 
-def _quantile_cuts(positions, parts, size):
+def _quantile_cuts(positions: np.ndarray, parts: int, size: int) -> npt.NDArray[np.int_]:
     """``parts + 1`` increasing cut positions from 0 to ``size`` at quantiles of ``positions``."""
     inner = np.quantile(positions, np.arange(1, parts) / parts).round().astype(int) if parts > 1 else []
     return np.concatenate([[0], np.maximum.accumulate(np.clip(inner, 1, size - 1)), [size]]).astype(int)
 
 
-def _region_candidates(mask, target, rng, tries, distance=None):
+def _region_candidates(mask: npt.NDArray[np.bool_], target: int, rng: np.random.Generator, tries: int,
+                       distance: np.ndarray | None = None) -> Iterator[Coords]:
     """Distinct candidate regions of one class's pixels ``mask``, each as (n, 2) coordinates: unions of whole
     parcels (greedy over ``tries`` random orders, each parcel taken when it brings the total nearer ``target``),
     and the first ``target`` pixels of every parcel and of the whole mask from 8 sides, from ``tries // 2``
@@ -416,9 +478,9 @@ def _region_candidates(mask, target, rng, tries, distance=None):
     parcels, n_parcels = connected(mask, structure=np.ones((3, 3)))
     ids = parcels[pixels[:, 0], pixels[:, 1]]
     sizes = np.bincount(ids, minlength=n_parcels + 1)
-    seen = set()
+    seen: set[bytes] = set()
 
-    def new(region):
+    def new(region: Coords) -> bool:
         key = np.sort(region[:, 0] * mask.shape[1] + region[:, 1]).tobytes()
         if key in seen:
             return False
@@ -427,7 +489,8 @@ def _region_candidates(mask, target, rng, tries, distance=None):
 
     if n_parcels > 1:
         for _ in range(tries):
-            picked, total = [], 0
+            picked: list[int] = []
+            total = 0
             for p in rng.permutation(np.arange(1, n_parcels + 1)):
                 if abs(total + sizes[p] - target) < abs(total - target):
                     picked.append(int(p))
@@ -450,7 +513,7 @@ def _region_candidates(mask, target, rng, tries, distance=None):
                 yield region
 
 
-def _name(k, class_names):
+def _name(k: int, class_names: ClassNames) -> str:
     return class_names[k] if class_names is not None else f"class {k}"
 
 
@@ -464,7 +527,7 @@ def describe_class(k: int, class_names: Sequence[str] | None = None,
     return f"class {number} ({class_names[k]})"
 
 
-def _class_pixels(labels, rng):
+def _class_pixels(labels: np.ndarray, rng: np.random.Generator) -> Iterator[tuple[int, Coords]]:
     """(class, shuffled (n, 2) coordinates) for every class present."""
     for k in range(int(labels.max(initial=-1)) + 1):
         pixels = np.argwhere(labels == k)
@@ -472,11 +535,12 @@ def _class_pixels(labels, rng):
             yield k, pixels[rng.permutation(len(pixels))]
 
 
-def _put(target, pixels, k):
+def _put(target: np.ndarray, pixels: Coords, k: int) -> None:
     target[pixels[:, 0], pixels[:, 1]] = k
 
 
-def _carve_val(train, val_ratio, rng):
+def _carve_val(train: npt.NDArray[np.int64], val_ratio: float,
+               rng: np.random.Generator) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Move ``val_ratio`` of each class's training pixels (keeping at least one for training) to validation."""
     val = np.full(train.shape, -1, dtype=np.int64)
     if val_ratio == 0:

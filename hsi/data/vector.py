@@ -37,9 +37,11 @@ def class_ids(values: np.ndarray, where: str) -> tuple[np.ndarray, dict[int, str
 
 
 def rasterize_labels(path: str | Path, cube: Any, *, field: str | None, layer: str | None = None,
-                     overlap: str = "refuse") -> tuple[np.ndarray, dict[int, str], dict[str, Any]]:
-    """``(labels, classes, record)``: an int64 (rows, cols) map of label ids (0 outside every polygon), the class
-    name of each id (see :func:`class_ids`) and what ``config.json`` records about the layer.
+                     overlap: str = "refuse") -> tuple[np.ndarray, dict[int, str], dict[str, Any], np.ndarray]:
+    """``(labels, classes, record, parcels)``: an int64 (rows, cols) map of label ids (0 outside every polygon),
+    the class name of each id (see :func:`class_ids`), what ``config.json`` records about the layer, and the
+    parcel of each pixel (int64, -1 outside every polygon): the index of its polygon, polygons that share a pixel
+    joined into one parcel (the ``disjoint`` split draws whole parcels).
 
     ``overlap``: pixels inside polygons of different classes are an error (``refuse``), unlabelled (``drop``) or
     take the class of the polygon first in the layer (``first``). Polygons outside the scene, or without a class
@@ -97,6 +99,10 @@ def rasterize_labels(path: str | Path, cube: Any, *, field: str | None, layer: s
     order = rasterize(((g, i) for i, g in reversed(list(enumerate(geoms, start=1)))), out_shape=grid.shape,
                       transform=transform, fill=0, dtype="int32")
     first = grid.min_to_sensor(order, shape)
+    last = grid.min_to_sensor(np.where(order > 0, len(geoms) + 1 - rasterize(
+        ((g, i) for i, g in enumerate(geoms, start=1)), out_shape=grid.shape, transform=transform, fill=0,
+        dtype="int32"), 0), shape)
+    parcels = _joined_parcels(first, np.where(last > 0, len(geoms) + 1 - last, 0), len(geoms))
     result = np.where(first > 0, ids[np.maximum(first, 1) - 1], 0).astype(np.int64)
     clash = classes_per_pixel > 1
     if clash.any():
@@ -108,4 +114,16 @@ def rasterize_labels(path: str | Path, cube: Any, *, field: str | None, layer: s
     record = {"path": str(path.resolve()), "layer": layer or info.get("layer_name"), "field": field,
               "crs": source.to_string(), "classes": list(classes.values()), "label_ids": list(classes),
               "overlap": overlap, "grid": "glt" if grid.glt is not None else "cube"}
-    return result, classes, record
+    return result, classes, record, np.where(result > 0, parcels, -1)
+
+
+def _joined_parcels(first: np.ndarray, last: np.ndarray, count: int) -> np.ndarray:
+    """Per pixel the parcel (0, 1, ...; -1 in no polygon) from the first and last of the 1-based polygons over it
+    (0 = none): polygons meeting on a pixel are one parcel (connected components of that relation)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    pair = first > 0
+    links = coo_matrix((np.ones(int(pair.sum())), (first[pair] - 1, last[pair] - 1)), shape=(count, count))
+    _, component = connected_components(links, directed=False)
+    return np.where(pair, component[np.maximum(first, 1) - 1], -1).astype(np.int64)

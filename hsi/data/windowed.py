@@ -4,8 +4,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import numpy.typing as npt
 
-WindowReader = Callable[[int, int, int, int], np.ndarray]   # (r0, r1, c0, c1) -> (r1 - r0, c1 - c0, bands) raw
+#: (r0, r1, c0, c1) -> the raw (r1 - r0, c1 - c0, bands) window, or a list of such arrays (views welcome) side by
+#: side along the bands, as a product stores its cubes
+WindowReader = Callable[[int, int, int, int], np.ndarray | list[np.ndarray]]
+Axis = int | np.integer | slice | np.ndarray                  # one axis of an index: integer, slice or integer array
 
 
 class WindowedArray:
@@ -19,34 +23,51 @@ class WindowedArray:
 
     def __init__(self, shape: tuple[int, int, int], read: WindowReader, *, scale: np.ndarray | float = 1.0,
                  offset: np.ndarray | float = 0.0, nodata: float | None = None, rows_per_read: int = 256,
-                 file_dtype: np.dtype | str | None = None):
+                 file_dtype: npt.DTypeLike | None = None) -> None:
         self.shape = tuple(int(n) for n in shape)
         self.read = read
-        self.scale = np.asarray(scale, dtype=np.float32)
-        self.offset = np.asarray(offset, dtype=np.float32)
+        self.scale = np.broadcast_to(np.asarray(scale, dtype=np.float32), self.shape[2:])
+        self.offset = np.broadcast_to(np.asarray(offset, dtype=np.float32), self.shape[2:])
         self.nodata = nodata
         self.rows_per_read = rows_per_read
         self.file_dtype = np.dtype(file_dtype) if file_dtype is not None else self.dtype
+
+    @property
+    def may_hold_nan(self) -> bool:
+        """Whether a read may hold NaN: a float file, or no-data values (read as NaN)."""
+        return self.file_dtype.kind == "f" or self.nodata is not None
 
     @property
     def size(self) -> int:
         return int(np.prod(self.shape))
 
     def _window(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
-        raw = np.asarray(self.read(r0, r1, c0, c1))
-        block = raw.astype(np.float32) * self.scale + self.offset
-        if self.nodata is not None:
-            block[raw == self.nodata] = np.nan
+        parts = self.read(r0, r1, c0, c1)
+        block = np.empty((r1 - r0, c1 - c0, self.shape[2]), dtype=np.float32)
+        b0 = 0
+        for raw in parts if isinstance(parts, list) else [parts]:
+            raw = np.asarray(raw)
+            b1 = b0 + raw.shape[2]
+            out, scale, offset = block[..., b0:b1], self.scale[..., b0:b1], self.offset[..., b0:b1]
+            if (scale == 1).all():
+                out[...] = raw                  # one pass: read, convert (and transpose a view) at once
+            else:
+                np.multiply(raw, scale, out=out, casting="unsafe")
+            if (offset != 0).any():
+                out += offset
+            if self.nodata is not None:
+                out[raw == self.nodata] = np.nan
+            b0 = b1
         return block
 
-    def __getitem__(self, key) -> np.ndarray:
+    def __getitem__(self, key: Axis | tuple[Axis, ...]) -> np.ndarray:
         key = key if isinstance(key, tuple) else (key,)
         pixels, bands = key[:2] + (slice(None),) * (2 - len(key[:2])), key[2:]
         rows, cols = pixels
         if isinstance(rows, np.ndarray) or isinstance(cols, np.ndarray):
             out = self._points(tuple(np.broadcast_arrays(np.asarray(rows), np.asarray(cols))))
         else:
-            (r0, r1), (c0, c1) = (_bounds(k, n) for k, n in zip(pixels, self.shape[:2], strict=True))
+            (r0, r1), (c0, c1) = _bounds(rows, self.shape[0]), _bounds(cols, self.shape[1])
             block = self._window(r0, max(r1, r0), c0, max(c1, c0))
             out = block[tuple(_relative(k, start) for k, start in ((rows, r0), (cols, c0)))]
         return out[(Ellipsis,) + bands] if bands else out
@@ -62,12 +83,12 @@ class WindowedArray:
                 out[hit] = block[rows[hit] - rows[hit].min(), cols[hit] - c0]
         return out.reshape(rowcol[0].shape + (self.shape[2],))
 
-    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+    def __array__(self, dtype: npt.DTypeLike | None = None, copy: bool | None = None) -> np.ndarray:
         out = self[:, :]
         return out if dtype is None else out.astype(dtype)
 
 
-def _bounds(key, n: int) -> tuple[int, int]:
+def _bounds(key: int | np.integer | slice, n: int) -> tuple[int, int]:
     if isinstance(key, slice):
         start, stop, step = key.indices(n)
         if step != 1:
@@ -79,7 +100,7 @@ def _bounds(key, n: int) -> tuple[int, int]:
     return index, index + 1
 
 
-def _relative(key, start: int):
+def _relative(key: int | np.integer | slice, start: int) -> slice | int:
     if isinstance(key, slice):
         if key.step not in (None, 1):
             return key

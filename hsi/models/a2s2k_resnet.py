@@ -110,7 +110,7 @@ class A2S2KResNet(nn.Module):
         return self.fc(self.slot(x).mean((2, 3)))
 
 
-@register_model(A2S2KResNet)
+@register_model(A2S2KResNet, min_patch=3, min_bands=SPECTRAL_KERNEL, paper="Roy et al., IEEE TGRS 2021")
 def a2s2k_resnet(*, bands: int, n_classes: int, patch_size: int = 9, attention: AttentionOption = None, width: int = 24,
                  reduction: int = 2) -> A2S2KResNet:
     """A2S2K-ResNet (Roy et al. 2021) at the authors' sizes (24 kernels, reduction 2; their Indian Pines

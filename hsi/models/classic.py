@@ -230,7 +230,7 @@ def _spread(scores: torch.Tensor, classes: torch.Tensor, n_classes: int, floor: 
     return out
 
 
-@register_model(RBFSVM)
+@register_model(RBFSVM, paper="Melgani and Bruzzone, IEEE TGRS 2004")
 def svm(*, bands: int, n_classes: int, patch_size: int = 1, attention: AttentionOption = None, C: float | None = None,
         gamma: float | str | None = None, folds: int = 3) -> RBFSVM:
     """RBF SVM on single-pixel spectra, C and γ by cross-validation on the training pixels."""
@@ -246,7 +246,7 @@ def svm(*, bands: int, n_classes: int, patch_size: int = 1, attention: Attention
     return RBFSVM(bands, n_classes, patch_size, C=C, gamma=gamma, folds=folds)
 
 
-@register_model(RandomForest)
+@register_model(RandomForest, paper="Breiman, Machine Learning 2001")
 def rf(*, bands: int, n_classes: int, patch_size: int = 1, attention: AttentionOption = None, trees: int = 200,
        seed: int = 0) -> RandomForest:
     """Random forest on single-pixel spectra."""

@@ -60,7 +60,7 @@ class CNN3D(nn.Module):
         return self.fc(self.slot(self.volume(x)).flatten(1))
 
 
-@register_model(CNN3D)
+@register_model(CNN3D, min_patch=3, min_bands=3, paper="Ben Hamida et al., IEEE TGRS 2018")
 def cnn3d(*, bands: int, n_classes: int, patch_size: int = 5, attention: AttentionOption = None) -> CNN3D:
     """Hamida et al. 2018's 3-D CNN; their window is 5×5. Smallest window 3, smallest band count 3.
     Slot: ``features``."""

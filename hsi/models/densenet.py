@@ -44,7 +44,7 @@ def transition(in_channels: int, out_channels: int, stride: int) -> nn.Sequentia
     return nn.Sequential(bn_relu(in_channels), conv1x1(in_channels, out_channels), *pool)
 
 
-@register_model(PatchClassifier)
+@register_model(PatchClassifier, paper="Huang et al., CVPR 2017")
 def densenet_bc(*, bands: int, n_classes: int, patch_size: int = 25, attention: AttentionOption = None, depth: int = 40,
                 growth: int = 24,
                 compression: float = 0.5) -> PatchClassifier:

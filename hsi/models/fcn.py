@@ -74,6 +74,8 @@ class Encoder(nn.Module):
     last stride).
     """
 
+    slot_names = ("context",)
+
     def __init__(self, bands: int, widths: tuple[int, ...], context_width: int, attention: AttentionOption,
                  dropout: float) -> None:
         super().__init__()
@@ -88,7 +90,7 @@ class Encoder(nn.Module):
         self.stages = nn.ModuleList(stages)
         self.context = nn.Sequential(*_conv_bn_relu(channels, context_width), nn.Dropout(dropout),
                                      *_conv_bn_relu(context_width, context_width, 1), nn.Dropout(dropout))
-        self.slot = create_attention(_slot_specs(attention, ("context",))["context"], context_width) or nn.Identity()
+        self.slot = create_attention(_slot_specs(attention, self.slot_names)["context"], context_width) or nn.Identity()
         self.widths, self.context_width = widths, context_width
         self.stride = 2 ** len(widths)
 
@@ -105,6 +107,7 @@ class SceneModel(nn.Module):
 
     kind = "scene"
     patch_size = None          # reads whole scenes, not windows
+    slot_names = Encoder.slot_names
 
     def __init__(self, bands: int, n_classes: int, widths: tuple[int, ...], context_width: int,
                  attention: AttentionOption, dropout: float) -> None:
@@ -204,7 +207,7 @@ def _fcn(skips: int, bands: int, n_classes: int, attention: AttentionOption, wid
                attention=attention, dropout=dropout)
 
 
-@register_model(FCN)
+@register_model(FCN, paper="Long et al., CVPR 2015")
 def fcn32s(*, bands: int, n_classes: int, patch_size: int | None = None, attention: AttentionOption = None,
            widths: tuple[int, ...] = WIDTHS, context_width: int = 512,
            dropout: float = 0.5) -> FCN:
@@ -212,7 +215,7 @@ def fcn32s(*, bands: int, n_classes: int, patch_size: int | None = None, attenti
     return _fcn(0, bands, n_classes, attention, widths, context_width, dropout)
 
 
-@register_model(FCN)
+@register_model(FCN, paper="Long et al., CVPR 2015")
 def fcn16s(*, bands: int, n_classes: int, patch_size: int | None = None, attention: AttentionOption = None,
            widths: tuple[int, ...] = WIDTHS, context_width: int = 512,
            dropout: float = 0.5) -> FCN:
@@ -220,7 +223,7 @@ def fcn16s(*, bands: int, n_classes: int, patch_size: int | None = None, attenti
     return _fcn(1, bands, n_classes, attention, widths, context_width, dropout)
 
 
-@register_model(FCN)
+@register_model(FCN, paper="Long et al., CVPR 2015")
 def fcn8s(*, bands: int, n_classes: int, patch_size: int | None = None, attention: AttentionOption = None,
           widths: tuple[int, ...] = WIDTHS, context_width: int = 512,
           dropout: float = 0.5) -> FCN:
@@ -228,7 +231,7 @@ def fcn8s(*, bands: int, n_classes: int, patch_size: int | None = None, attentio
     return _fcn(2, bands, n_classes, attention, widths, context_width, dropout)
 
 
-@register_model(FCNJPU)
+@register_model(FCNJPU, paper="Long et al., CVPR 2015; JPU: Wu et al., FastFCN, arXiv 2019")
 def fcn_jpu(*, bands: int, n_classes: int, patch_size: int | None = None, attention: AttentionOption = None,
             widths: tuple[int, ...] = WIDTHS, context_width: int = 512, dropout: float = 0.5,
             jpu_width: int = 64) -> FCNJPU:

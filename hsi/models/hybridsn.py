@@ -18,6 +18,8 @@ from .attention import create_attention
 from .attention.registry import AttentionOption, AttentionSpec
 from .registry import register_model
 
+MIN_PATCH = 9    # four valid 3×3 convolutions (three 3-D, one 2-D) shrink the window by 8
+
 
 def _conv_block(conv: nn.Conv2d | nn.Conv3d, batch_norm: bool) -> list[nn.Module]:
     norm = (nn.BatchNorm3d if isinstance(conv, nn.Conv3d) else nn.BatchNorm2d)(conv.out_channels)
@@ -129,30 +131,32 @@ def _check_sizes(model_name: str, bands: int, patch_size: int, min_bands: int, m
                           f"convolutions, got {bands}")
 
 
-@register_model(HybridSN)
+@register_model(HybridSN, min_patch=MIN_PATCH, min_bands=1 + Conv3dStack.depth_lost(),
+                paper="Roy et al., IEEE GRSL 2019")
 def hybridsn(*, bands: int, n_classes: int, patch_size: int = 25, attention: AttentionOption = None,
              batch_norm: bool = True, dropout: float = 0.4) -> HybridSN:
     """HybridSN (Roy et al. 2019): 3-D convolutions, spectral depth folded into channels, a 2-D convolution,
     then Linear 256 → Linear 128 → Linear n_classes with dropout. Slots: ``after_3d``, ``after_2d``."""
-    _check_sizes("hybridsn", bands, patch_size, 1 + Conv3dStack.depth_lost(), 9)
+    _check_sizes("hybridsn", bands, patch_size, 1 + Conv3dStack.depth_lost(), MIN_PATCH)
     stack = Conv3dStack(batch_norm)
     folded = Conv3dStack.kernels[-1][0] * (bands - Conv3dStack.depth_lost())
     return HybridSN([stack, Conv2dLayer(folded, 64, batch_norm)], ("after_3d", "after_2d"), bands, n_classes,
                     patch_size, attention, dropout)
 
 
-@register_model(HybridSN)
+@register_model(HybridSN, min_patch=MIN_PATCH, paper="Roy et al., IEEE GRSL 2019, layers reordered")
 def hybridsn_2d3d(*, bands: int, n_classes: int, patch_size: int = 25, attention: AttentionOption = None,
                   batch_norm: bool = True,
                   dropout: float = 0.4) -> HybridSN:
     """The "2-D first" variant: a 2-D convolution with the bands as channels, its 64 maps lifted to a 3-D
     volume, then the three 3-D convolutions and the same head. Slots: ``after_2d``, ``after_3d``."""
-    _check_sizes("hybridsn_2d3d", bands, patch_size, 1, 9)
+    _check_sizes("hybridsn_2d3d", bands, patch_size, 1, MIN_PATCH)
     return HybridSN([Conv2dLayer(bands, 64, batch_norm), Conv3dStack(batch_norm)], ("after_2d", "after_3d"), bands,
                     n_classes, patch_size, attention, dropout)
 
 
-@register_model(HybridSN)
+@register_model(HybridSN, min_patch=MIN_PATCH, min_bands=1 + Conv3dStack.depth_lost(),
+                paper="Roy et al., IEEE GRSL 2019; SE: Hu et al., CVPR 2018")
 def hybridsn_se(*, bands: int, n_classes: int, patch_size: int = 25, attention: AttentionOption = "se",
                 batch_norm: bool = True, dropout: float = 0.1) -> HybridSN:
     """HybridSN with squeeze-excitation after the 3-D stack and after the 2-D convolution, dropout 0.1."""

@@ -1,9 +1,11 @@
 """Models chosen by name: ``build_model("hybridsn", bands=30, n_classes=16, patch_size=25)``.
 
-A model enters with one decorator on its builder, ``@register_model(ModelClass)``: the builder's name is the
-model's name and the class's ``kind`` attribute (``"patch"`` or ``"scene"``, see :mod:`hsi.kinds`) says how the
-rest of hsi feeds it. Installed packages add models through the ``hsi.models`` entry-point group (name = model
-name, value = a builder decorated with :func:`register_model`, or an ``nn.Module`` class), read at first use.
+A model enters with one decorator on its builder, ``@register_model(ModelClass, min_patch=9, min_bands=13)``:
+the builder's name is the model's name, the class's ``kind`` attribute (``"patch"`` or ``"scene"``, see
+:mod:`hsi.kinds`) says how the rest of hsi feeds it, and ``min_patch`` / ``min_bands`` declare the smallest window
+and band count the builder accepts (``hsi models`` shows them; a test checks each against its builder). Installed
+packages add models through the ``hsi.models`` entry-point group (name = model name, value = a builder decorated
+with :func:`register_model`, or an ``nn.Module`` class), read at first use.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from typing import Any, TypeVar
 from torch import nn
 
 from ..errors import ConfigError
-from ..plugins import load_plugins, skip_plugin
+from ..plugins import Registry
 
 ENTRY_POINT_GROUP = "hsi.models"
 BUILDER_ARGUMENTS = ("bands", "n_classes", "patch_size", "attention")
@@ -26,11 +28,15 @@ Builder = TypeVar("Builder", bound=Callable[..., nn.Module])
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A registered model: its name, its builder and the class the builder returns."""
+    """A registered model: its name, its builder, the class the builder returns, the smallest window and band
+    count the builder accepts, and the paper it follows."""
 
     name: str
     builder: Callable[..., nn.Module]
     model_class: type
+    min_patch: int = 1
+    min_bands: int = 1
+    paper: str = ""
 
     @property
     def kind(self) -> str:
@@ -38,52 +44,44 @@ class ModelEntry:
         return getattr(self.model_class, "kind", "patch")
 
 
-_registered: dict[str, ModelEntry] = {}
-_entry_points: dict[str, ModelEntry] | None = None
+def _adopt(name: str, loaded: Any) -> ModelEntry:
+    """The entry of what a ``hsi.models`` entry point loaded: an ``nn.Module`` class or a decorated builder."""
+    model_class = loaded if isinstance(loaded, type) else getattr(loaded, "model_class", None)
+    if model_class is None:
+        raise ConfigError("it is neither an nn.Module class nor a builder decorated with hsi.register_model")
+    return ModelEntry(name, loaded, model_class)
 
 
-def register_model(model_class: type, name: str | None = None) -> Callable[[Builder], Builder]:
+MODELS: Registry[ModelEntry] = Registry("model", ENTRY_POINT_GROUP, adopt=_adopt, same=lambda entry: entry.builder)
+
+
+def register_model(model_class: type, name: str | None = None, *, min_patch: int = 1, min_bands: int = 1,
+                   paper: str = "") -> Callable[[Builder], Builder]:
     """Decorator registering a builder ``f(*, bands, n_classes, patch_size, attention, **options)`` that returns
-    a ``model_class``, under ``name`` (default: the builder's own name)."""
+    a ``model_class``, under ``name`` (default: the builder's own name). ``min_patch`` and ``min_bands``: the
+    smallest (odd) window and band count the builder accepts with its default options (a scene model reads any
+    scene: leave ``min_patch`` at 1); ``paper``: the publication it follows, as "Authors, venue year"."""
+    for label, value in (("min_patch", min_patch), ("min_bands", min_bands)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"register_model: {label} must be an integer >= 1, got {value!r}")
 
     def decorator(builder: Builder) -> Builder:
         key = name or builder.__name__
-        if key in _registered and _registered[key].builder is not builder:
-            raise ConfigError(f"model {key!r} is already registered by {_registered[key].builder!r}")
-        _registered[key] = ModelEntry(key, builder, model_class)
+        MODELS.register(key, ModelEntry(key, builder, model_class, min_patch, min_bands, paper))
         builder.model_class = model_class  # type: ignore[attr-defined]
         return builder
 
     return decorator
 
 
-def _load_entry_points(force: bool = False) -> dict[str, ModelEntry]:
-    """Models offered by installed packages, read once (again with ``force=True``); broken ones are skipped."""
-    global _entry_points
-    if _entry_points is None or force:
-        _entry_points = {}
-        for name, builder in load_plugins(ENTRY_POINT_GROUP, "model", "model", _registered).items():
-            model_class = builder if isinstance(builder, type) else getattr(builder, "model_class", None)
-            if model_class is None:
-                skip_plugin("model", name, "it is neither an nn.Module class nor a builder decorated with "
-                                           "hsi.register_model")
-                continue
-            _entry_points[name] = ModelEntry(name, builder, model_class)
-    return _entry_points
-
-
 def reload_entry_points() -> None:
     """Read the ``hsi.models`` entry points again (after installing a package or changing ``sys.path``)."""
-    _load_entry_points(force=True)
+    MODELS.reload()
 
 
 def model_entry(name: str) -> ModelEntry:
     """The registered model ``name``; an unknown name is an error listing the known ones."""
-    entry = _registered.get(name) if isinstance(name, str) else None
-    entry = entry or (_load_entry_points().get(name) if isinstance(name, str) else None)
-    if entry is None:
-        raise ConfigError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
-    return entry
+    return MODELS.get(name)
 
 
 def list_models(kind: str | None = None) -> list[str]:
@@ -91,8 +89,7 @@ def list_models(kind: str | None = None) -> list[str]:
     only the models of that kind."""
     if kind not in (None, "patch", "scene"):
         raise ConfigError(f"model kind must be patch or scene, got {kind!r}")
-    entries = {**_registered, **_load_entry_points()}
-    return [name for name, entry in entries.items() if kind is None or entry.kind == kind]
+    return [name for name in MODELS.names() if kind is None or MODELS.get(name).kind == kind]
 
 
 def model_kind(name: str) -> str:

@@ -71,7 +71,7 @@ class SplitAttentionUnit(Bottleneck):
         return [SplitAttentionConv(planes, planes, stride, **self.split_options)]
 
 
-@register_model(PatchClassifier)
+@register_model(PatchClassifier, paper="Zhang et al., CVPRW 2022")
 def resnest(*, units: tuple[int, ...] = (2, 2, 2, 2), **options: Any) -> PatchClassifier:
     """ResNeSt with ``units`` split-attention units per stage (radix 2, cardinality 1 by default)."""
     return residual_network("resnest", SplitAttentionUnit, units, **options)

@@ -108,37 +108,37 @@ def residual_network(name: str, block: type[ResidualUnit], units: tuple[int, ...
                            patch_size=patch_size, slot_names=("unit",), final=bn_relu(channels) if preact else None)
 
 
-@register_model(PatchClassifier)
+@register_model(PatchClassifier, paper="He et al., CVPR 2016")
 def resnet18(**options: Any) -> PatchClassifier:
     """ResNet-18: BasicBlock × (2, 2, 2, 2)."""
     return residual_network("resnet18", BasicBlock, (2, 2, 2, 2), **options)
 
 
-@register_model(PatchClassifier)
+@register_model(PatchClassifier, paper="He et al., CVPR 2016")
 def resnet34(**options: Any) -> PatchClassifier:
     """ResNet-34: BasicBlock × (3, 4, 6, 3)."""
     return residual_network("resnet34", BasicBlock, (3, 4, 6, 3), **options)
 
 
-@register_model(PatchClassifier)
+@register_model(PatchClassifier, paper="He et al., CVPR 2016")
 def resnet50(**options: Any) -> PatchClassifier:
     """ResNet-50: Bottleneck × (3, 4, 6, 3)."""
     return residual_network("resnet50", Bottleneck, (3, 4, 6, 3), **options)
 
 
-@register_model(PatchClassifier)
+@register_model(PatchClassifier, paper="He et al., ECCV 2016")
 def preact_resnet18(**options: Any) -> PatchClassifier:
     """Pre-activation ResNet-18: BN-ReLU before each convolution, identity shortcuts kept clean."""
     return residual_network("preact_resnet18", BasicBlock, (2, 2, 2, 2), preact=True, **options)
 
 
-@register_model(PatchClassifier)
+@register_model(PatchClassifier, paper="Hu et al., CVPR 2018")
 def se_resnet18(*, attention: AttentionOption = "se", **options: Any) -> PatchClassifier:
     """SE-ResNet-18 (Hu et al., CVPR 2018): ResNet-18 with squeeze-excitation in every unit."""
     return resnet18(attention=attention, **options)
 
 
-@register_model(PatchClassifier)
+@register_model(PatchClassifier, paper="Hu et al., CVPR 2018")
 def se_resnet50(*, attention: AttentionOption = "se", **options: Any) -> PatchClassifier:
     """SE-ResNet-50: ResNet-50 with squeeze-excitation in every unit."""
     return resnet50(attention=attention, **options)

@@ -39,7 +39,7 @@ class SKUnit(Bottleneck):
         return [SelectiveKernel(planes, stride=stride, **self.sk_options)]
 
 
-@register_model(PatchClassifier)
+@register_model(PatchClassifier, paper="Li et al., CVPR 2019")
 def sknet(*, units: tuple[int, ...] = (2, 2, 2, 2), **options: Any) -> PatchClassifier:
     """SKNet with ``units`` SK units per stage (M = 2, G = 32, r = 16, L = 32 by default)."""
     return residual_network("sknet", SKUnit, units, **options)

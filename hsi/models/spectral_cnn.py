@@ -49,7 +49,7 @@ class SpectralCNN(nn.Module):
         return self.fc2(torch.tanh(self.fc1(x.flatten(1))))
 
 
-@register_model(SpectralCNN)
+@register_model(SpectralCNN, paper="Hu et al., Journal of Sensors 2015")
 def spectral_cnn(*, bands: int, n_classes: int, patch_size: int = 1, attention: AttentionOption = None) -> SpectralCNN:
     """Hu et al. 2015's spectral CNN. Reads one spectrum: any odd window (1 included), any band count >= 1.
     No attention slot."""

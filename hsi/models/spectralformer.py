@@ -106,7 +106,7 @@ class SpectralFormer(nn.Module):
         return self.head(self.encode(self.dropout(x))[:, 0])
 
 
-@register_model(SpectralFormer)
+@register_model(SpectralFormer, min_bands=3, paper="Hong et al., IEEE TGRS 2022")
 def spectralformer(*, bands: int, n_classes: int, patch_size: int = 7, attention: AttentionOption = None,
                    pixelwise: bool = False, band_patch: int = 3, dim: int = 64,
                    depth: int = 5, heads: int = 4, dim_head: int = 16, mlp_dim: int = 8, dropout: float = 0.1,

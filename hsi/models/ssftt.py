@@ -91,7 +91,7 @@ class SSFTT(nn.Module):
         return self.head(self.encoder(self.dropout(x))[:, 0])
 
 
-@register_model(SSFTT)
+@register_model(SSFTT, min_patch=5, min_bands=3, paper="Sun et al., IEEE TGRS 2022")
 def ssftt(*, bands: int, n_classes: int, patch_size: int = 13, attention: AttentionOption = None, tokens: int = 4,
           dim: int = 64, depth: int = 1, heads: int = 8, mlp_dim: int = 8,
           dropout: float = 0.1) -> SSFTT:

@@ -211,7 +211,7 @@ def test_a_registered_transform_is_known_by_name(crop):
         with pytest.raises(hsi.ConfigError, match=r"invert_test cannot transform scene draws \(no scene\(\) method"):
             SceneSamples(*crop, augmentation=make_augmentation("flip,invert_test"))
     finally:
-        del augment._registered["invert_test"]
+        del augment.TRANSFORMS.registered["invert_test"]
 
 
 def test_an_installed_package_adds_a_transform_through_its_entry_point(crop, install_distribution, monkeypatch):

@@ -153,8 +153,24 @@ def test_hsi_inspect_prints_what_was_found(tmp_path, reflectance, capsys):
            f"-0.001, 45.0)" in out
 
 
-def test_one_cube_as_geotiff_netcdf_and_envi_trains_to_identical_metrics(tmp_path, field, field_config):
-    """The field of Indian Pines written as GeoTIFF, EMIT-style NetCDF and ENVI trains to the same metrics.json."""
+def _prisma_copy(path, cube):
+    """``cube`` (integer-valued) as a PRISMA L2D-style HE5: uint16 DN with L2Scale 0 - 65535 (a scale of exactly
+    1), VNIR the first bands stored in decreasing wavelength as PRISMA does, SWIR the rest."""
+    split = cube.shape[2] // 3
+    wavelengths = 400.0 + 10.0 * np.arange(cube.shape[2])
+    dn = cube.astype(np.uint16).transpose(0, 2, 1)                 # (lines, bands, samples)
+    with h5py.File(path, "w") as f:
+        f.attrs["List_Cw_Vnir"], f.attrs["List_Cw_Swir"] = wavelengths[:split][::-1], wavelengths[split:]
+        for part in ("Vnir", "Swir"):
+            f.attrs[f"L2Scale{part}Min"], f.attrs[f"L2Scale{part}Max"] = 0.0, 65535.0
+        fields = f.create_group("HDFEOS/SWATHS/PRS_L2D_HCO/Data Fields")
+        fields["VNIR_Cube"], fields["SWIR_Cube"] = dn[:, :split][:, ::-1], dn[:, split:]
+    return path
+
+
+def test_one_cube_as_geotiff_netcdf_he5_and_envi_trains_to_identical_metrics(tmp_path, field, field_config):
+    """The field of Indian Pines written as GeoTIFF, EMIT-style NetCDF, PRISMA-style HE5 and ENVI trains to the
+    same metrics.json."""
     import json
 
     import spectral.io.envi as envi
@@ -171,11 +187,13 @@ def test_one_cube_as_geotiff_netcdf_and_envi_trains_to_identical_metrics(tmp_pat
     with h5netcdf.File(tmp_path / "c.nc", "w") as f:
         f.dimensions = {"downtrack": rows, "crosstrack": cols, "bands": bands}
         f.create_variable("reflectance", ("downtrack", "crosstrack", "bands"), "f4")[...] = cube
+    _prisma_copy(tmp_path / "c.he5", cube)
     envi.save_image(str(tmp_path / "c.hdr"), cube)
+    np.testing.assert_array_equal(np.asarray(hsi.load_scene(tmp_path / "c.he5").cube), cube)
     metrics = []
-    for name in ("c.tif", "c.nc", "c.hdr"):
+    for name in ("c.tif", "c.nc", "c.he5", "c.hdr"):
         config = field_config(cube=str(tmp_path / name), gt=str(tmp_path / "gt.npy"), model="svm", pca=5, patch=1)
         train(config, tmp_path / name.replace(".", "_"), progress=False)
         metrics.append((tmp_path / name.replace(".", "_") / "metrics.json").read_bytes())
-    assert metrics[0] == metrics[1] == metrics[2]
+    assert metrics[0] == metrics[1] == metrics[2] == metrics[3]
     assert json.loads(metrics[0])["oa"] > 0.5

@@ -13,9 +13,8 @@ from hsi.errors import ConfigError, DataError
 @pytest.fixture
 def clean_registry(monkeypatch):
     """Readers registered inside a test are forgotten after it."""
-    monkeypatch.setattr(readers, "_registered", dict(readers._registered))
-    monkeypatch.setattr(readers, "_suffixes", dict(readers._suffixes))
-    monkeypatch.setattr(readers, "_entry_points_loaded", False)
+    monkeypatch.setattr(readers.READERS, "registered", dict(readers.READERS.registered))
+    monkeypatch.setattr(readers.READERS, "_plugins", None)
 
 
 def test_built_in_readers_are_listed_with_their_suffixes():

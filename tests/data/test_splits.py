@@ -4,7 +4,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import maximum_filter
 
 import hsi
-from hsi.data.splits import Split, make_split
+from hsi.data.splits import Split, make_split, random_split
 
 
 def near(mask, radius):
@@ -138,7 +138,7 @@ def test_a_registered_folded_split_runs_in_folds_everywhere(indian_pines, monkey
     from hsi.data.splits import SplitSettings, is_folded
     from hsi.experiments import grid_parts
 
-    monkeypatch.setattr(splits, "_registered", dict(splits._registered))   # the new split leaves with the test
+    monkeypatch.setattr(splits.SPLITS, "registered", dict(splits.SPLITS.registered))   # the split leaves with the test
 
     @hsi.register_split("column_folds", folded=True)
     def column_folds(labels, settings: SplitSettings, rng):
@@ -187,3 +187,8 @@ def test_a_scene_without_choices_says_every_seed_gives_one_split():
     with pytest.warns(UserWarning, match="every seed gives this same split"):
         split = make_split(labels, "disjoint", train_ratio=0.8, patch_size=5)
     assert split.info["train_choices"] == [1, 1]
+
+
+def test_random_split_without_a_ratio_or_count_says_so(indian_pines):
+    with pytest.raises(hsi.SplitError, match="needs a train ratio or a number of training pixels per class"):
+        random_split(indian_pines.labels)

@@ -168,3 +168,50 @@ def test_swath_polygons_label_sensor_pixels_through_the_glt(tmp_path, caplog):
     np.testing.assert_array_equal(scene.labels, first)
     dropped = hsi.load_scene(nc, gpkg, label_field="cover", overlap="drop")
     np.testing.assert_array_equal(dropped.labels, np.where(clash, -1, first))
+
+
+def test_disjoint_split_draws_whole_polygons_as_parcels(tmp_path):
+    """With polygon ground truth, ``--split disjoint`` draws the polygons themselves: no polygon's pixels are in
+    two subsets, no test window holds a training or validation pixel, another seed draws other polygons, and
+    polygons sharing a pixel are one parcel."""
+    from hsi.cli import main
+    from hsi.data.splits import Split, make_split
+    from hsi.leakage import window_leakage
+
+    rows, cols = 36, 48
+    tif = tmp_path / "cube.tif"
+    with rasterio.open(tif, "w", driver="GTiff", width=cols, height=rows, count=BANDS, dtype="float32",
+                       crs="EPSG:32633", transform=TRANSFORM) as dst:
+        dst.write(np.random.default_rng(4).random((BANDS, rows, cols)).astype(np.float32))
+    boxes = [(r, c) for r in range(0, rows, 6) for c in range(0, cols, 6)]        # 6 x 8 fields of 5 x 5 pixels
+    polygons = [shapely.box(500000 + 30 * c, 5000000 - 30 * (r + 5), 500000 + 30 * (c + 5), 5000000 - 30 * r)
+                for r, c in boxes]
+    polygons.append(shapely.box(500000 + 30 * 3, 5000000 - 30 * 5, 500000 + 30 * 8, 5000000 - 30 * 1))  # overlaps 0, 1
+    crops = np.array([["wheat", "maize", "barley"][i % 3] for i in range(len(boxes))] + ["wheat"], dtype=object)
+    crops[1] = "wheat"                                        # so the overlap joins fields 0 and 1, both wheat
+    gpkg = tmp_path / "fields.gpkg"
+    pyogrio.raw.write(gpkg, shapely.to_wkb(polygons), [crops], fields=["crop"], layer="fields",
+                      geometry_type="Polygon", crs="EPSG:32633", driver="GPKG")
+    scene = hsi.load_scene(tif, gpkg, label_field="crop", overlap="first")
+    assert scene.parcels is not None and len(np.unique(scene.parcels[scene.labels >= 0])) == len(boxes) - 1
+    field = np.full((rows, cols), -1)
+    for i, (r, c) in enumerate(boxes):
+        field[r:r + 5, c:c + 5] = i
+    assert len(set(scene.parcels[field == 0].tolist()) | set(scene.parcels[field == 1].tolist())) == 1
+    splits = [make_split(scene.labels, "disjoint", train_ratio=0.3, patch_size=3, seed=seed,
+                         parcels=scene.parcels) for seed in (0, 1)]
+    for split in splits:
+        subsets = np.select([split.train >= 0, split.val >= 0, split.test >= 0], [0, 1, 2], -1)
+        for parcel in np.unique(scene.parcels[scene.parcels >= 0]):
+            used = set(subsets[(scene.parcels == parcel) & (subsets >= 0)].tolist())
+            assert len(used) <= 1, f"parcel {parcel} is in subsets {used}"
+        assert window_leakage(split, 1)["leaked_pixels"] == 0
+        assert all(n > 0 for name in ("train", "test") for n in split.counts(scene.n_classes)[name])
+        assert split.info["parcels"].startswith("the polygons of the ground truth layer")
+    assert not np.array_equal(splits[0].train, splits[1].train)
+    out = tmp_path / "run"
+    assert main(["train", "--cube", str(tif), "--gt", str(gpkg), "--label-field", "crop", "--overlap", "first",
+                 "--split", "disjoint", "--train-ratio", "0.3", "--model", "svm", "--pca", "3", "--patch", "3",
+                 "--no-map", "--out", str(out), "-q"]) == 0
+    saved = Split.load(out / "split.npz")
+    np.testing.assert_array_equal(saved.train, splits[0].train)

@@ -20,7 +20,7 @@ from hsi.models.attention.encoding import ContextEncoding
 from hsi.models.attention.se import SqueezeExcitation, eca_kernel_size
 
 BLOCKS = list_attention()
-BUILT_IN = sorted(registry._registered)
+BUILT_IN = sorted(registry.BLOCKS.registered)
 IDENTITY_AT_INIT = ["pam", "cam", "danet", "nonlocal", "criss_cross"]
 SPATIAL_SIZES = [1, 3, 13, 19]
 
@@ -201,7 +201,7 @@ def test_bad_channel_count_is_refused(channels):
 @pytest.mark.parametrize("name", BUILT_IN)
 def test_blocks_built_directly_check_channels(name):
     with pytest.raises(ConfigError, match="channels must be an integer >= 1, got 0"):
-        registry._registered[name](0)
+        registry.BLOCKS.registered[name](0)
 
 
 @pytest.mark.parametrize("name, kw, message", [
@@ -224,7 +224,7 @@ def test_bad_keyword_is_refused(name, kw, message):
 @pytest.fixture
 def scratch_registry(monkeypatch):
     """Registrations made in the test are dropped afterwards."""
-    monkeypatch.setattr(registry, "_registered", dict(registry._registered))
+    monkeypatch.setattr(registry.BLOCKS, "registered", dict(registry.BLOCKS.registered))
 
 
 def test_register_attention_decorator(scratch_registry):
@@ -273,7 +273,7 @@ def test_entry_points_are_read_once_at_first_use(monkeypatch):
         return []
 
     monkeypatch.setattr(plugins, "entry_points", fake_entry_points)      # every registry reads through hsi.plugins
-    monkeypatch.setattr(registry, "_entry_points", None)
+    monkeypatch.setattr(registry.BLOCKS, "_plugins", None)
     assert reads == []
     list_attention()
     create_attention("se", 8)

@@ -13,14 +13,12 @@ from torch import nn
 
 from ...checks import check_positive
 from ...errors import ConfigError
-from ...plugins import load_plugins, skip_plugin
+from ...plugins import Registry
 
 ENTRY_POINT_GROUP = "hsi.attention"
 AttentionFactory = Callable[..., nn.Module]   # a block class or a factory ``f(channels, **kw)``
 AttentionSpec = str | AttentionFactory | None   # a registered name, a class or factory, or no block
 AttentionOption = AttentionSpec | dict[str, AttentionSpec]   # one spec for every slot, or one per slot
-_registered: dict[str, AttentionFactory] = {}  # lower-case name -> block registered in code (built-ins first)
-_entry_points: dict[str, AttentionFactory] | None = None  # the same from installed packages; None until first use
 
 
 def hidden_width(channels: int, reduction: int, min_hidden: int) -> int:
@@ -38,39 +36,30 @@ def _key(name: object) -> str:
     return key
 
 
+def _adopt(name: str, loaded: Any) -> AttentionFactory:
+    if not callable(loaded):
+        raise ConfigError("it is not a class or factory")
+    return loaded
+
+
+BLOCKS: Registry[AttentionFactory] = Registry("attention block", ENTRY_POINT_GROUP, label="attention",
+                                              key=lambda name: name.strip().lower(), sort=True, adopt=_adopt)
+
+
 def register_attention(name: str) -> Callable[[AttentionFactory], AttentionFactory]:
     """Decorator registering a class or factory ``f(channels, **kw) -> nn.Module`` under ``name``."""
     key = _key(name)
-
-    def decorator(block: AttentionFactory) -> AttentionFactory:
-        if key in _registered and _registered[key] is not block:
-            raise ConfigError(f"attention block {key!r} is already registered as {_registered[key]!r}")
-        _registered[key] = block
-        return block
-
-    return decorator
-
-
-def _load_entry_points(force: bool = False) -> dict[str, AttentionFactory]:
-    """Blocks offered by installed packages, read once (again with ``force=True``); broken ones are skipped."""
-    global _entry_points
-    if _entry_points is None or force:
-        found = load_plugins(ENTRY_POINT_GROUP, "attention", "block", _registered, key=lambda n: n.strip().lower())
-        for name in [name for name, block in found.items() if not callable(block)]:
-            skip_plugin("attention", name, "it is not a class or factory")
-            del found[name]
-        _entry_points = found
-    return _entry_points
+    return lambda block: BLOCKS.register(key, block)
 
 
 def reload_entry_points() -> None:
     """Read the ``hsi.attention`` entry points again (after installing a package or changing ``sys.path``)."""
-    _load_entry_points(force=True)
+    BLOCKS.reload()
 
 
 def list_attention() -> list[str]:
     """Sorted names of every known block: built-in, registered in code, or offered by an installed package."""
-    return sorted({*_registered, *_load_entry_points()})
+    return BLOCKS.names()
 
 
 def create_attention(spec: AttentionSpec, channels: int, **kw: Any) -> nn.Module | None:
@@ -83,10 +72,7 @@ def create_attention(spec: AttentionSpec, channels: int, **kw: Any) -> nn.Module
         return None
     channels = check_positive("channels", channels)
     if isinstance(spec, str):
-        key = spec.strip().lower()
-        factory = _registered.get(key) or _load_entry_points().get(key)
-        if factory is None:
-            raise ConfigError(f"unknown attention block {spec!r}; known blocks: {', '.join(list_attention())}")
+        factory = BLOCKS.get(spec)
     elif callable(spec):
         factory = spec
     else:
