@@ -93,6 +93,8 @@ def fit_pca(cube: Cube, n_components: int = 30, *, mask: np.ndarray | None = Non
     if not 1 <= n_components <= bands:
         raise ConfigError(f"PCA components must be between 1 and the band count {bands}, got {n_components}")
     pixels = None if mask is None else cube[np.asarray(mask, dtype=bool)]
+    if pixels is not None and isinstance(cube, MappedCube):
+        cube.release()              # the rows the gather read
     n = int(np.prod(cube.shape[:-1])) if pixels is None else len(pixels)
     if n < n_components:
         raise ConfigError(f"PCA with {n_components} components needs at least {n_components} fitting pixels, "

@@ -167,5 +167,7 @@ def test_passes_over_a_mapped_cube_leave_none_of_it_resident(tmp_path, crop):
     assert _resident_kb(image) == 0
     reducer = fit_pca(scene.cube, 5, chunk_pixels=40)
     assert _resident_kb(image) == 0
+    fit_pca(scene.cube, 5, mask=np.arange(crop.shape[0] * crop.shape[1]).reshape(crop.shape[:2]) % 3 == 0)
+    assert _resident_kb(image) == 0
     reducer.transform(scene.cube, chunk_pixels=30)
     assert _resident_kb(image) == 0
