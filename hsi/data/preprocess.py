@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from .mapped import Cube
+from .mapped import Cube, MappedCube
 
 
 @dataclass
@@ -53,6 +53,8 @@ class Reducer:
         for start in range(0, cube.shape[0], chunk_rows):
             block = torch.from_numpy(np.asarray(cube[start:start + chunk_rows], dtype=np.float32))
             torch.matmul(block - centre, weights, out=torch.from_numpy(out[start:start + chunk_rows]))
+            if isinstance(cube, MappedCube):
+                cube.release()          # the pages read so far: else the whole file stays resident
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -91,6 +93,8 @@ def fit_pca(cube: Cube, n_components: int = 30, *, mask: np.ndarray | None = Non
     if not 1 <= n_components <= bands:
         raise ConfigError(f"PCA components must be between 1 and the band count {bands}, got {n_components}")
     pixels = None if mask is None else cube[np.asarray(mask, dtype=bool)]
+    if pixels is not None and isinstance(cube, MappedCube):
+        cube.release()              # the rows the gather read
     n = int(np.prod(cube.shape[:-1])) if pixels is None else len(pixels)
     if n < n_components:
         raise ConfigError(f"PCA with {n_components} components needs at least {n_components} fitting pixels, "
@@ -137,3 +141,5 @@ def _chunks(cube: Cube, pixels: np.ndarray | None, chunk_pixels: int) -> Iterato
     step = max(1, chunk_pixels // max(1, int(np.prod(cube.shape[1:-1]))))
     for start in range(0, cube.shape[0], step):
         yield np.asarray(cube[start:start + step]).reshape(-1, cube.shape[-1])
+        if isinstance(cube, MappedCube):
+            cube.release()

@@ -219,11 +219,13 @@ def scene_record(scene: Scene) -> Record:
 
 
 def arrays_sha256(scene: Scene, chunk_rows: int = 64) -> str:
-    """sha256 of the float32 cube (read ``chunk_rows`` rows at a time, so a mapped cube stays on disk), the int64
-    labels and the label ids."""
+    """sha256 of the float32 cube (read ``chunk_rows`` rows at a time, so a mapped cube stays on disk, its pages
+    released after each), the int64 labels and the label ids."""
     digest = hashlib.sha256()
     for start in range(0, scene.cube.shape[0], chunk_rows):
         digest.update(np.ascontiguousarray(scene.cube[start:start + chunk_rows], dtype=np.float32).tobytes())
+        if isinstance(scene.cube, MappedCube):
+            scene.cube.release()
     for array in (scene.labels.astype(np.int64), scene.label_ids.astype(np.int64)):
         digest.update(np.ascontiguousarray(array).tobytes())
     return digest.hexdigest()

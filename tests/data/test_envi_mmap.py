@@ -1,10 +1,13 @@
 """ENVI and .npy cubes opened memory-mapped: every interleave, byte order and dtype reads the same pixels."""
+import sys
+
 import numpy as np
 import pytest
 
 import hsi
 from hsi.data.mapped import MappedCube
 from hsi.data.preprocess import fit_pca
+from hsi.data.scenes import arrays_sha256
 
 LAYOUTS = {"bsq": (2, 0, 1), "bil": (0, 2, 1), "bip": (0, 1, 2)}   # (rows, cols, bands) -> file axis order
 
@@ -138,3 +141,33 @@ def test_negative_sizes_are_one_data_error(tmp_path, crop, key, value):
     hdr.write_text(hdr.read_text().replace(f"{key} = {value}", f"{key} = -{value or 4}"))
     with pytest.raises(hsi.DataError, match=f"ENVI header says {key} = -{value or 4}; expected a whole number"):
         hsi.load_scene(hdr)
+
+
+def _resident_kb(path):
+    """Resident kB of this process's mappings of ``path`` (Linux /proc/self/smaps)."""
+    total, inside = 0, False
+    for line in open("/proc/self/smaps"):
+        if line[0] in "0123456789abcdef" and "-" in line.split()[0]:
+            inside = line.rstrip().endswith(str(path))
+        elif inside and line.startswith("Rss:"):
+            total += int(line.split()[1])
+    return total
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/smaps")
+def test_passes_over_a_mapped_cube_leave_none_of_it_resident(tmp_path, crop):
+    """Training on a 2.7 GB line kept the whole file resident (3.4 GB peak RSS): the checksum, the streamed PCA
+    fit and the reduction read it chunk by chunk and release the pages of each chunk."""
+    scene = hsi.load_scene(write_envi(tmp_path / "cube.hdr", crop, "bil", "<i2"))
+    image = (tmp_path / "cube.img").resolve()
+    np.asarray(scene.cube[:4])
+    assert _resident_kb(image) > 0              # what a read leaves behind, without a release
+    scene.cube.release()
+    arrays_sha256(scene)
+    assert _resident_kb(image) == 0
+    reducer = fit_pca(scene.cube, 5, chunk_pixels=40)
+    assert _resident_kb(image) == 0
+    fit_pca(scene.cube, 5, mask=np.arange(crop.shape[0] * crop.shape[1]).reshape(crop.shape[:2]) % 3 == 0)
+    assert _resident_kb(image) == 0
+    reducer.transform(scene.cube, chunk_pixels=30)
+    assert _resident_kb(image) == 0
