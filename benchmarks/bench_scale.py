@@ -139,7 +139,7 @@ def read_one(path):
     print(json.dumps({"seconds": time.perf_counter() - start, "checksum": total, "rss_mb": peak_rss_mb()}))
 
 
-def formats(folder, lines, samples, bands, memory_mb, reuse=False):
+def formats(folder, lines, samples, bands, memory_mb, reuse=False, read_only=False):
     """Read and map the ENVI scene and its GeoTIFF, NetCDF and HE5 copies, each in its own process."""
     start = time.perf_counter()
     products = {"geotiff": folder / "scene.tif", "netcdf": folder / "scene.nc", "he5": folder / "scene.he5"}
@@ -167,6 +167,8 @@ def formats(folder, lines, samples, bands, memory_mb, reuse=False):
     for name in paths:
         print(f"| {name} | {sizes[name] / 1e9:.2f} GB | {best[name]:.1f} s | {sizes['envi'] / 1e6 / best[name]:.0f} "
               f"| {best[name] / best['envi']:.2f}x | {max(r['rss_mb'] for r in reads[name]):.0f} MB |")
+    if read_only:
+        return
     print(f"\nhsi predict --format npy --memory-mb {memory_mb}, each product in its own process")
     print("| product | wall time | pixels/s | peak RSS | of which the mapping (peak - imports) | / budget | "
           "peak RSS / size on disk |")
@@ -194,6 +196,7 @@ def main():
     parser.add_argument("--formats", action="store_true",
                         help="also write GeoTIFF, NetCDF and HE5 copies; compare reading and mapping them")
     parser.add_argument("--memory-mb", type=int, default=1024, help="hsi predict's budget (default 1024)")
+    parser.add_argument("--read-only", action="store_true", help="with --formats: compare the reads, map nothing")
     parser.add_argument("--model", default="hybridsn", help="the short run's model (default hybridsn)")
     parser.add_argument("--map-one", nargs=3, metavar=("RUN", "HDR", "OUT"), help=argparse.SUPPRESS)
     parser.add_argument("--map-format", default="envi", help=argparse.SUPPRESS)
@@ -221,7 +224,7 @@ def main():
                             "0.1", "--no-map", "-q", "--out", str(folder / "run")], check=True)
         print(f"trained {args.model} 1 epoch on the 145 x 145 crop in {time.perf_counter() - start:.0f} s")
         if args.formats:
-            return formats(folder, lines, samples, bands, args.memory_mb, args.reuse)
+            return formats(folder, lines, samples, bands, args.memory_mb, args.reuse, args.read_only)
         results = {}
         for fraction in (0.25, 0.5, 1.0):
             part = round(lines * fraction)

@@ -43,10 +43,13 @@ class WindowedArray:
 
     def _window(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
         parts = self.read(r0, r1, c0, c1)
-        block = np.empty((r1 - r0, c1 - c0, self.shape[2]), dtype=np.float32)
+        parts = [np.asarray(raw) for raw in (parts if isinstance(parts, list) else [parts])]
+        if parts[0].strides[2] > parts[0].strides[1]:     # the file's lines are band-interleaved (BIL): keep that
+            block = np.empty((r1 - r0, self.shape[2], c1 - c0), dtype=np.float32).transpose(0, 2, 1)
+        else:
+            block = np.empty((r1 - r0, c1 - c0, self.shape[2]), dtype=np.float32)
         b0 = 0
-        for raw in parts if isinstance(parts, list) else [parts]:
-            raw = np.asarray(raw)
+        for raw in parts:
             b1 = b0 + raw.shape[2]
             out, scale, offset = block[..., b0:b1], self.scale[..., b0:b1], self.offset[..., b0:b1]
             if (scale == 1).all():
