@@ -31,7 +31,8 @@ def result_rows(folder):
         rows.append({"model": row["model"], "seed": int(row["seed"]), "fold": int(row["fold"]) if row.get("fold")
                      else None, **{key: float(row[key]) for key in ("oa", "aa", "kappa", "leakage")},
                      "pca_saw_test": row["pca_saw_test"] == "True", "transductive": row["transductive"] == "True",
-                     "parameters": int(row["parameters"]), "train_seconds": float(seconds["train_seconds"]),
+                     "parameters": int(row["parameters"]), "best_epoch": int(row["best_epoch"]),
+                     "run_dir": row["run_dir"], "split": {}, "train_seconds": float(seconds["train_seconds"]),
                      "map_seconds": float(seconds["map_seconds"]) if seconds["map_seconds"] else None,
                      "per_class_accuracy": [float(v) if v else None for k, v in row.items() if k.startswith("acc:")]})
     return rows
