@@ -32,6 +32,7 @@ def result_rows(folder):
                      else None, **{key: float(row[key]) for key in ("oa", "aa", "kappa", "leakage")},
                      "pca_saw_test": row["pca_saw_test"] == "True", "transductive": row["transductive"] == "True",
                      "parameters": int(row["parameters"]), "best_epoch": int(row["best_epoch"]),
+                     "val_oa": float(row["val_oa"]) if row.get("val_oa") else None,
                      "run_dir": row["run_dir"], "split": {}, "train_seconds": float(seconds["train_seconds"]),
                      "map_seconds": float(seconds["map_seconds"]) if seconds["map_seconds"] else None,
                      "per_class_accuracy": [float(v) if v else None for k, v in row.items() if k.startswith("acc:")]})

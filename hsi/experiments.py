@@ -66,7 +66,7 @@ from .viz import comparison_maps_figure, per_class_figure, save_figure
 log = logging.getLogger("hsi")
 
 RESULT_FIELDS = ("model", "seed", "oa", "aa", "kappa", "leakage", "pca_saw_test", "transductive", "parameters",
-                 "best_epoch", "run_dir")
+                 "best_epoch", "val_oa", "run_dir")
 TIMING_FIELDS = ("model", "seed", "train_seconds", "map_seconds")
 MAX_LABEL = 100         # a label names a folder: well inside every file system's 255-byte name limit
 Metrics = dict[str, Any]                    # a run's metrics.json
@@ -330,7 +330,7 @@ def _row(label: str, config: RunConfig, metrics: Metrics, run_dir: Path, out: Pa
             "leakage": leakage["fraction"], "pca_saw_test": leakage["pca_saw_test"],
             "transductive": leakage["transductive"], "parameters": metrics["parameters"],
             "train_seconds": timing["train_seconds"], "map_seconds": timing["map_seconds"],
-            "best_epoch": metrics["best_epoch"],
+            "best_epoch": metrics["best_epoch"], "val_oa": metrics.get("val_oa"),
             "run_dir": str(run_dir.relative_to(out)), "per_class_accuracy": metrics["per_class_accuracy"]}
 
 
@@ -346,7 +346,8 @@ def _write_results(out: Path, rows: Sequence[Row], scene: Scene, labels: Sequenc
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow([*fields, *(f"acc:{name}" for name in names)])
     for row in rows:
-        writer.writerow([row[key] for key in fields] + ["" if a is None else a for a in row["per_class_accuracy"]])
+        cells = [row[key] for key in fields] + row["per_class_accuracy"]
+        writer.writerow(["" if cell is None else cell for cell in cells])
     write_text_atomic(out / "results.csv", buffer.getvalue())
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -406,8 +407,9 @@ def format_results(rows: Sequence[Row], class_names: Sequence[str], label_ids: S
     """The comparison as Markdown: one line per model (mean ± std over seeds, or seeds and block folds), then
     per-class accuracy and, for block folds, what each fold held out and lacked."""
     folds = rows[0]["fold"] is not None
-    lines = ["| model | runs | OA (%) | AA (%) | kappa (×100) | leakage (% of test pixels) | PCA saw test | "
-             "parameters | training (s) | map (s) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | runs | OA (%) | AA (%) | kappa (×100) | validation OA (%) | validation − test OA | "
+             "leakage (% of test pixels) | PCA saw test | parameters | training (s) | map (s) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for label in labels:
         mine = [row for row in rows if row["model"] == label]
         pca = "yes" if mine[0]["pca_saw_test"] else "no"
@@ -415,7 +417,9 @@ def format_results(rows: Sequence[Row], class_names: Sequence[str], label_ids: S
         seconds = [row["train_seconds"] for row in mine]
         maps = [row["map_seconds"] for row in mine if row["map_seconds"] is not None]
         oa, aa, kappa, leakage = (format_mean_std([r[key] for r in mine]) for key in ("oa", "aa", "kappa", "leakage"))
-        lines.append(f"| {label} | {len(mine)} | {oa} | {aa} | {kappa} | {leakage}"
+        val = format_mean_std([r.get("val_oa") for r in mine])        # None: no validation pixels
+        gap = format_mean_std([None if r.get("val_oa") is None else r["val_oa"] - r["oa"] for r in mine])
+        lines.append(f"| {label} | {len(mine)} | {oa} | {aa} | {kappa} | {val} | {gap} | {leakage}"
                      f"{transductive} | {pca} | {mine[0]['parameters']:,} | {np.mean(seconds):.1f} | "
                      + (f"{np.mean(maps):.2f} |" if maps else "- |"))
     lines += ["", f"Per-class accuracy (%), mean ± std over {'seeds and folds' if folds else 'seeds'}:", "",

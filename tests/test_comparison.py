@@ -74,12 +74,18 @@ def test_results_files_and_figures(compared, crop):
     assert len(table) == 6 and {"oa", "leakage", *(f"acc:{n}" for n in crop.class_names)} <= set(table[0])
     for row, line in zip(rows, table):
         assert float(line["oa"]) == row["oa"] and line["model"] == row["model"]
+        metrics = json.loads((out / row["run_dir"] / "metrics.json").read_text())
+        assert row["val_oa"] == metrics["val_oa"] and float(line["val_oa"]) == metrics["val_oa"]
     timing = read_rows(out / "timing.csv")
     assert all(float(t["train_seconds"]) > 0 and float(t["map_seconds"]) > 0 for t in timing)
     text = (out / "results.md").read_text()
     for spec in MODELS:
         mine = [r["oa"] for r in rows if r["model"] == spec.label]
         assert f"| {spec.label} | 2 | {100 * np.mean(mine):.2f} ± {100 * np.std(mine, ddof=1):.2f} |" in text
+        val = [r["val_oa"] for r in rows if r["model"] == spec.label]
+        gap = [v - oa for v, oa in zip(val, mine, strict=True)]         # validation − test OA, in points
+        assert (f"| {100 * np.mean(val):.2f} ± {100 * np.std(val, ddof=1):.2f} | "
+                f"{100 * np.mean(gap):.2f} ± {100 * np.std(gap, ddof=1):.2f} |") in text
     assert "(transductive)" in text and all(str(i) in text for i in crop.label_ids)
     assert (out / "maps.png").stat().st_size > 10_000 and (out / "per_class.png").stat().st_size > 10_000
 
