@@ -223,11 +223,13 @@ _FLOATS_PER_PIXEL: weakref.WeakKeyDictionary[torch.nn.Module, float] = weakref.W
 def _patch_tiles(trained: TrainedModel, cube: Cube, tile: int | None, batch_size: int, device: torch.device,
                  memory_mb: float, progress: bool, here: World) -> LogitTiles:
     """Window-by-window logits in bands of ``tile`` rows: each band's region (with a margin of half a window) is
-    read, reduced and padded on its own; by default the band's height keeps it within about ``memory_mb``."""
+    read, reduced and padded on its own; by default the band's height keeps it within about ``memory_mb`` (the band
+    as read from the cube, all its bands in float32, and its reduced copies)."""
     rows, cols = cube.shape[:2]
     margin = trained.patch_size // 2
-    floats_per_row = (cols + 2 * margin) * (trained.reducer.n_components if trained.reducer else cube.shape[2])
-    height = tile or max(1, int(memory_mb * 2**20 / (4 * 4 * floats_per_row)) - 2 * margin)
+    reduced = trained.reducer.n_components if trained.reducer else cube.shape[2]
+    floats_per_row = (cols + 2 * margin) * (cube.shape[2] + 4 * reduced)     # the band as read, then reduced
+    height = tile or max(1, int(memory_mb * 2**20 / (4 * floats_per_row)) - 2 * margin)
     for r0 in tqdm(here.mine(range(0, rows, height)), desc="row bands", unit="band",
                    disable=not shows_bar(progress), leave=False):
         r1 = min(r0 + height, rows)
