@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_scale import header, mirrored, resampled_indian_pines
+from bench_scale import build as build_line
 
 SAMPLES, BANDS, TILE = 640, 425, 145
 WINDOWLESS = {"svm", "rf", "fcn8s", "fcn16s", "fcn32s", "fcn_jpu"}     # no --patch to sweep
@@ -31,18 +31,10 @@ SCENE_MODELS = {"fcn8s", "fcn16s", "fcn32s", "fcn_jpu"}
 
 def build(folder, lines):
     """The line ``scene.hdr/.img``, its tile-labelled ground truth ``gt.npy`` and the labelled crop."""
-    cube, labels = resampled_indian_pines(BANDS)
-    cols = mirrored(np.arange(SAMPLES), cube.shape[1])
-    with open(folder / "scene.img", "wb") as f:
-        for start in range(0, lines, 256):
-            rows = mirrored(np.arange(start, min(start + 256, lines)), cube.shape[0])
-            f.write(np.ascontiguousarray(cube[rows][:, cols].transpose(0, 2, 1)).astype("<i2").tobytes())
-    (folder / "scene.hdr").write_text(header(lines, SAMPLES, BANDS))
+    labels = build_line(folder, lines, SAMPLES, BANDS)
     gt = np.zeros((lines, SAMPLES), dtype=np.uint8)
     gt[:TILE, :TILE] = labels
     np.save(folder / "gt.npy", gt)
-    np.save(folder / "crop.npy", cube)
-    np.save(folder / "crop_gt.npy", labels)
 
 
 def child(argv):

@@ -69,6 +69,8 @@ def header(lines, samples, bands):
 
 
 def build(folder, lines, samples, bands):
+    """The line ``scene.hdr/.img`` (Indian Pines resampled to ``bands``, mirrored to ``lines`` x ``samples``) and
+    the crop it was tiled from (``crop.npy``, ``crop_gt.npy``); returns the crop's labels."""
     cube, labels = resampled_indian_pines(bands)
     cols = mirrored(np.arange(samples), cube.shape[1])
     with open(folder / "scene.img", "wb") as f:
@@ -78,6 +80,7 @@ def build(folder, lines, samples, bands):
     (folder / "scene.hdr").write_text(header(lines, samples, bands))
     np.save(folder / "crop.npy", cube)
     np.save(folder / "crop_gt.npy", labels)
+    return labels
 
 
 def map_one(run, hdr, out, memory_mb=1024, fmt="envi"):
