@@ -1,10 +1,11 @@
-"""The README's side-by-side table of several ``hsi compare`` folders (same models, other splits).
+"""The side-by-side table of several ``hsi compare`` folders (other splits of the same scene; docs/results.md).
 
     python benchmarks/compare_table.py comparisons/ip-random-10 comparisons/ip-disjoint-10
 
-One row per model: for each folder OA / AA / kappa (mean ± std over its seeds) and the leakage, then the
-parameters (first folder) and the mean training and map seconds over every run. :func:`folder_table` rebuilds a
-folder's own ``results.md`` from its ``results.csv`` and ``timing.csv``, as ``hsi compare`` wrote it.
+One row per model of any folder: for each folder OA / AA / kappa (mean ± std over its seeds) and the leakage
+("—" where the folder lacks the model), then the parameters (first folder holding it) and the mean training and
+map seconds over every run. :func:`folder_table` rebuilds a folder's own ``results.md`` from its ``results.csv``
+and ``timing.csv``, as ``hsi compare`` wrote it.
 """
 import argparse
 import csv
@@ -54,7 +55,7 @@ def folder_table(folder):
 def table(folders):
     results = {folder: read(folder / "results.csv") for folder in folders}
     timing = [row for folder in folders for row in read(folder / "timing.csv")]
-    models = list(dict.fromkeys(row["model"] for row in results[folders[0]]))
+    models = list(dict.fromkeys(row["model"] for folder in folders for row in results[folder]))
     head = " | ".join(f"{folder.name}: OA / AA / κ | leakage" for folder in folders)
     lines = [f"| model | {head} | parameters | training (s) | map (s) |",
              "|---|" + "---|---|" * len(folders) + "---|---|---|"]
@@ -62,13 +63,16 @@ def table(folders):
         cells = []
         for folder in folders:
             rows = [row for row in results[folder] if row["model"] == model]
+            if not rows:                    # a model compared in some folders only
+                cells += ["—", "—"]
+                continue
             scores = " / ".join(format_mean_std([float(r[key]) for r in rows]) for key in ("oa", "aa", "kappa"))
             leak = f"{100 * np.mean([float(r['leakage']) for r in rows]):.1f} %"
             if rows[0]["transductive"] == "True":
                 leak += ", transductive"
             cells += [scores, leak]
         mine = [row for row in timing if row["model"] == model]
-        parameters = int(next(r for r in results[folders[0]] if r["model"] == model)["parameters"])
+        parameters = int(next(r for f in folders for r in results[f] if r["model"] == model)["parameters"])
         lines.append(f"| `{model}` | " + " | ".join(cells) + f" | {parameters:,} | "
                      f"{np.mean([float(r['train_seconds']) for r in mine]):.0f} | "
                      f"{np.mean([float(r['map_seconds']) for r in mine]):.1f} |")
