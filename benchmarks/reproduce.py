@@ -208,23 +208,6 @@ def score_cells(records):
     return cells, leakage
 
 
-#: the README's headline rows: HybridSN on these protocols, described in a few words
-HEADLINE = {"ip-paper-10-val": "random 10 % train, PCA 30 on the scene",
-            "ip-disjoint": "spatially disjoint 10 % train, 12-pixel buffer, PCA on train only"}
-
-
-def headline_table(results=RESULTS):
-    """The README's table: HybridSN on the random and the leak-free split of :data:`HEADLINE`, as in
-    :func:`table`."""
-    found = [r for r in found_records(results) if label_of(r) == "hybridsn"]
-    rows = ["| protocol | seeds | OA (%) | kappa (×100) | AA (%) | leakage (%) |", "|---|---|---|---|---|---|"]
-    for name, description in HEADLINE.items():
-        records = [r for r in found if r["protocol"] == name]
-        cells, leakage = score_cells(records)
-        rows.append(f"| `{name}`: {description} | {len(records)} | {' | '.join(cells)} | {leakage} |")
-    return "\n".join(rows) + "\n"
-
-
 def zoo_table(results=RESULTS):
     """Markdown table of the networks of :data:`ZOO`: window, parameters (30 bands, that window, 16 classes), median
     epoch time and OA / AA / kappa of seed 0 on each of :data:`ZOO_PROTOCOLS` ("—" where not run yet)."""

@@ -30,7 +30,6 @@ COMPARED = [COMPARE / "ip-random-10", COMPARE / "ip-disjoint-10"]
 TABLES: dict[str, Callable[[], str]] = {
     "reproduce": lambda: reproduce.table(RESULTS),
     "zoo": lambda: reproduce.zoo_table(RESULTS),
-    "headline": lambda: reproduce.headline_table(RESULTS),
     "compare": lambda: compare_table.table(COMPARED),
     **{f"compare/{folder.name}": (lambda folder=folder: compare_table.folder_table(folder)) for folder in COMPARED},
 }
