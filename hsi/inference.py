@@ -220,16 +220,23 @@ def scene_floats_per_pixel(model: torch.nn.Module) -> float:
 _FLOATS_PER_PIXEL: weakref.WeakKeyDictionary[torch.nn.Module, float] = weakref.WeakKeyDictionary()
 
 
+def _floats_per_row(trained: TrainedModel, cube: Cube, width: int) -> int:
+    """Floats one map row of ``width`` pixels holds while its band is mapped: the row as read from the cube, twice
+    (the file's values and their float32 conversion, all the cube's bands), and four copies of its reduced
+    spectra."""
+    reduced = trained.reducer.n_components if trained.reducer else cube.shape[2]
+    return width * (2 * cube.shape[2] + 4 * reduced)
+
+
 def _patch_tiles(trained: TrainedModel, cube: Cube, tile: int | None, batch_size: int, device: torch.device,
                  memory_mb: float, progress: bool, here: World) -> LogitTiles:
     """Window-by-window logits in bands of ``tile`` rows: each band's region (with a margin of half a window) is
-    read, reduced and padded on its own; by default the band's height keeps it within about ``memory_mb`` (the band
-    as read from the cube, all its bands in float32, and its reduced copies)."""
+    read, reduced and padded on its own; by default the band's height keeps it within about ``memory_mb``
+    (:func:`_floats_per_row`)."""
     rows, cols = cube.shape[:2]
     margin = trained.patch_size // 2
-    reduced = trained.reducer.n_components if trained.reducer else cube.shape[2]
-    floats_per_row = (cols + 2 * margin) * (cube.shape[2] + 4 * reduced)     # the band as read, then reduced
-    height = tile or max(1, int(memory_mb * 2**20 / (4 * floats_per_row)) - 2 * margin)
+    height = tile or max(1, int(memory_mb * 2**20 / (4 * _floats_per_row(trained, cube, cols + 2 * margin)))
+                         - 2 * margin)
     for r0 in tqdm(here.mine(range(0, rows, height)), desc="row bands", unit="band",
                    disable=not shows_bar(progress), leave=False):
         r1 = min(r0 + height, rows)
@@ -244,11 +251,11 @@ def _patch_tiles(trained: TrainedModel, cube: Cube, tile: int | None, batch_size
 def _pixel_tiles(trained: TrainedModel, cube: Cube, tile: int | None, batch_size: int, device: torch.device,
                  memory_mb: float, progress: bool, here: World) -> LogitTiles:
     """A pixel model's logits in one pass over the pixels, in bands of ``tile`` rows (by default as many as fit in
-    about ``memory_mb``: the band's spectra as read from the cube, twice, and four copies of its reduced
-    spectra): each pixel's reduced spectrum as a 1 x 1 window, no window cut, ``batch_size`` pixels at a time."""
+    about ``memory_mb``, :func:`_floats_per_row`): each pixel's reduced spectrum as a 1 x 1 window, no window cut,
+    ``batch_size`` pixels at a time."""
     rows, cols = cube.shape[:2]
     bands = trained.reducer.n_components if trained.reducer else cube.shape[2]
-    height = tile or max(1, int(memory_mb * 2**20 / (4 * cols * (2 * cube.shape[2] + 4 * bands))))
+    height = tile or max(1, int(memory_mb * 2**20 / (4 * _floats_per_row(trained, cube, cols))))
     with torch.inference_mode():
         for r0 in tqdm(here.mine(range(0, rows, height)), desc="row bands", unit="band",
                        disable=not shows_bar(progress), leave=False):
