@@ -260,14 +260,14 @@ def map_placement(job: MapJob) -> MapGrid | None:
     return None if grid is not None and grid.glt is not None and job.geometry == "sensor" else grid
 
 
-def sensor_latlon(job: MapJob) -> tuple[np.ndarray, np.ndarray] | None:
+def sensor_latlon(job: MapJob, grid: MapGrid | None) -> tuple[np.ndarray, np.ndarray] | None:
     """The product's latitude and longitude of every sensor pixel (its ``lat``/``lon`` arrays), when the map is in
-    sensor geometry (:func:`map_placement` is None) and the product gives them; else None."""
+    sensor geometry (``grid``, the job's :func:`map_placement`, is None) and the product gives them; else None."""
     geometry = getattr(getattr(job.scene, "cube", None), "geometry", None) or {}
     lat, lon = geometry.get("lat"), geometry.get("lon")
     shape = tuple(job.values.shape[:2])
     if lat is None or lon is None or np.shape(lat) != shape or np.shape(lon) != shape \
-            or map_placement(job) is not None:
+            or grid is not None:
         return None
     return np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64)
 
@@ -333,7 +333,8 @@ def _write_geotiffs(job: MapJob, prefix: Path, suffix: str = ".tif") -> dict[str
     grid of :func:`map_placement`, with the palette as colour table (8-bit maps), the class names as tags; with
     ``job.probs`` the probabilities as ``_probs`` GeoTIFF (one float32 band per class, named by it) on the same
     grid; in sensor geometry with the product's latitude and longitude, a ``_latlon`` GeoTIFF beside them."""
-    grid, latlon = map_placement(job), sensor_latlon(job)
+    grid = map_placement(job)
+    latlon = sensor_latlon(job, grid)
     if grid is None and latlon is None:
         log.warning("map in %s; the GeoTIFF has pixel coordinates only", _geometry_note(grid))
     note = _geometry_note(grid, latlon is not None)
@@ -419,7 +420,7 @@ def write_gpkg(job: MapJob, prefix: Path) -> dict[str, tuple[Path, str]]:
     from rasterio.transform import Affine
 
     grid = map_placement(job)
-    if grid is None and job.geometry == "sensor" and sensor_latlon(job) is not None:
+    if grid is None and job.geometry == "sensor" and sensor_latlon(job, grid) is not None:
         raise ConfigError("the gpkg format places polygons on a map, but --geometry sensor keeps this swath in its "
                           "rows and columns; ask for --geometry ortho (the default) for gpkg")
     if grid is None:
