@@ -265,9 +265,7 @@ def rgb_bands(n_bands: int, wavelengths: np.ndarray | Sequence[float] | None = N
     if wl.size != n_bands or not np.all(np.isfinite(wl)):
         raise ConfigError(f"wavelengths has {wl.size} values (finite: {bool(np.all(np.isfinite(wl)))}) but the "
                           f"cube has {n_bands} bands; expected one finite wavelength per band")
-    if wl.max() < 100:           # micrometres
-        wl = wl * 1000.0
-    return tuple(int(np.argmin(np.abs(wl - target))) for target in RGB_NM)
+    return tuple(int(np.argmin(np.abs(_nanometres(wl) - target))) for target in RGB_NM)
 
 
 RgbSpec = str | Sequence[int | str] | None
