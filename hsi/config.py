@@ -56,7 +56,7 @@ class FitOptions:
     batch_size: int = setting(256, "patches per step; HybridSN at 25x25x30 keeps about 6 MB per patch for the "
                                    "backward pass, so lower it to save memory", group="optimisation")
     memory_mb: int = setting(1024, "memory budget of a training step in MB: of a batch's saved activations, the "
-                                   "last eighth of it stay in memory and the earlier ones are kept in temporary "
+                                   "last 1/32 of it stays in memory and the earlier ones are kept in temporary "
                                    "files until the backward pass (the same numbers, a little slower); test "
                                    "batches stay within an eighth of it", group="optimisation")
     lr: float = setting(1e-3, "Adam learning rate", group="optimisation")

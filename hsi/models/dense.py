@@ -27,7 +27,7 @@ from .hybridsn import HybridSN
 
 FFT_MIN_KERNEL = 7      # head kernels at least this wide go through the FFT
 FFT_BLOCK = 16          # output block side of the overlap-save FFT (FFT size FFT_BLOCK + kernel - 1)
-FFT_CHUNK = 128         # blocks transformed at once: bounds the FFT temporaries (~320 MB for HybridSN)
+FFT_CHUNK = 32          # blocks transformed at once: bounds the FFT temporaries (~110 MB for HybridSN)
 SpectrumCache = dict[tuple[object, ...], torch.Tensor]   # the head kernel's spectrum, by kernel, size, dtype, device
 
 

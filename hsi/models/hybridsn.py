@@ -16,6 +16,7 @@ from ..checks import check_fraction
 from ..errors import ConfigError
 from .attention import create_attention
 from .attention.registry import AttentionOption, AttentionSpec
+from .norm_relu import ConvNormReLU
 from .registry import register_model
 
 MIN_PATCH = 9    # four valid 3×3 convolutions (three 3-D, one 2-D) shrink the window by 8
@@ -39,15 +40,24 @@ class Conv3dStack(nn.Module):
         for out, depth in self.kernels:
             layers += _conv_block(nn.Conv3d(channels, out, (depth, 3, 3), bias=not batch_norm), batch_norm)
             channels = out
-        self.layers = nn.Sequential(*layers)
+        self.layers = ConvNormReLU(*layers)
 
     @classmethod
     def depth_lost(cls) -> int:
         return sum(depth - 1 for _, depth in cls.kernels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.layers(x.unsqueeze(1) if x.dim() == 4 else x)
-        return x.flatten(1, 2)
+        return fold_depth(self.layers(x.unsqueeze(1) if x.dim() == 4 else x))
+
+
+def fold_depth(x: torch.Tensor) -> torch.Tensor:
+    """(N, C, D, H, W) → (N, C·D, H, W), channel ``c·D + d``. A channels-last-3d map under autograd folds into a
+    channels-last 2-D map (same values): the next 2-D convolution saves it as it is, where the contiguous fold
+    would have oneDNN hold a reordered copy through its backward pass (about 200 MB at HybridSN's batch 256)."""
+    if torch.is_grad_enabled() and x.requires_grad and x.is_contiguous(memory_format=torch.channels_last_3d):
+        n, c, d, h, w = x.shape
+        return x.permute(0, 3, 4, 1, 2).reshape(n, h, w, c * d).permute(0, 3, 1, 2)
+    return x.flatten(1, 2)
 
 
 class Conv2dLayer(nn.Module):
@@ -56,7 +66,7 @@ class Conv2dLayer(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int = 64, batch_norm: bool = True) -> None:
         super().__init__()
-        self.layers = nn.Sequential(*_conv_block(nn.Conv2d(in_channels, out_channels, 3, bias=not batch_norm),
+        self.layers = ConvNormReLU(*_conv_block(nn.Conv2d(in_channels, out_channels, 3, bias=not batch_norm),
                                                  batch_norm))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
