@@ -85,6 +85,11 @@ PROTOCOLS = {
 }
 
 
+# protocols whose split code is gone, kept in the tables for the record: name -> description
+RETIRED = {"ip-disjoint-one-split": ("Indian Pines, the disjoint split as drawn before it varied with the seed (one "
+                                     "split for every seed, validation pixels inside the training parcels); "
+                                     "superseded by ip-disjoint, kept for the record, cannot be re-run")}
+
 # label -> settings over the protocol's for that model: the model's own window (its authors') and builder options;
 # ``model`` names the registered model when the label is not one. The disjoint split's buffer, so its test set,
 # follows the window (see the test-pixel column); the pixel models keep the protocol's, of which they read the centre
@@ -105,7 +110,7 @@ def model_settings(label):
 
 def own_model(protocol):
     """The model whose paper ``protocol`` follows (its figures are that model's): HybridSN unless it names one."""
-    return PROTOCOLS[protocol][1].get("model", "hybridsn")
+    return PROTOCOLS[protocol][1].get("model", "hybridsn") if protocol in PROTOCOLS else "hybridsn"
 
 
 def run_label(protocol, model):
@@ -155,7 +160,7 @@ def run_protocol(name, seeds, runs_dir, data_dir, epochs, model=None, results=RE
 
 ZOO = ("hybridsn", "resnet18", "resnet34", "resnet50", "preact_resnet18", "se_resnet18", "se_resnet50", "densenet_bc",
        "sknet", "resnest", "spectral_cnn", "cnn3d", "a2s2k_resnet", "ssftt", "spectralformer", "spectralformer_pixel")
-ZOO_PROTOCOLS = ("ip-paper-10", "ip-disjoint")
+ZOO_PROTOCOLS = ("ip-paper-10", "ip-disjoint", "ip-disjoint-one-split")
 
 
 def host():
@@ -179,8 +184,10 @@ def table(results=RESULTS):
             "|---|---|---|---|---|---|---|---|---|---|---|"]
     found = found_records(results)
     labels = sorted({label_of(r) for r in found})
-    for (name, (description, _, _, paper)), model in (
-            (p, m) for p in PROTOCOLS.items() for m in [own_model(p[0]), *(m for m in labels if m != own_model(p[0]))]):
+    described = {**{name: (text, paper) for name, (text, _, _, paper) in PROTOCOLS.items()},
+                 **{name: (text, None) for name, text in RETIRED.items()}}
+    for (name, (description, paper)), model in (
+            (p, m) for p in described.items() for m in [own_model(p[0]), *(m for m in labels if m != own_model(p[0]))]):
         records = [r for r in found if r["protocol"] == name and label_of(r) == model]
         if not records:
             continue
@@ -189,12 +196,19 @@ def table(results=RESULTS):
         cells, leakage_cell = score_cells(records)
         paper_cell = " / ".join(f"{v:.2f}" for v in paper) if paper else "—"
         epoch_seconds = np.median([r["median_epoch_seconds"] for r in records])
-        tested = sum(v is not None for v in records[0]["per_class_accuracy"].values())
+        tested = _span([sum(v is not None for v in r["per_class_accuracy"].values()) for r in records])
+        n_test = _span([r["n_test"] for r in records])
         label = name if model == own_model(name) else f"{name}/{model}"
         rows.append(f"| `{label}`: {description} | {len(records)} | {' | '.join(cells)} | {leakage_cell} | "
-                    f"{paper_cell} | {records[0]['n_test']:,} ({tested}) | {records[0]['epochs']} | "
+                    f"{paper_cell} | {n_test} ({tested}) | {records[0]['epochs']} | "
                     f"{epoch_seconds:.1f} s | {np.mean([r['train_seconds'] for r in records]):.0f} s |")
     return "\n".join(rows) + "\n"
+
+
+def _span(values):
+    """``1,234`` when the runs agree, ``1,234–1,456`` (smallest–largest) when their splits differ."""
+    low, high = min(values), max(values)
+    return f"{low:,}" if low == high else f"{low:,}–{high:,}"
 
 
 def found_records(results=RESULTS):
@@ -217,24 +231,36 @@ def score_cells(records):
 
 def zoo_table(results=RESULTS):
     """Markdown table of the networks of :data:`ZOO`: window, parameters (30 bands, that window, 16 classes), median
-    epoch time and OA / AA / kappa of seed 0 on each of :data:`ZOO_PROTOCOLS` ("—" where not run yet)."""
+    epoch time and OA / AA / kappa on each of :data:`ZOO_PROTOCOLS`, mean ± std over the seeds run ("—" where not
+    run yet)."""
     head = " | ".join(f"`{name}` OA / AA / κ" for name in ZOO_PROTOCOLS)
     rows = [f"| model | window | parameters | epoch time (`{ZOO_PROTOCOLS[0]}`) | {head} |",
             "|---|---|---|---|" + "---|" * len(ZOO_PROTOCOLS)]
+    found = found_records(results)
     for model in ZOO:
         settings = model_settings(model)
         window = settings.get("patch", PAPER_PREP["patch"])
         built = hsi.build_model(settings["model"], bands=30, n_classes=16, patch_size=window,
                                 **settings.get("model_kwargs", {}))
         parameters = sum(p.numel() for p in built.parameters())
-        records = {name: results / f"{run_label(name, model)}-seed-0.json" for name in ZOO_PROTOCOLS}
-        records = {name: json.loads(path.read_text()) if path.is_file() else None for name, path in records.items()}
-        first = records[ZOO_PROTOCOLS[0]]
-        epoch = f"{first['median_epoch_seconds']:.1f} s" if first else "—"
-        scores = [" / ".join(f"{100 * r[key]:.2f}" for key in ("oa", "aa", "kappa")) if r else "—"
-                  for r in records.values()]
+        runs = {name: [r for r in found if r["protocol"] == name and label_of(r) == model and r.get("fold") is None]
+                for name in ZOO_PROTOCOLS}
+        first = runs[ZOO_PROTOCOLS[0]]
+        epoch = f"{np.median([r['median_epoch_seconds'] for r in first]):.1f} s" if first else "—"
+        scores = [_zoo_cell(records) for records in runs.values()]
         rows.append(f"| `{model}` | {window}×{window} | {parameters:,} | {epoch} | {' | '.join(scores)} |")
     return "\n".join(rows) + "\n"
+
+
+def _zoo_cell(records):
+    """OA / AA / kappa (mean ± std over ``records``, with their count when more than one), or "—"."""
+    if not records:
+        return "—"
+    cells = []
+    for key in ("oa", "aa", "kappa"):
+        values = 100 * np.array([r[key] for r in records])
+        cells.append(f"{values.mean():.2f} ± {values.std(ddof=1):.2f}" if len(values) > 1 else f"{values.mean():.2f}")
+    return " / ".join(cells) + (f" ({len(records)} seeds)" if len(records) > 1 else "")
 
 
 def main(argv=None):
