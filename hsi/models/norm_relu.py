@@ -62,8 +62,9 @@ def fusable(norm: nn.Module) -> bool:
 
 def batch_norm_relu(norm: nn.modules.batchnorm._BatchNorm, x: torch.Tensor) -> torch.Tensor:
     """``relu(norm(x))``; in training, with gradients, through the fused step above. Its backward pass writes
-    over ``x``, so ``x`` must be a result no other operation uses, such as a convolution's output."""
-    if not (torch.is_grad_enabled() and fusable(norm) and x.grad_fn is not None):
+    over ``x``, so ``x`` must be a result no other operation uses, such as a convolution's output. Mixed precision
+    (a half-precision ``x`` under autocast) runs as PyTorch's."""
+    if not (torch.is_grad_enabled() and fusable(norm) and x.grad_fn is not None and x.dtype == norm.weight.dtype):
         return F.relu(norm(x), inplace=True)
     assert norm.num_batches_tracked is not None and norm.momentum is not None     # fusable
     norm.num_batches_tracked.add_(1)
