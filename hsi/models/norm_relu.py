@@ -29,6 +29,7 @@ class _BatchNormReLU(torch.autograd.Function):
         return y
 
     @staticmethod
+    @torch.autograd.function.once_differentiable      # written in place: no graph of the backward pass
     def backward(ctx: Any, dy: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x, positive, weight, mean, invstd = ctx.saved_tensors
         dims = [0, *range(2, x.dim())]
