@@ -33,6 +33,7 @@ import torch
 import hsi
 from hsi.config import FitOptions, RunConfig
 from hsi.data.splits import is_folded
+from hsi.experiments import format_mean_std
 from hsi.pipeline import resume, train
 from hsi.runfolder import read_history
 
@@ -218,11 +219,7 @@ def found_records(results=RESULTS):
 
 def score_cells(records):
     """The OA, kappa and AA cells (mean ± std over the records) and the leakage cell of a table row."""
-    cells = []
-    for key in ("oa", "kappa", "aa"):
-        values = 100 * np.array([r[key] for r in records])
-        std = values.std(ddof=1) if len(values) > 1 else 0.0
-        cells.append(f"{values.mean():.2f} ± {std:.2f}" if len(values) > 1 else f"{values.mean():.2f}")
+    cells = [format_mean_std(r[key] for r in records) for key in ("oa", "kappa", "aa")]
     leaked = [r["leakage"]["fraction"] for r in records if r.get("leakage")]
     leakage = (f"{100 * np.mean(leaked):.1f}" if leaked else "—") + (
         ", PCA saw test" if records[0]["config"]["pca_fit"] == "scene" else "")
@@ -256,11 +253,8 @@ def _zoo_cell(records):
     """OA / AA / kappa (mean ± std over ``records``, with their count when more than one), or "—"."""
     if not records:
         return "—"
-    cells = []
-    for key in ("oa", "aa", "kappa"):
-        values = 100 * np.array([r[key] for r in records])
-        cells.append(f"{values.mean():.2f} ± {values.std(ddof=1):.2f}" if len(values) > 1 else f"{values.mean():.2f}")
-    return " / ".join(cells) + (f" ({len(records)} seeds)" if len(records) > 1 else "")
+    cells = " / ".join(format_mean_std(r[key] for r in records) for key in ("oa", "aa", "kappa"))
+    return cells + (f" ({len(records)} seeds)" if len(records) > 1 else "")
 
 
 def main(argv=None):
